@@ -1,0 +1,34 @@
+using Bridge.Core.Objects;
+using Orleans.Concurrency;
+
+namespace Bridge.Core.Sessions;
+
+/// <summary>
+/// One client process. Its lease lapses unless renewed; when it lapses or the client says
+/// goodbye, every object the session attached to hears SessionEnded.
+/// </summary>
+[Alias("Bridge.ISessionGrain")]
+public interface ISessionGrain : IGrainWithStringKey
+{
+    Task Start(SessionStart start);
+
+    /// <summary>Renews the lease; NotFound (SessionEnded) when the session has ended.</summary>
+    Task KeepAlive();
+
+    /// <summary>Records that the session uses an object; NotFound when the session has ended.</summary>
+    [AlwaysInterleave]
+    Task Attached(ObjectAddress address);
+
+    [AlwaysInterleave]
+    Task Detached(ObjectAddress address);
+
+    /// <summary>Ends the session now (goodbye). Idempotent.</summary>
+    Task End();
+}
+
+[GenerateSerializer, Immutable, Alias("Bridge.SessionStart")]
+public sealed record SessionStart(
+    [property: Id(0)] string ClientName,
+    [property: Id(1)] int Pid,
+    [property: Id(2)] string Language,
+    [property: Id(3)] TimeSpan Lease);
