@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything Bridge needs on a fresh Debian 12 machine with the .NET 10 SDK:
+# Debian's Python packages (PyPI is not assumed), the .NET build, the published host
+# and the .venv with gilbridge importable. Idempotent: a second run only rebuilds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(python3.11 python3.11-venv python3-venv python3-grpcio python3-protobuf python3-msgpack
+  python3-cloudpickle python3-pytest python3-pytest-timeout python3-tqdm python3-setuptools
+  protobuf-compiler protobuf-compiler-grpc)
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "setup: building the .NET solution and publishing the host to artifacts/host"
+dotnet build Bridge.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+dotnet publish src/Bridge.Host/Bridge.Host.csproj -c Release --no-build -nologo -v quiet -o artifacts/host
+
+PYTHON=/usr/bin/python3.11
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv from Debian's $PYTHON (it sees Debian's Python packages)"
+  "$PYTHON" -m venv --system-site-packages .venv
+fi
+bash scripts/install-package.sh
+.venv/bin/python -c "import gilbridge.multiprocessing" \
+  || { echo "setup: gilbridge is not importable from .venv" >&2; exit 1; }
+echo "setup: ready (.venv/bin/python has gilbridge; host at artifacts/host/Bridge.Host)"

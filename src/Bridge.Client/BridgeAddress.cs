@@ -1,0 +1,69 @@
+using System.Net.Sockets;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Bridge.Client;
+
+/// <summary>
+/// Where a host listens, in the form the Python client reads from GILBRIDGE_ADDRESS:
+/// "unix:/abs/path.sock" or "host:port" (TCP, which needs the host's bearer token).
+/// </summary>
+public sealed record BridgeAddress(string Value, string? Token = null)
+{
+    public bool IsUnixSocket => Value.StartsWith("unix:", StringComparison.Ordinal);
+
+    /// <summary>GILBRIDGE_ADDRESS and GILBRIDGE_TOKEN, or null when the address is not set.</summary>
+    public static BridgeAddress? FromEnvironment()
+    {
+        var value = Environment.GetEnvironmentVariable("GILBRIDGE_ADDRESS");
+        return string.IsNullOrEmpty(value) ? null : new BridgeAddress(value, Environment.GetEnvironmentVariable("GILBRIDGE_TOKEN"));
+    }
+
+    public GrpcChannel CreateChannel()
+    {
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
+        string target;
+        if (IsUnixSocket)
+        {
+            var endpoint = new UnixDomainSocketEndPoint(Value["unix:".Length..]);
+            handler.ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+            target = "http://localhost";
+        }
+        else
+        {
+            target = Value.Contains("://", StringComparison.Ordinal) ? Value : "http://" + Value;
+        }
+
+        var options = new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            MaxReceiveMessageSize = null,
+            MaxSendMessageSize = null,
+        };
+        if (!string.IsNullOrEmpty(Token))
+        {
+            var credentials = CallCredentials.FromInterceptor((_, metadata) =>
+            {
+                metadata.Add("authorization", "Bearer " + Token);
+                return Task.CompletedTask;
+            });
+            options.Credentials = ChannelCredentials.Create(ChannelCredentials.Insecure, credentials);
+            options.UnsafeUseInsecureChannelCallCredentials = true;
+        }
+
+        return GrpcChannel.ForAddress(target, options);
+    }
+}

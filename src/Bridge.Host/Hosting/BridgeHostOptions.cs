@@ -1,0 +1,90 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Host.Hosting;
+
+/// <summary>The host's settings, section "Bridge" (command line: --Bridge:SocketPath=...).</summary>
+internal sealed class BridgeHostOptions
+{
+    public const string SectionName = "Bridge";
+
+    /// <summary>Unix socket to listen on; empty: the per-user default (see <see cref="RuntimePaths"/>).</summary>
+    public string SocketPath { get; set; } = "";
+
+    /// <summary>Also listen on TCP at this port (0: pick a free one); null: no TCP listener.</summary>
+    public int? TcpPort { get; set; }
+
+    public string TcpAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Bearer token every TCP call must carry; required when TCP is on (or env GILBRIDGE_TOKEN).</summary>
+    public string? Token { get; set; }
+
+    /// <summary>Exit after this long with no session; 0: never.</summary>
+    public double IdleTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>A session whose client has not renewed its lease for this long has ended.</summary>
+    public double LeaseSeconds { get; set; } = 5;
+
+    /// <summary>Largest queue item or shared-value write.</summary>
+    public long MaxPayloadBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>File to write the host's pid to while it runs; empty: none.</summary>
+    public string PidFile { get; set; } = "";
+
+    /// <summary>Orleans silo port on loopback; 0: a free one.</summary>
+    public int SiloPort { get; set; }
+
+    public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
+}
+
+internal sealed class BridgeHostOptionsValidator : IValidateOptions<BridgeHostOptions>
+{
+    public ValidateOptionsResult Validate(string? name, BridgeHostOptions options)
+    {
+        var failures = new List<string>();
+        if (!Path.IsPathFullyQualified(options.SocketPath))
+        {
+            failures.Add($"Bridge:SocketPath must be an absolute path (got '{options.SocketPath}')");
+        }
+
+        if (options.TcpPort is { } port)
+        {
+            if (port is < 0 or > 65535)
+            {
+                failures.Add($"Bridge:TcpPort must be 0..65535 (got {port})");
+            }
+
+            if (string.IsNullOrWhiteSpace(options.Token) || options.Token.Length < 16)
+            {
+                failures.Add("Bridge:Token (or GILBRIDGE_TOKEN) of at least 16 characters is required when Bridge:TcpPort is set");
+            }
+
+            if (!IPAddress.TryParse(options.TcpAddress, out _))
+            {
+                failures.Add($"Bridge:TcpAddress must be an IP address (got '{options.TcpAddress}')");
+            }
+        }
+
+        if (!double.IsFinite(options.IdleTimeoutSeconds) || options.IdleTimeoutSeconds < 0)
+        {
+            failures.Add($"Bridge:IdleTimeoutSeconds must be >= 0 (got {options.IdleTimeoutSeconds})");
+        }
+
+        if (!double.IsFinite(options.LeaseSeconds) || options.LeaseSeconds < 0.5 || options.LeaseSeconds > 3600)
+        {
+            failures.Add($"Bridge:LeaseSeconds must be 0.5..3600 (got {options.LeaseSeconds})");
+        }
+
+        if (options.MaxPayloadBytes is < 1024 or > 1L << 30)
+        {
+            failures.Add($"Bridge:MaxPayloadBytes must be 1 KiB..1 GiB (got {options.MaxPayloadBytes})");
+        }
+
+        if (options.SiloPort is < 0 or > 65535)
+        {
+            failures.Add($"Bridge:SiloPort must be 0..65535 (got {options.SiloPort})");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,97 @@
+using System.Net;
+using System.Net.Sockets;
+using Bridge.Core;
+using Bridge.Host.Services;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Host.Hosting;
+
+internal static class HostingExtensions
+{
+    /// <summary>Registers options, Orleans (in-process silo, localhost clustering), gRPC, health and reflection.</summary>
+    public static WebApplicationBuilder AddBridgeHost(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<BridgeHostOptions>()
+            .Bind(builder.Configuration.GetSection(BridgeHostOptions.SectionName))
+            .PostConfigure(o =>
+            {
+                o.SocketPath = string.IsNullOrEmpty(o.SocketPath) ? RuntimePaths.DefaultSocketPath() : o.SocketPath;
+                o.Token = string.IsNullOrEmpty(o.Token) ? Environment.GetEnvironmentVariable("GILBRIDGE_TOKEN") : o.Token;
+            })
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<BridgeHostOptions>, BridgeHostOptionsValidator>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<HostIdentity>();
+        services.AddHostedService<ListenerLifecycle>();
+        services.AddHostedService<IdleShutdownService>();
+        services.AddSingleton<BridgeCallInterceptor>();
+
+        services.AddGrpc(grpc =>
+        {
+            grpc.Interceptors.Add<BridgeCallInterceptor>();
+            grpc.MaxReceiveMessageSize = null;
+            grpc.MaxSendMessageSize = null;
+            grpc.EnableDetailedErrors = true;
+        });
+        services.AddGrpcReflection();
+        services.AddGrpcHealthChecks().AddCheck("bridge", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+
+        builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+
+        // The silo's GC advice and its start-up watchdog notes are noise for a per-user host.
+        builder.Logging.AddFilter("Orleans.Runtime.Silo", LogLevel.Error);
+        builder.Logging.AddFilter("Orleans.Runtime.Watchdog", LogLevel.Error);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+
+        var siloPort = builder.Configuration.GetValue<int>($"{BridgeHostOptions.SectionName}:{nameof(BridgeHostOptions.SiloPort)}");
+        builder.UseOrleans(silo =>
+        {
+            // No gateway: nothing outside this process talks to the silo directly.
+            silo.UseLocalhostClustering(siloPort: siloPort > 0 ? siloPort : FreeLoopbackPort(), gatewayPort: 0);
+            silo.AddBridgeGrains();
+        });
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            var options = kestrel.ApplicationServices.GetRequiredService<IOptions<BridgeHostOptions>>().Value;
+            if (ListenerLifecycle.SomeoneListens(options.SocketPath))
+            {
+                throw new InvalidOperationException($"another Bridge host already answers on {options.SocketPath}");
+            }
+
+            RuntimePaths.PrepareSocketDirectory(options.SocketPath);
+            kestrel.ListenUnixSocket(options.SocketPath, listen => listen.Protocols = HttpProtocols.Http2);
+            if (options.TcpPort is { } port)
+            {
+                kestrel.Listen(IPAddress.Parse(options.TcpAddress), port, listen => listen.Protocols = HttpProtocols.Http2);
+            }
+        });
+        return builder;
+    }
+
+    public static WebApplication MapBridgeServices(this WebApplication app)
+    {
+        app.MapGrpcService<SessionsService>();
+        app.MapGrpcService<SynchronizationService>();
+        app.MapGrpcService<QueuesService>();
+        app.MapGrpcService<SharedValuesService>();
+        app.MapGrpcHealthChecksService();
+        app.MapGrpcReflectionService();
+        return app;
+    }
+
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,22 @@
+namespace Bridge.Host.Hosting;
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Bridge host {Version} (pid {Pid}) listening on unix:{SocketPath}{TcpNote}")]
+    public static partial void Listening(ILogger logger, string version, int pid, string socketPath, string tcpNote);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "No session for {IdleSeconds:F0} s: shutting down")]
+    public static partial void IdleShutdown(ILogger logger, double idleSeconds);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Session {SessionId} started: {Language} pid {Pid} '{ClientName}'")]
+    public static partial void SessionStarted(ILogger logger, string sessionId, string language, int pid, string clientName);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Rejected a TCP call without a valid bearer token from {Remote}")]
+    public static partial void Unauthenticated(ILogger logger, string? remote);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "Unexpected error in {Method}")]
+    public static partial void UnexpectedError(ILogger logger, Exception exception, string method);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Another host already answers on {SocketPath}; exiting")]
+    public static partial void AlreadyRunning(ILogger logger, string socketPath);
+}

@@ -1,0 +1,122 @@
+using System.Security.Cryptography;
+using System.Text;
+using Bridge.Core.Objects;
+using Bridge.Host.Hosting;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Host.Services;
+
+/// <summary>
+/// The one place where calls are authenticated (TCP needs the bearer token; the Unix
+/// socket is private to the user) and domain errors become gRPC statuses. The trailer
+/// "bridge-exception" names the Python exception a Python client raises.
+/// </summary>
+internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options, ILogger<BridgeCallInterceptor> logger) : Interceptor
+{
+    public const string ExceptionTrailer = "bridge-exception";
+
+    private readonly byte[]? _token = string.IsNullOrEmpty(options.Value.Token) ? null : Encoding.UTF8.GetBytes("Bearer " + options.Value.Token);
+
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        Authenticate(context);
+        try
+        {
+            return await continuation(request, context);
+        }
+        catch (Exception ex) when (ex is not RpcException)
+        {
+            throw Translate(ex, context);
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        Authenticate(context);
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (Exception ex) when (ex is not RpcException)
+        {
+            throw Translate(ex, context);
+        }
+    }
+
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        Authenticate(context);
+        try
+        {
+            return await continuation(requestStream, context);
+        }
+        catch (Exception ex) when (ex is not RpcException)
+        {
+            throw Translate(ex, context);
+        }
+    }
+
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        Authenticate(context);
+        try
+        {
+            await continuation(requestStream, responseStream, context);
+        }
+        catch (Exception ex) when (ex is not RpcException)
+        {
+            throw Translate(ex, context);
+        }
+    }
+
+    private void Authenticate(ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        if (http.Connection.LocalIpAddress is null)
+        {
+            return;
+        }
+
+        var presented = context.RequestHeaders.GetValue("authorization");
+        if (_token is null || presented is null || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), _token))
+        {
+            Log.Unauthenticated(logger, http.Connection.RemoteIpAddress?.ToString());
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "a valid 'authorization: Bearer <token>' header is required on TCP"));
+        }
+    }
+
+    private RpcException Translate(Exception exception, ServerCallContext context)
+    {
+        switch (exception)
+        {
+            case BridgeException bridge:
+                return WithPythonException(StatusOf(bridge.Code), bridge.Message, bridge.PythonException);
+            case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
+                return new RpcException(new Status(StatusCode.Cancelled, "the call was cancelled by the client"));
+            case TimeoutException:
+                return WithPythonException(StatusCode.DeadlineExceeded, exception.Message, "TimeoutError");
+            default:
+                Log.UnexpectedError(logger, exception, context.Method);
+                return WithPythonException(StatusCode.Internal, $"{exception.GetType().Name}: {exception.Message}", "RuntimeError");
+        }
+    }
+
+    private static RpcException WithPythonException(StatusCode code, string message, string pythonException) =>
+        new(new Status(code, message), new Metadata { { ExceptionTrailer, pythonException } }, message);
+
+    private static StatusCode StatusOf(BridgeErrorCode code) => code switch
+    {
+        BridgeErrorCode.InvalidArgument => StatusCode.InvalidArgument,
+        BridgeErrorCode.NotFound => StatusCode.NotFound,
+        BridgeErrorCode.AlreadyExists => StatusCode.AlreadyExists,
+        BridgeErrorCode.FailedPrecondition => StatusCode.FailedPrecondition,
+        BridgeErrorCode.ResourceExhausted => StatusCode.ResourceExhausted,
+        _ => StatusCode.Unknown,
+    };
+}

@@ -1,0 +1,62 @@
+using Bridge.Contracts.V1;
+using Bridge.Core.Objects;
+using Bridge.Core.Sessions;
+using Bridge.Host.Hosting;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Host.Services;
+
+internal sealed class SessionsService(
+    IGrainFactory grains,
+    SessionTracker tracker,
+    HostIdentity identity,
+    IOptions<BridgeHostOptions> options,
+    ILogger<SessionsService> logger) : Sessions.SessionsBase
+{
+    private readonly BridgeHostOptions _options = options.Value;
+
+    public override async Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
+    {
+        var sessionId = Guid.NewGuid().ToString("N");
+        var language = string.IsNullOrEmpty(request.Language) ? "unknown" : request.Language;
+        await grains.GetGrain<ISessionGrain>(sessionId)
+            .Start(new SessionStart(request.ClientName, request.Pid, language, _options.Lease));
+        Log.SessionStarted(logger, sessionId, language, request.Pid, request.ClientName);
+        return new HelloReply { SessionId = sessionId, LeaseSeconds = _options.LeaseSeconds, Host = Info() };
+    }
+
+    public override async Task<KeepAliveReply> KeepAlive(KeepAliveRequest request, ServerCallContext context)
+    {
+        await grains.GetGrain<ISessionGrain>(Requests.Session(request.SessionId)).KeepAlive();
+        return new KeepAliveReply { LeaseSeconds = _options.LeaseSeconds };
+    }
+
+    public override async Task<GoodbyeReply> Goodbye(GoodbyeRequest request, ServerCallContext context)
+    {
+        await grains.GetGrain<ISessionGrain>(Requests.Session(request.SessionId)).End();
+        return new GoodbyeReply();
+    }
+
+    public override async Task<DetachReply> Detach(DetachRequest request, ServerCallContext context)
+    {
+        var sessionId = Requests.Session(request.SessionId);
+        ObjectNames.Validate(request.Name, creating: false);
+        var address = new ObjectAddress(Requests.FamilyOf(request.Kind), request.Name);
+        await grains.GetGrain<ISessionGrain>(sessionId).Detached(address);
+        await ObjectGrains.Get(grains, address).Detach(sessionId);
+        return new DetachReply();
+    }
+
+    public override Task<HostInfo> GetHostInfo(HostInfoRequest request, ServerCallContext context) => Task.FromResult(Info());
+
+    private HostInfo Info() => new()
+    {
+        Version = identity.Version,
+        Pid = identity.Pid,
+        CpuCount = HostIdentity.CpuCount,
+        MaxPayloadBytes = _options.MaxPayloadBytes,
+        ActiveSessions = tracker.ActiveCount,
+        UptimeSeconds = identity.Uptime.TotalSeconds,
+    };
+}
