@@ -1,0 +1,89 @@
+"""Command line: ``python -m gilbridge host start|stop|status``.
+
+Exit codes: 0 success; 3 "not running" (status); 1 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import _host
+
+EXIT_NOT_RUNNING = 3
+
+
+def _cmd_host_start(args: argparse.Namespace) -> int:
+    address = _host.configured_address()
+    info = _host.ensure_host(address)
+    print(f"Bridge host running: pid {info.pid}, address {address.target}, version {info.version}")
+    return 0
+
+
+def _cmd_host_status(args: argparse.Namespace) -> int:
+    address = _host.configured_address()
+    info = _host.probe(address)
+    if info is None:
+        print(f"Bridge host not running (address {address.target})")
+        return EXIT_NOT_RUNNING
+    print(f"address:   {address.target}")
+    print(f"version:   {info.version}")
+    print(f"pid:       {info.pid}")
+    print(f"sessions:  {info.active_sessions}")
+    print(f"uptime:    {info.uptime_seconds:.1f} s")
+    print(f"cpu_count: {info.cpu_count}")
+    print(f"max_payload_bytes: {info.max_payload_bytes}")
+    return 0
+
+
+def _cmd_host_stop(args: argparse.Namespace) -> int:
+    address = _host.configured_address()
+    pid: int | None = None
+    if address.is_default:
+        pid = _host.read_pid_file(_host.runtime_dir(create=False))
+        if pid is not None and not _host.pid_alive(pid):
+            pid = None
+    if pid is None:
+        info = _host.probe(address)
+        pid = int(info.pid) if info is not None else None
+    if pid is None:
+        print(f"Bridge host not running (address {address.target})")
+        return 0
+    graceful = _host.stop_host(pid, timeout=args.timeout)
+    print(f"Bridge host pid {pid} stopped" + ("" if graceful else " (killed)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gilbridge",
+        description="Bridge: multiprocessing objects served by a .NET host.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    host = commands.add_parser("host", help="start, stop or inspect the local host")
+    host_commands = host.add_subparsers(dest="host_command", metavar="ACTION")
+    host_commands.required = True
+    start = host_commands.add_parser("start", help="start the default host if it is not running")
+    start.set_defaults(func=_cmd_host_start)
+    stop = host_commands.add_parser("stop", help="stop the host (SIGTERM, then SIGKILL)")
+    stop.add_argument("--timeout", type=float, default=15.0,
+                      help="seconds to wait after SIGTERM before SIGKILL (default 15)")
+    stop.set_defaults(func=_cmd_host_stop)
+    status = host_commands.add_parser("status", help="print version, pid, sessions, uptime")
+    status.set_defaults(func=_cmd_host_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (RuntimeError, ConnectionError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""MessagePack payload codec: how Python objects travel as queue items.
+
+Rules (shared with every other client language, see design.md "Serialization"):
+
+* Plain data is native MessagePack, readable by any language: ``None``, ``bool``,
+  ``int`` within the int64/uint64 range, ``float``, ``str``, ``bytes``, ``list`` and
+  ``dict`` of exactly those types (subclasses do not count as plain data).
+* A ``tuple`` (exactly ``tuple``) is ``ExtType(2, packb(list(elements)))``, packed
+  recursively with these same rules, so tuples come back as tuples in Python while other
+  languages can read the payload as an array.
+* Any other object -- including subclasses of the plain types (``namedtuple``,
+  ``IntEnum``, ``OrderedDict``, ``bool`` subclasses ...), integers outside 64 bits,
+  ``bytearray``, ``set`` -- is ``ExtType(1, pickle.dumps(obj, protocol=5))``: a Python-only
+  item that other languages can recognise as such.
+
+Decoding maps ExtType 1 and 2 back; any other extension is returned as a
+``msgpack.ExtType`` untouched.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, Final
+
+import msgpack
+
+__all__ = ["EXT_PICKLE", "EXT_TUPLE", "PayloadTooLarge", "decode", "encode"]
+
+EXT_PICKLE: Final = 1
+EXT_TUPLE: Final = 2
+
+
+class PayloadTooLarge(ValueError):
+    """An encoded payload is larger than the host accepts (``max_payload_bytes``)."""
+
+
+class _AsPickle:
+    """Marks an object msgpack would pack natively even with ``strict_types``
+    (``bytearray``, ``memoryview``) so that it travels pickled like any non-plain type."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+
+_SCALARS: Final = frozenset({type(None), bool, int, float, str, bytes})
+_BUFFERS: Final = (bytearray, memoryview)
+
+
+def _has_buffer(obj: Any) -> bool:
+    """Whether a plain container holds a ``bytearray``/``memoryview`` anywhere."""
+    t = type(obj)
+    if t is list or t is tuple:
+        for x in obj:
+            tx = type(x)
+            if tx in _SCALARS:
+                continue
+            if tx in _BUFFERS or ((tx is list or tx is tuple or tx is dict) and _has_buffer(x)):
+                return True
+        return False
+    if t is dict:
+        return any(_has_buffer(k) or _has_buffer(v) for k, v in obj.items())
+    return t in _BUFFERS
+
+
+def _mark_buffers(obj: Any) -> Any:
+    """A copy of a plain structure with every buffer wrapped in :class:`_AsPickle`."""
+    t = type(obj)
+    if t is list:
+        return [_mark_buffers(x) for x in obj]
+    if t is tuple:
+        return tuple(_mark_buffers(x) for x in obj)
+    if t is dict:
+        return {_mark_buffers(k): _mark_buffers(v) for k, v in obj.items()}
+    if t in _BUFFERS:
+        return _AsPickle(obj)
+    return obj
+
+
+def _default(obj: Any) -> msgpack.ExtType:
+    if type(obj) is _AsPickle:
+        obj = obj.obj
+    elif type(obj) is tuple:
+        return msgpack.ExtType(EXT_TUPLE, _pack(list(obj)))
+    try:
+        return msgpack.ExtType(EXT_PICKLE, pickle.dumps(obj, protocol=5))
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise TypeError(f"cannot send {type(obj).__qualname__} object: {exc}") from exc
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True, strict_types=True, default=_default)
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == EXT_TUPLE:
+        return tuple(_unpack(data))
+    if code == EXT_PICKLE:
+        return pickle.loads(data)
+    return msgpack.ExtType(code, data)
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)
+
+
+def encode(obj: Any, limit: int | None = None) -> bytes:
+    """Encode ``obj`` as one MessagePack document.
+
+    ``limit`` is the host's ``max_payload_bytes``: a larger payload raises
+    :class:`PayloadTooLarge` (a ``ValueError``) naming its size and the limit, before
+    anything is sent. Objects that cannot be pickled raise ``TypeError``.
+    """
+    if type(obj) not in _SCALARS and _has_buffer(obj):
+        obj = _mark_buffers(obj)
+    data = _pack(obj)
+    if limit is not None and limit > 0 and len(data) > limit:
+        raise PayloadTooLarge(
+            f"payload of {len(data)} bytes exceeds the host's limit of {limit} bytes "
+            f"(max_payload_bytes)"
+        )
+    return data
+
+
+def decode(data: bytes) -> Any:
+    """Decode one MessagePack document produced by :func:`encode` (or any client)."""
+    return _unpack(data)

@@ -1,0 +1,416 @@
+"""The per-process connection to the Bridge host: the package's only global state.
+
+One :class:`Connection` per OS process, created lazily by :func:`get_connection` on the
+first object creation (so ``import gilbridge`` does not import grpc). It owns:
+
+* the gRPC channel and the four service stubs,
+* the session (Hello at start, Goodbye at exit) and its lease, renewed by a daemon
+  thread calling KeepAlive every lease/3 seconds; if the host says the session ended
+  (the process was stopped longer than the lease) a new session is started with a
+  warning,
+* the per-process reference counts of live proxies, so that the last proxy of an object
+  collected in this process sends Detach (from the background thread, never from a
+  garbage-collection callback, never during interpreter shutdown),
+* the queues whose buffered puts and pending acks must be flushed before Goodbye.
+
+After ``os.fork()`` the child must not touch the parent's channel: an at-fork handler
+drops the child's reference (keeping the object alive, unclosed, so nothing is sent on
+the parent's socket) and the child creates its own connection on first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import queue
+import sys
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from . import _host
+from ._errors import translate
+
+if TYPE_CHECKING:  # pragma: no cover
+    import grpc
+
+    from ._proto.bridge.v1 import sessions_pb2
+
+__all__ = ["Connection", "get_connection", "LONG_WAIT_THRESHOLD"]
+
+# Blocking calls that may wait longer than this (seconds) go through a future polled in
+# short slices, so that Ctrl-C interrupts them; shorter ones use the plain blocking call.
+LONG_WAIT_THRESHOLD = 0.5
+_POLL_SLICE = 0.25
+
+_R = TypeVar("_R")
+
+
+class _AtExitFlushable(Protocol):
+    def _at_exit(self) -> None: ...
+
+
+class Connection:
+    """A session with the Bridge host over one gRPC channel. Thread-safe."""
+
+    def __init__(self, address: _host.Address) -> None:
+        import grpc
+
+        from ._proto.bridge.v1 import (
+            queues_pb2_grpc,
+            sessions_pb2,
+            sessions_pb2_grpc,
+            synchronization_pb2_grpc,
+            values_pb2_grpc,
+        )
+
+        self._grpc = grpc
+        self._pb = sessions_pb2
+        self.pid = os.getpid()
+        self.address = address
+        self.metadata = address.metadata()
+        self.channel = grpc.insecure_channel(address.target, options=_host.CHANNEL_OPTIONS)
+        self.sessions = sessions_pb2_grpc.SessionsStub(self.channel)
+        self.sync = synchronization_pb2_grpc.SynchronizationStub(self.channel)
+        self.queues = queues_pb2_grpc.QueuesStub(self.channel)
+        self.values = values_pb2_grpc.SharedValuesStub(self.channel)
+
+        self._session_lock = threading.Lock()
+        self._refs_lock = threading.Lock()
+        self._refs: dict[tuple[int, str], int] = {}
+        self._background_work: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._flushables: weakref.WeakSet[_AtExitFlushable] = weakref.WeakSet()
+        self.closed = False
+
+        self.session_id = ""
+        self.lease_seconds = 0.0
+        self.host_info: sessions_pb2.HostInfo
+        self._hello()
+        self._thread = threading.Thread(
+            target=self._background, name="gilbridge-keepalive", daemon=True
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------------ session
+
+    def _hello(self) -> None:
+        argv = " ".join(sys.argv) if sys.argv and sys.argv[0] else "<interactive>"
+        request = self._pb.HelloRequest(
+            client_name=f"python {argv}", pid=os.getpid(), language="python"
+        )
+        try:
+            reply = self.sessions.Hello(request, metadata=self.metadata, timeout=30)
+        except self._grpc.RpcError as err:
+            raise translate(err, self.address.target) from None
+        self.session_id = reply.session_id
+        self.lease_seconds = reply.lease_seconds or 5.0
+        self.host_info = reply.host
+
+    def _renew_session(self, old_session: str, reason: str) -> None:
+        with self._session_lock:
+            if self.closed or self.session_id != old_session:
+                return  # another thread renewed it already
+            self._hello()
+            new_session = self.session_id
+        warnings.warn(
+            f"gilbridge: session {old_session} ended ({reason}); started session "
+            f"{new_session}. Locks it held were released and its unacknowledged queue "
+            f"items returned to their queues.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    @property
+    def max_payload(self) -> int:
+        """The host's ``max_payload_bytes`` (0 when it reports no limit)."""
+        return int(self.host_info.max_payload_bytes)
+
+    def host_info_now(self) -> sessions_pb2.HostInfo:
+        """A fresh GetHostInfo."""
+        return self.call(self.sessions.GetHostInfo, self._pb.HostInfoRequest())
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, method: Any, request: Any, *, long_wait: bool = False,
+             on_interrupt: Callable[[Any], None] | None = None) -> Any:
+        """Invoke a unary method, translating failures into Python exceptions.
+
+        ``long_wait``: the call may block for long (an unbounded or > 0.5 s wait); it is
+        then run as a future polled every 0.25 s so that KeyboardInterrupt cancels it
+        (``on_interrupt(future)`` runs after the cancel, before re-raising, to undo a
+        result that raced with the cancel). If the host says this session has ended, a
+        new session is started and the call is retried once with it.
+        """
+        grpc = self._grpc
+        for attempt in (0, 1):
+            sid = _session_of(request)
+            try:
+                if long_wait:
+                    return self._wait_future(method, request, on_interrupt)
+                return method(request, metadata=self.metadata)
+            except grpc.RpcError as err:
+                exc = translate(err, self.address.target)
+            if (
+                attempt == 0
+                and isinstance(exc, ConnectionResetError)
+                and sid
+                and not self.closed
+            ):
+                self._renew_session(sid, str(exc))
+                _set_session(request, self.session_id)
+                continue
+            raise exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_future(self, method: Any, request: Any,
+                     on_interrupt: Callable[[Any], None] | None) -> Any:
+        future = method.future(request, metadata=self.metadata)
+        try:
+            while True:
+                try:
+                    return future.result(timeout=_POLL_SLICE)
+                except self._grpc.FutureTimeoutError:
+                    continue
+        except KeyboardInterrupt:
+            future.cancel()
+            if on_interrupt is not None:
+                try:
+                    on_interrupt(future)
+                except Exception:  # noqa: BLE001 - best effort while interrupted
+                    pass
+            raise
+
+    # ------------------------------------------------------------------ references
+
+    def add_ref(self, kind: int, name: str) -> None:
+        """Count one more live proxy of (kind, name) in this process."""
+        with self._refs_lock:
+            key = (kind, name)
+            self._refs[key] = self._refs.get(key, 0) + 1
+
+    def drop_ref(self, kind: int, name: str) -> None:
+        """Undo :meth:`add_ref` after a failed attach (sends nothing)."""
+        with self._refs_lock:
+            key = (kind, name)
+            n = self._refs.get(key, 0) - 1
+            if n > 0:
+                self._refs[key] = n
+            else:
+                self._refs.pop(key, None)
+
+    def release_ref_later(self, kind: int, name: str) -> None:
+        """Called from a proxy's finalizer: queue the decrement for the background thread
+        (safe from any thread and from garbage collection)."""
+        self.run_in_background(functools.partial(self._release_ref, (kind, name)))
+
+    def run_in_background(self, work: Callable[[], object]) -> None:
+        """Run ``work`` on the keep-alive thread (used by finalizers, which must not make
+        RPCs themselves). Safe from garbage-collection callbacks."""
+        if not self.closed:
+            self._background_work.put(work)
+
+    def _release_ref(self, key: tuple[int, str]) -> None:
+        from ._proto.bridge.v1 import sessions_pb2
+
+        with self._refs_lock:
+            n = self._refs.get(key, 0) - 1
+            if n > 0:
+                self._refs[key] = n
+                return
+            self._refs.pop(key, None)
+            if self.closed or sys.is_finalizing():
+                return
+            try:
+                self.sessions.Detach(
+                    sessions_pb2.DetachRequest(session_id=self.session_id, kind=key[0], name=key[1]),
+                    metadata=self.metadata,
+                    timeout=10,
+                )
+            except Exception:  # noqa: BLE001 - detach is best effort
+                pass
+
+    def ref_count(self, kind: int, name: str) -> int:
+        with self._refs_lock:
+            return self._refs.get((kind, name), 0)
+
+    def register_flushable(self, obj: _AtExitFlushable) -> None:
+        """Flush ``obj`` (a queue) at exit, before Goodbye."""
+        self._flushables.add(obj)
+
+    # ------------------------------------------------------------------ background
+
+    def _background(self) -> None:
+        grpc = self._grpc
+        interval = max(self.lease_seconds / 3.0, 0.05)
+        next_keepalive = time.monotonic() + interval
+        while not self.closed and os.getpid() == self.pid:
+            wait = next_keepalive - time.monotonic()
+            item: Callable[[], object] | None = None
+            if wait > 0:
+                try:
+                    item = self._background_work.get(timeout=wait)
+                except queue.Empty:
+                    item = None
+            if self.closed:
+                return
+            if item is not None:
+                try:
+                    item()
+                except Exception:  # noqa: BLE001 - background work is best effort
+                    pass
+                continue
+            sid = self.session_id
+            try:
+                reply = self.sessions.KeepAlive(
+                    self._pb.KeepAliveRequest(session_id=sid),
+                    metadata=self.metadata,
+                    timeout=max(interval, 1.0),
+                )
+                if reply.lease_seconds > 0:
+                    interval = max(reply.lease_seconds / 3.0, 0.05)
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.NOT_FOUND and not self.closed:
+                    try:
+                        self._renew_session(sid, "its lease lapsed")
+                    except Exception:  # noqa: BLE001 - host unreachable: retry next round
+                        pass
+                # UNAVAILABLE etc.: the next user call reports it.
+            except Exception:  # noqa: BLE001 - never let the keep-alive thread die
+                pass
+            next_keepalive = time.monotonic() + interval
+
+    # ------------------------------------------------------------------ shutdown
+
+    def close(self) -> None:
+        """Flush queues, say Goodbye and close the channel. Idempotent."""
+        if self.closed or os.getpid() != self.pid:
+            return
+        for obj in list(self._flushables):
+            try:
+                obj._at_exit()
+            except Exception as exc:  # noqa: BLE001 - report, keep shutting down
+                print(f"gilbridge: flushing {obj!r} at exit failed: {exc}", file=sys.stderr)
+        self.closed = True
+        self._background_work.put(None)
+        try:
+            self.sessions.Goodbye(
+                self._pb.GoodbyeRequest(session_id=self.session_id),
+                metadata=self.metadata,
+                timeout=5,
+            )
+        except Exception:  # noqa: BLE001 - the lease ends the session anyway
+            pass
+        try:
+            self.channel.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __repr__(self) -> str:
+        return f"<gilbridge Connection {self.address.target} session={self.session_id}>"
+
+
+def _session_of(request: Any) -> str:
+    if hasattr(request, "target"):
+        return str(request.target.session_id)
+    return str(getattr(request, "session_id", ""))
+
+
+def _set_session(request: Any, session_id: str) -> None:
+    if hasattr(request, "target"):
+        request.target.session_id = session_id
+    elif hasattr(request, "session_id"):
+        request.session_id = session_id
+
+
+# ---------------------------------------------------------------------- the one instance
+
+_connection: Connection | None = None
+_connection_lock = threading.Lock()
+# Connections inherited from a parent through fork(): kept referenced (never closed or
+# collected) so that nothing in the child touches the parent's channel.
+_inherited: list[Connection] = []
+_exit_hooks_pid = 0
+
+
+def get_connection() -> Connection:
+    """This process's connection, created (and the default host started) on first use.
+
+    Blocks while connecting; up to 30 s if the default host has to be started.
+    """
+    conn = _connection
+    if conn is not None and conn.pid == os.getpid():
+        return conn
+    return _connect()
+
+
+def current_connection() -> Connection | None:
+    """This process's connection if one exists (never creates one)."""
+    conn = _connection
+    if conn is not None and conn.pid == os.getpid() and not conn.closed:
+        return conn
+    return None
+
+
+def _connect() -> Connection:
+    global _connection
+    with _connection_lock:
+        conn = _connection
+        if conn is not None and conn.pid == os.getpid():
+            return conn
+        if conn is not None:
+            _inherited.append(conn)
+        address = _host.configured_address()
+        if address.is_default:
+            _host.ensure_host(address)
+        conn = Connection(address)
+        _connection = conn
+        _install_exit_hooks()
+        return conn
+
+
+def _install_exit_hooks() -> None:
+    global _exit_hooks_pid
+    if _exit_hooks_pid == os.getpid():
+        return
+    _exit_hooks_pid = os.getpid()
+    atexit.register(_close_current)
+    # A child started by multiprocessing with "fork" ends with os._exit() after running
+    # multiprocessing's own finalizers, never atexit: hook into those as well.
+    try:
+        from multiprocessing import util
+
+        util.Finalize(None, _close_current, exitpriority=-100)
+    except Exception:  # noqa: BLE001 - multiprocessing unavailable: atexit suffices
+        pass
+
+
+def _close_current() -> None:
+    conn = _connection
+    if conn is not None and conn.pid == os.getpid():
+        conn.close()
+
+
+def _after_fork_in_child() -> None:
+    global _connection, _connection_lock, _exit_hooks_pid
+    _connection_lock = threading.Lock()  # another thread may have held it at fork time
+    conn = _connection
+    if conn is not None:
+        _inherited.append(conn)
+        _connection = None
+    _exit_hooks_pid = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def release_ref_from_finalizer(pid: int, kind: int, name: str) -> None:
+    """``weakref.finalize`` callback of a proxy created in process ``pid``."""
+    if sys.is_finalizing():
+        return
+    conn = _connection
+    if conn is not None and conn.pid == pid == os.getpid():
+        conn.release_ref_later(kind, name)

@@ -1,0 +1,294 @@
+"""Finding, starting and stopping the local Bridge host.
+
+Only the DEFAULT address (a Unix socket in the per-user runtime directory) is ever
+auto-started. When ``GILBRIDGE_ADDRESS`` is set the client connects there and never
+starts anything.
+
+Runtime directory (created with mode 0700):
+``$GILBRIDGE_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/gilbridge``, else
+``/tmp/gilbridge-<uid>``. It holds ``host.sock``, ``host.pid``, ``host.log`` and
+``start.lock`` (an ``flock`` taken while starting, so two clients starting at once start
+one host).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._proto.bridge.v1 import sessions_pb2
+
+__all__ = [
+    "Address",
+    "configured_address",
+    "ensure_host",
+    "find_host_executable",
+    "probe",
+    "read_pid_file",
+    "runtime_dir",
+    "stop_host",
+]
+
+ENV_ADDRESS: Final = "GILBRIDGE_ADDRESS"
+ENV_TOKEN: Final = "GILBRIDGE_TOKEN"
+ENV_RUNTIME_DIR: Final = "GILBRIDGE_RUNTIME_DIR"
+ENV_HOST_PATH: Final = "GILBRIDGE_HOST_PATH"
+ENV_IDLE_TIMEOUT: Final = "GILBRIDGE_IDLE_TIMEOUT"
+
+START_TIMEOUT: Final = 30.0
+DEFAULT_IDLE_TIMEOUT: Final = 300
+
+# Unlimited in both directions: the host enforces max_payload_bytes itself.
+CHANNEL_OPTIONS: Final = (
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+)
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where the host listens. ``target`` is what ``grpc.insecure_channel`` takes."""
+
+    target: str
+    is_default: bool
+    token: str | None = None
+
+    @property
+    def socket_path(self) -> Path | None:
+        if self.target.startswith("unix:"):
+            return Path(self.target[len("unix:") :].removeprefix("//"))
+        return None
+
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        if self.token:
+            return (("authorization", f"Bearer {self.token}"),)
+        return None
+
+    def __str__(self) -> str:
+        return self.target
+
+
+def runtime_dir(create: bool = True) -> Path:
+    """The per-user runtime directory (created 0700 when ``create``)."""
+    env = os.environ.get(ENV_RUNTIME_DIR)
+    if env:
+        path = Path(env)
+    elif os.environ.get("XDG_RUNTIME_DIR"):
+        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "gilbridge"
+    else:
+        path = Path(f"/tmp/gilbridge-{os.getuid()}")
+    path = path.absolute()
+    if create:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.stat()
+        if st.st_uid != os.getuid():
+            raise PermissionError(f"runtime directory {path} belongs to another user")
+        if st.st_mode & 0o077:
+            os.chmod(path, 0o700)
+    return path
+
+
+def configured_address() -> Address:
+    """The address from ``GILBRIDGE_ADDRESS`` (``unix:/abs/path`` or ``host:port``), else
+    the default Unix socket ``<runtime_dir>/host.sock``."""
+    env = os.environ.get(ENV_ADDRESS, "").strip()
+    if env:
+        if env.startswith("unix:"):
+            return Address(env, is_default=False)
+        target = env.removeprefix("tcp://").removeprefix("http://")
+        return Address(target, is_default=False, token=os.environ.get(ENV_TOKEN) or None)
+    return Address(f"unix:{runtime_dir(create=False) / 'host.sock'}", is_default=True)
+
+
+def probe(address: Address, timeout: float = 2.0) -> sessions_pb2.HostInfo | None:
+    """GetHostInfo from the host at ``address``, or None when nothing answers."""
+    sock = address.socket_path
+    if sock is not None and not sock.exists():
+        return None
+    import grpc
+
+    from ._proto.bridge.v1 import sessions_pb2, sessions_pb2_grpc
+
+    channel = grpc.insecure_channel(address.target, options=CHANNEL_OPTIONS)
+    try:
+        stub = sessions_pb2_grpc.SessionsStub(channel)
+        try:
+            return stub.GetHostInfo(
+                sessions_pb2.HostInfoRequest(), timeout=timeout, metadata=address.metadata()
+            )
+        except grpc.RpcError as err:
+            if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return None
+            from ._errors import translate
+
+            raise translate(err, address.target) from None
+    finally:
+        channel.close()
+
+
+def find_host_executable() -> Path:
+    """``$GILBRIDGE_HOST_PATH``, else ``<repo>/artifacts/host/Bridge.Host``."""
+    env = os.environ.get(ENV_HOST_PATH)
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "artifacts/host/Bridge.Host"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"cannot start the Bridge host: no executable at {path} "
+            f"(set {ENV_HOST_PATH} or {ENV_ADDRESS})"
+        )
+    return path
+
+
+def read_pid_file(rdir: Path) -> int | None:
+    try:
+        return int((rdir / "host.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _log_tail(log: Path, lines: int = 30) -> str:
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+def _idle_timeout() -> int:
+    raw = os.environ.get(ENV_IDLE_TIMEOUT)
+    if not raw:
+        return DEFAULT_IDLE_TIMEOUT
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise ValueError(f"{ENV_IDLE_TIMEOUT} must be a number of seconds, got {raw!r}") from None
+
+
+def ensure_host(address: Address | None = None) -> sessions_pb2.HostInfo:
+    """Return the running default host's info, starting the host when none answers.
+
+    Blocks up to 30 s while a new host starts; raises RuntimeError (with the tail of
+    ``host.log``) when it does not become ready, or ConnectionError for a configured
+    (non-default) address that does not answer.
+    """
+    address = address or configured_address()
+    info = probe(address)
+    if info is not None:
+        return info
+    if not address.is_default:
+        from ._errors import HostUnavailableError
+
+        raise HostUnavailableError(f"Bridge host unavailable at {address.target}")
+    rdir = runtime_dir()
+    with open(rdir / "start.lock", "a+b") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            info = probe(address)
+            if info is not None:
+                return info
+            return _start_locked(rdir, address)
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+def _start_locked(rdir: Path, address: Address) -> sessions_pb2.HostInfo:
+    sock = rdir / "host.sock"
+    log = rdir / "host.log"
+    pid = read_pid_file(rdir)
+    proc: subprocess.Popen[bytes] | None = None
+    if pid is not None and pid_alive(pid) and _is_bridge_host(pid):
+        # A host is still starting (or stuck): wait for it rather than start a second.
+        pass
+    else:
+        exe = find_host_executable()
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [
+                    str(exe),
+                    f"--Bridge:SocketPath={sock}",
+                    f"--Bridge:PidFile={rdir / 'host.pid'}",
+                    f"--Bridge:IdleTimeoutSeconds={_idle_timeout()}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                cwd=str(rdir),
+            )
+        pid = proc.pid
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        info = probe(address, timeout=1.0)
+        if info is not None:
+            return info
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(
+                f"the Bridge host exited with status {proc.returncode} while starting; "
+                f"{log} ends with:\n{_log_tail(log)}"
+            )
+        if proc is None and pid is not None and not pid_alive(pid):
+            # The other starter's host died: start our own.
+            return _start_locked(rdir, address)
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"the Bridge host (pid {pid}) did not answer at {address.target} within "
+        f"{START_TIMEOUT:.0f} s; {log} ends with:\n{_log_tail(log)}"
+    )
+
+
+def _is_bridge_host(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"Bridge.Host" in cmdline
+
+
+def stop_host(pid: int, timeout: float = 15.0) -> bool:
+    """SIGTERM ``pid`` and wait up to ``timeout`` s for it to exit, then SIGKILL it.
+
+    Returns True when it stopped after SIGTERM, False when SIGKILL was needed.
+    """
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    for _ in range(100):
+        if not pid_alive(pid):
+            break
+        time.sleep(0.05)
+    else:
+        print(f"warning: host pid {pid} survived SIGKILL", file=sys.stderr)
+    return False

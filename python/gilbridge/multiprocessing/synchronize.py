@@ -1,0 +1,545 @@
+"""Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier, living in the
+Bridge host, with the semantics (signatures, return values, exceptions) of
+``multiprocessing.synchronize``.
+
+Every method is one or a few RPCs (~50-100 us each). Methods that wait (``acquire``,
+``Event.wait``, ``Condition.wait``, ``Barrier.wait``) block for at most ``timeout``
+seconds, or until done when ``timeout`` is None; long waits stay interruptible by
+Ctrl-C. Ownership (RLock, Condition) is per (process, thread).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from .._connection import Connection, get_connection
+from ._base import (
+    BARRIER,
+    BOUNDED_SEMAPHORE,
+    CONDITION,
+    EVENT,
+    KIND_NAMES,
+    LOCK,
+    RLOCK,
+    SEMAPHORE,
+    BridgeObject,
+    check_timeout,
+    owner,
+    wait_policy,
+)
+
+__all__ = [
+    "Barrier",
+    "BoundedSemaphore",
+    "Condition",
+    "Event",
+    "Lock",
+    "RLock",
+    "Semaphore",
+    "attach",
+]
+
+_T = TypeVar("_T")
+
+
+def _pb() -> Any:
+    from .._proto.bridge.v1 import synchronization_pb2
+
+    return synchronization_pb2
+
+
+# --------------------------------------------------------------------------- locks
+
+
+class SemLock(BridgeObject):
+    """Common base of Lock, RLock, Semaphore and BoundedSemaphore (the host's lock family)."""
+
+    _KIND: ClassVar[int]
+
+    def __init__(self, value: int = 1, *, name: str | None = None, create: bool = True) -> None:
+        kind = self._KIND
+        if kind in (SEMAPHORE, BOUNDED_SEMAPHORE):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"semaphore value must be an int, not {type(value).__name__}")
+            if value < 0:
+                raise ValueError("semaphore initial value must be >= 0")
+        pb = _pb()
+
+        def rpc(conn: Connection, obj_name: str, mode: int) -> Any:
+            return conn.call(
+                conn.sync.CreateLock,
+                pb.CreateLockRequest(
+                    session_id=conn.session_id, name=obj_name, mode=mode, kind=kind,
+                    initial_value=value if kind in (SEMAPHORE, BOUNDED_SEMAPHORE) else 0,
+                ),
+            )
+
+        conn, reply, obj_name = self._open(kind, name, create, rpc)
+        try:
+            if reply.kind != kind:
+                raise TypeError(
+                    f"object {obj_name!r} is a {KIND_NAMES.get(reply.kind, reply.kind)}, "
+                    f"not a {KIND_NAMES[kind]}"
+                )
+        except BaseException:
+            conn.drop_ref(kind, obj_name)
+            raise
+        self._init_local()
+        self._bind(conn, kind, obj_name)
+
+    @classmethod
+    def _wrap(cls: type[_T], conn: Connection, name: str) -> _T:
+        """A proxy for an object known to exist (no RPC); the session attaches on its
+        first call."""
+        self = cls.__new__(cls)
+        assert isinstance(self, SemLock)
+        conn.add_ref(self._KIND, name)
+        self._init_local()
+        self._bind(conn, self._KIND, name)
+        return self
+
+    def _init_local(self) -> None:
+        pass
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Acquire; returns True on success. ``block=False`` never waits; otherwise waits
+        at most ``timeout`` seconds (forever when None) and returns False on timeout."""
+        return self._acquire(block, timeout, 1)
+
+    def _acquire(self, block: bool, timeout: object, count: int) -> bool:
+        policy, long_wait = wait_policy(block, timeout)
+        pb = _pb()
+        conn = get_connection()
+        who = owner()
+        if long_wait:
+            # Uncontended fast path: one plain call instead of a polled future.
+            from .._proto.bridge.v1 import common_pb2
+
+            fast = pb.AcquireRequest(
+                target=self._ref(conn), owner=who, wait=common_pb2.WaitPolicy(block=False),
+                count=count,
+            )
+            if conn.call(conn.sync.Acquire, fast).acquired:
+                self._acquired(count)
+                return True
+        request = pb.AcquireRequest(target=self._ref(conn), owner=who, wait=policy, count=count)
+
+        def undo(future: Any) -> None:
+            if future.done() and not future.cancelled() and future.result().acquired:
+                self.release()
+
+        acquired = bool(
+            conn.call(conn.sync.Acquire, request, long_wait=long_wait, on_interrupt=undo).acquired
+        )
+        if acquired:
+            self._acquired(count)
+        return acquired
+
+    def _acquired(self, count: int) -> None:
+        pass
+
+    def release(self) -> None:
+        """Release (never blocks). ValueError when a Lock/BoundedSemaphore is released too
+        many times; AssertionError when an RLock is released by a non-owner."""
+        conn = get_connection()
+        conn.call(conn.sync.Release, _pb().ReleaseRequest(target=self._ref(conn), owner=owner()))
+        self._released()
+
+    def _released(self) -> None:
+        pass
+
+    def _state(self) -> Any:
+        conn = get_connection()
+        return conn.call(
+            conn.sync.GetLockState, _pb().LockStateRequest(target=self._ref(conn), owner=owner())
+        )
+
+    def _is_mine(self) -> bool:
+        return bool(self._state().owned_by_caller)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class Lock(SemLock):
+    """A non-recursive lock (``multiprocessing.Lock``): any process/thread may release it."""
+
+    _KIND = LOCK
+
+    def __init__(self, *, name: str | None = None, create: bool = True) -> None:
+        super().__init__(1, name=name, create=create)
+
+
+class RLock(SemLock):
+    """A recursive lock owned by one (process, thread); only the owner may release it."""
+
+    _KIND = RLOCK
+
+    def __init__(self, *, name: str | None = None, create: bool = True) -> None:
+        super().__init__(1, name=name, create=create)
+
+    # This process's knowledge of the current thread's recursion depth, taken through
+    # this proxy. Lets a synchronized Value skip its implicit acquire when the thread
+    # already owns the lock. Falls back to a real acquire whenever unsure.
+    def _init_local(self) -> None:
+        self._local = threading.local()
+
+    def _depth_here(self) -> int:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            return 0
+        return int(getattr(local, "depth", 0))
+
+    def _set_depth(self, depth: int) -> None:
+        self._local.pid = os.getpid()
+        self._local.depth = max(depth, 0)
+
+    def _acquired(self, count: int) -> None:
+        self._set_depth(self._depth_here() + count)
+
+    def _released(self) -> None:
+        self._set_depth(self._depth_here() - 1)
+
+
+class Semaphore(SemLock):
+    """A counting semaphore (``multiprocessing.Semaphore``)."""
+
+    _KIND = SEMAPHORE
+
+    def __init__(self, value: int = 1, *, name: str | None = None, create: bool = True) -> None:
+        super().__init__(value, name=name, create=create)
+
+    def get_value(self) -> int:
+        """The current counter value (one RPC)."""
+        return int(self._state().value)
+
+    def __repr__(self) -> str:
+        try:
+            value: object = self.get_value()
+        except Exception:  # noqa: BLE001
+            value = "unknown"
+        return f"<gilbridge.{KIND_NAMES[self._KIND]}(value={value}) name={self._name!r}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore whose value may not exceed its initial value (ValueError on release)."""
+
+    _KIND = BOUNDED_SEMAPHORE
+
+
+_LOCK_CLASSES: dict[int, type[SemLock]] = {
+    LOCK: Lock, RLOCK: RLock, SEMAPHORE: Semaphore, BOUNDED_SEMAPHORE: BoundedSemaphore,
+}
+
+
+# --------------------------------------------------------------------------- event
+
+
+class Event(BridgeObject):
+    """An event flag (``multiprocessing.Event``)."""
+
+    def __init__(self, *, name: str | None = None, create: bool = True) -> None:
+        pb = _pb()
+
+        def rpc(conn: Connection, obj_name: str, mode: int) -> Any:
+            return conn.call(
+                conn.sync.CreateEvent,
+                pb.CreateEventRequest(session_id=conn.session_id, name=obj_name, mode=mode),
+            )
+
+        conn, _reply, obj_name = self._open(EVENT, name, create, rpc)
+        self._bind(conn, EVENT, obj_name)
+
+    def _simple(self, method: str) -> bool:
+        conn = get_connection()
+        reply = conn.call(getattr(conn.sync, method), _pb().EventRequest(target=self._ref(conn)))
+        return bool(reply.is_set)
+
+    def is_set(self) -> bool:
+        return self._simple("IsEventSet")
+
+    def set(self) -> None:
+        """Set the flag, waking every waiter."""
+        self._simple("SetEvent")
+
+    def clear(self) -> None:
+        self._simple("ClearEvent")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the flag is set, at most ``timeout`` seconds (forever when None).
+        Returns the flag: False only on timeout."""
+        policy, long_wait = wait_policy(True, timeout)
+        conn = get_connection()
+        reply = conn.call(
+            conn.sync.WaitEvent,
+            _pb().WaitEventRequest(target=self._ref(conn), wait=policy),
+            long_wait=long_wait,
+        )
+        return bool(reply.is_set)
+
+    def __repr__(self) -> str:
+        try:
+            state: object = "set" if self.is_set() else "unset"
+        except Exception:  # noqa: BLE001
+            state = "unknown"
+        return f"<gilbridge.Event({state}) name={self._name!r}>"
+
+
+# --------------------------------------------------------------------------- condition
+
+
+class Condition(BridgeObject):
+    """A condition variable (``multiprocessing.Condition``) over a bridge Lock or RLock
+    (a new RLock when ``lock`` is None)."""
+
+    def __init__(
+        self,
+        lock: Lock | RLock | None = None,
+        *,
+        name: str | None = None,
+        create: bool = True,
+    ) -> None:
+        if lock is not None and not isinstance(lock, (Lock, RLock)):
+            raise TypeError(
+                f"Condition lock must be a gilbridge Lock or RLock, not {type(lock).__name__}"
+            )
+        pb = _pb()
+
+        def rpc(conn: Connection, obj_name: str, mode: int) -> Any:
+            request = pb.CreateConditionRequest(session_id=conn.session_id, name=obj_name, mode=mode)
+            if lock is not None:
+                request.lock_name = lock.name
+                request.lock_kind = lock._kind
+            return conn.call(conn.sync.CreateCondition, request)
+
+        conn, reply, obj_name = self._open(CONDITION, name, create, rpc)
+        try:
+            if lock is not None and reply.lock_name == lock.name:
+                self._lock: Lock | RLock = lock
+            else:
+                lock_cls = RLock if reply.lock_kind == RLOCK else Lock
+                self._lock = lock_cls._wrap(conn, reply.lock_name)
+        except BaseException:
+            conn.drop_ref(CONDITION, obj_name)
+            raise
+        self._bind(conn, CONDITION, obj_name)
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Acquire the underlying lock (see Lock.acquire)."""
+        return self._lock.acquire(block, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.__exit__(exc_type, exc, tb)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Release the lock (all recursion levels), block until notified or ``timeout``
+        seconds pass (forever when None), then re-acquire the lock (waiting as long as it
+        takes). Returns False on timeout. AssertionError if the caller does not own the lock."""
+        policy, long_wait = wait_policy(True, timeout)
+        pb = _pb()
+        conn = get_connection()
+        lock = self._lock
+        outcome: list[int] = []
+
+        def reacquire_after_interrupt(future: Any) -> None:
+            if future.done() and not future.cancelled():
+                outcome.append(max(int(future.result().saved_count), 1))
+            elif not lock._is_mine():
+                outcome.append(1)  # best effort: the recursion depth is unknown
+            if outcome:
+                lock._acquire(True, None, outcome[0])
+
+        reply = conn.call(
+            conn.sync.WaitCondition,
+            pb.WaitConditionRequest(target=self._ref(conn), owner=owner(), wait=policy),
+            long_wait=long_wait,
+            on_interrupt=reacquire_after_interrupt,
+        )
+        saved = max(int(reply.saved_count), 1)
+        if isinstance(lock, RLock):
+            lock._set_depth(0)
+        lock._acquire(True, None, saved)
+        return bool(reply.notified)
+
+    def wait_for(self, predicate: Callable[[], _T], timeout: float | None = None) -> _T:
+        """Wait until ``predicate()`` is true (checked with the lock held), at most
+        ``timeout`` seconds in total. Returns the last value of the predicate."""
+        endtime: float | None = None
+        waittime = check_timeout(timeout)
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = time.monotonic() + waittime
+                else:
+                    waittime = endtime - time.monotonic()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiters (never blocks). AssertionError if the lock is not owned."""
+        if n <= 0:
+            if not self._lock._is_mine():
+                raise AssertionError("lock is not owned")
+            return
+        self._notify(n)
+
+    def notify_all(self) -> None:
+        """Wake every waiter. AssertionError if the lock is not owned."""
+        self._notify(0)
+
+    def _notify(self, n: int) -> None:
+        conn = get_connection()
+        conn.call(conn.sync.Notify, _pb().NotifyRequest(target=self._ref(conn), owner=owner(), n=n))
+
+    def _reduce_extra(self) -> dict[str, Any]:
+        return {"lock_name": self._lock.name, "lock_kind": self._lock._kind}
+
+
+# --------------------------------------------------------------------------- barrier
+
+
+class Barrier(BridgeObject):
+    """A barrier for ``parties`` parties (``multiprocessing.Barrier``). ``action`` runs in
+    the last party to arrive, before the others are released; ``timeout`` is the default
+    for ``wait``."""
+
+    def __init__(
+        self,
+        parties: int,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+        *,
+        name: str | None = None,
+        create: bool = True,
+    ) -> None:
+        if not isinstance(parties, int) or isinstance(parties, bool):
+            raise TypeError(f"parties must be an int, not {type(parties).__name__}")
+        if action is not None and not callable(action):
+            raise TypeError("action must be callable or None")
+        self._timeout = check_timeout(timeout)
+        self._action = action
+        pb = _pb()
+
+        def rpc(conn: Connection, obj_name: str, mode: int) -> Any:
+            return conn.call(
+                conn.sync.CreateBarrier,
+                pb.CreateBarrierRequest(
+                    session_id=conn.session_id, name=obj_name, mode=mode, parties=parties
+                ),
+            )
+
+        conn, reply, obj_name = self._open(BARRIER, name, create, rpc)
+        self._parties = int(reply.parties)
+        self._bind(conn, BARRIER, obj_name)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait until all parties arrive, at most ``timeout`` seconds (the barrier's default
+        when None; forever when both are None). Returns this party's arrival index
+        (0 .. parties-1). Raises threading.BrokenBarrierError when the barrier is or
+        becomes broken (abort, reset, a party's timeout, a failing action)."""
+        if timeout is None:
+            timeout = self._timeout
+        policy, long_wait = wait_policy(True, timeout)
+        pb = _pb()
+        conn = get_connection()
+        reply = conn.call(
+            conn.sync.WaitBarrier,
+            pb.WaitBarrierRequest(
+                target=self._ref(conn), wait=policy, has_action=self._action is not None
+            ),
+            long_wait=long_wait,
+        )
+        if reply.run_action:
+            assert self._action is not None
+            try:
+                self._action()
+            except BaseException:
+                self._complete(reply.generation, False)
+                raise
+            self._complete(reply.generation, True)
+        return int(reply.index)
+
+    def _complete(self, generation: int, succeeded: bool) -> None:
+        conn = get_connection()
+        conn.call(
+            conn.sync.CompleteBarrierAction,
+            _pb().CompleteBarrierActionRequest(
+                target=self._ref(conn), generation=generation, succeeded=succeeded
+            ),
+        )
+
+    def _state_call(self, method: str) -> Any:
+        conn = get_connection()
+        return conn.call(getattr(conn.sync, method), _pb().BarrierRequest(target=self._ref(conn)))
+
+    def reset(self) -> None:
+        """Return the barrier to its initial state; current waiters get BrokenBarrierError."""
+        self._state_call("ResetBarrier")
+
+    def abort(self) -> None:
+        """Put the barrier into the broken state (current and future waits fail)."""
+        self._state_call("AbortBarrier")
+
+    @property
+    def parties(self) -> int:
+        return self._parties
+
+    @property
+    def n_waiting(self) -> int:
+        """Parties currently waiting (one RPC)."""
+        return int(self._state_call("GetBarrierState").n_waiting)
+
+    @property
+    def broken(self) -> bool:
+        """Whether the barrier is broken (one RPC)."""
+        return bool(self._state_call("GetBarrierState").broken)
+
+    def _reduce_extra(self) -> dict[str, Any]:
+        return {"action": self._action, "timeout": self._timeout}
+
+
+# --------------------------------------------------------------------------- unpickling
+
+
+def attach(kind: int, name: str, extra: dict[str, Any]) -> BridgeObject:
+    """Rebuild a pickled proxy in this process (attach to the existing host object)."""
+    if kind in _LOCK_CLASSES:
+        cls = _LOCK_CLASSES[kind]
+        if kind in (SEMAPHORE, BOUNDED_SEMAPHORE):
+            return cls(0, name=name, create=False)
+        return cls(name=name, create=False)  # type: ignore[call-arg]
+    if kind == EVENT:
+        return Event(name=name, create=False)
+    if kind == CONDITION:
+        return Condition(name=name, create=False)
+    if kind == BARRIER:
+        return Barrier(1, extra.get("action"), extra.get("timeout"), name=name, create=False)
+    raise ValueError(f"unknown synchronization kind {kind}")
