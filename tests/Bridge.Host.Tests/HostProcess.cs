@@ -97,12 +97,17 @@ public sealed class HostProcess : IAsyncDisposable
         return await new Sessions.SessionsClient(channel).GetHostInfoAsync(new HostInfoRequest(), cancellationToken: cancellationToken);
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Sends SIGTERM and waits for the exit (SIGKILL after <paramref name="grace"/>); returns the exit code.</summary>
+    public async Task<int> TerminateAsync(TimeSpan grace)
     {
         if (!_process.HasExited)
         {
-            _ = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-            using var graceful = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            using var graceful = new CancellationTokenSource(grace);
             try
             {
                 await _process.WaitForExitAsync(graceful.Token);
@@ -114,8 +119,17 @@ public sealed class HostProcess : IAsyncDisposable
             }
         }
 
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await TerminateAsync(TimeSpan.FromSeconds(15));
         _process.Dispose();
-        Directory.Delete(_directory, recursive: true);
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
     }
 
     private async Task WaitReadyAsync(TimeSpan limit)
