@@ -1,0 +1,165 @@
+using Bridge.Core.Objects.Runtime;
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+
+namespace Bridge.Core.Objects;
+
+/// <summary>
+/// multiprocessing.Value and Array: little-endian elements of one C type. The guarding
+/// lock is a separate lock-family object; its name is kept here so attaching clients
+/// share it.
+/// </summary>
+[Reentrant]
+internal sealed class ValueGrain : Grain, IValueGrain
+{
+    private readonly ObjectMembership _membership;
+    private readonly ILogger<ValueGrain> _logger;
+    private string _typecode = "";
+    private int _itemSize;
+    private long _length;
+    private bool _isArray;
+    private byte[] _data = [];
+    private string _lockName = "";
+    private LockKind _lockKind;
+
+    public ValueGrain(IGrainFactory grains, ILogger<ValueGrain> logger)
+    {
+        _logger = logger;
+        _membership = new ObjectMembership(
+            grains,
+            new ObjectAddress(ObjectFamily.Value, this.GetPrimaryKeyString()),
+            "Value/Array",
+            onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
+            onFreed: Free);
+    }
+
+    public async Task<ValueDescriptor> Open(
+        string sessionId,
+        OpenMode mode,
+        string typecode,
+        long length,
+        bool isArray,
+        byte[] initial,
+        string lockName,
+        LockKind lockKind)
+    {
+        var itemSize = 0;
+        if (mode != OpenMode.Attach)
+        {
+            itemSize = Typecodes.ItemSize(typecode);
+            if (length < 1)
+            {
+                throw BridgeException.InvalidArgument($"length must be >= 1, got {length}");
+            }
+
+            if (!isArray && length != 1)
+            {
+                throw BridgeException.InvalidArgument($"a scalar Value has length 1, got {length}");
+            }
+
+            if (length > Array.MaxLength / itemSize)
+            {
+                throw BridgeException.TooLarge($"an array of {length} '{typecode}' items does not fit in memory");
+            }
+
+            initial ??= [];
+            if (initial.Length != 0 && initial.Length != length * itemSize)
+            {
+                throw BridgeException.InvalidArgument(
+                    $"initial contents are {initial.Length} bytes; {length} '{typecode}' items take {length * itemSize}");
+            }
+
+            lockName ??= "";
+            if (lockName.Length > 0)
+            {
+                ObjectNames.Validate(lockName, creating: false);
+            }
+        }
+
+        await _membership.Open(
+            sessionId,
+            mode,
+            mismatch: () => _typecode != typecode || _length != length || _isArray != isArray
+                ? $"{Describe(_typecode, _length, _isArray)}, not {Describe(typecode, length, isArray)}"
+                : null,
+            create: () =>
+            {
+                _typecode = typecode;
+                _itemSize = itemSize;
+                _length = length;
+                _isArray = isArray;
+                _data = initial.Length == 0 ? new byte[length * itemSize] : (byte[])initial.Clone();
+                _lockName = lockName;
+                _lockKind = lockKind;
+                Log.ObjectCreated(_logger, ObjectFamily.Value, _membership.Address.Name, sessionId);
+            });
+        return new ValueDescriptor(_typecode, _itemSize, _length, _isArray, _lockName, _lockKind);
+    }
+
+    public async Task<byte[]> Read(string sessionId, long index, long count)
+    {
+        await _membership.EnsureMember(sessionId);
+        if (index < 0 || index > _length)
+        {
+            throw IndexError($"index {index} out of range for length {_length}");
+        }
+
+        if (count <= 0)
+        {
+            count = _length - index;
+        }
+        else if (count > _length - index)
+        {
+            throw IndexError($"reading {count} items at {index} goes past the end (length {_length})");
+        }
+
+        return _data.AsSpan((int)(index * _itemSize), (int)(count * _itemSize)).ToArray();
+    }
+
+    public async Task Write(string sessionId, long index, byte[] data)
+    {
+        await _membership.EnsureMember(sessionId);
+        data ??= [];
+        if (data.Length % _itemSize != 0)
+        {
+            throw BridgeException.InvalidArgument($"{data.Length} bytes are not whole '{_typecode}' items of {_itemSize} bytes");
+        }
+
+        var count = data.Length / _itemSize;
+        if (index < 0 || index > _length || count > _length - index)
+        {
+            throw IndexError($"writing {count} items at {index} is out of range for length {_length}");
+        }
+
+        data.CopyTo(_data.AsSpan((int)(index * _itemSize)));
+    }
+
+    public Task SessionEnded(string sessionId)
+    {
+        _membership.Leave(sessionId, ended: true);
+        return Task.CompletedTask;
+    }
+
+    public Task Detach(string sessionId)
+    {
+        _membership.Leave(sessionId, ended: false);
+        return Task.CompletedTask;
+    }
+
+    private void Free()
+    {
+        _data = [];
+        Log.ObjectFreed(_logger, ObjectFamily.Value, _membership.Address.Name);
+        DelayDeactivation(TimeSpan.Zero);
+        if (!_membership.IsAttaching)
+        {
+            this.DeactivateOnIdle();
+        }
+    }
+
+    private static string Describe(string typecode, long length, bool isArray) =>
+        isArray ? $"an Array of {length} '{typecode}'" : $"a Value of type '{typecode}'";
+
+    private static BridgeException IndexError(string message) =>
+        new(BridgeErrorCode.InvalidArgument, "IndexError", message);
+}
