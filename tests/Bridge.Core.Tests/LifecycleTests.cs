@@ -1,0 +1,166 @@
+namespace Bridge.Core.Tests;
+
+/// <summary>The open, attach and free rules every object family shares.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class LifecycleTests(ClusterFixture fixture) : GrainTestBase(fixture)
+{
+    [Fact(Timeout = 30000)]
+    public async Task Create_twice_is_AlreadyExists()
+    {
+        var s = await NewSession();
+        var name = NewName("lock");
+        await Lock(name).Open(s, OpenMode.Create, LockKind.Lock, 0);
+
+        await AssertBridgeError(() => Lock(name).Open(s, OpenMode.Create, LockKind.Lock, 0), BridgeErrorCode.AlreadyExists, "FileExistsError", name);
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Attach_to_an_unknown_name_is_NotFound_naming_it()
+    {
+        var s = await NewSession();
+        var name = NewName("nothing");
+
+        await AssertBridgeError(() => Lock(name).Open(s, OpenMode.Attach, LockKind.Lock, 0), BridgeErrorCode.NotFound, "FileNotFoundError", $"no Lock/RLock/Semaphore named '{name}'");
+        await AssertBridgeError(() => Queue(name).Open(s, OpenMode.Attach, QueueKind.Queue, 0), BridgeErrorCode.NotFound, "FileNotFoundError", "Queue");
+        await AssertBridgeError(() => Event(name).IsSet(s), BridgeErrorCode.NotFound, "FileNotFoundError", name);
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task CreateOrAttach_with_another_kind_is_AlreadyExists_saying_what_differs()
+    {
+        var s = await NewSession();
+        var name = NewName("lock");
+        await Lock(name).Open(s, OpenMode.Create, LockKind.Lock, 0);
+
+        var error = await AssertBridgeError(() => Lock(name).Open(s, OpenMode.CreateOrAttach, LockKind.RLock, 0), BridgeErrorCode.AlreadyExists, "FileExistsError");
+        Assert.Contains("RLock", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task CreateOrAttach_with_other_parameters_is_AlreadyExists()
+    {
+        var s = await NewSession();
+        var sem = NewName("sem");
+        await Lock(sem).Open(s, OpenMode.Create, LockKind.Semaphore, 3);
+        await AssertBridgeError(() => Lock(sem).Open(s, OpenMode.CreateOrAttach, LockKind.Semaphore, 2), BridgeErrorCode.AlreadyExists, "FileExistsError", "initial value 3");
+
+        var queue = NewName("q");
+        await Queue(queue).Open(s, OpenMode.Create, QueueKind.Queue, 5);
+        await AssertBridgeError(() => Queue(queue).Open(s, OpenMode.CreateOrAttach, QueueKind.Queue, 6), BridgeErrorCode.AlreadyExists, "FileExistsError", "maxsize 5");
+        await AssertBridgeError(() => Queue(queue).Open(s, OpenMode.CreateOrAttach, QueueKind.Joinable, 5), BridgeErrorCode.AlreadyExists, "FileExistsError", "JoinableQueue");
+
+        var barrier = NewName("b");
+        await Barrier(barrier).Open(s, OpenMode.Create, 2);
+        await AssertBridgeError(() => Barrier(barrier).Open(s, OpenMode.CreateOrAttach, 3), BridgeErrorCode.AlreadyExists, "FileExistsError");
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task CreateOrAttach_with_matching_parameters_attaches_and_Attach_ignores_them()
+    {
+        var a = await NewSession();
+        var b = await NewSession();
+        var name = NewName("sem");
+
+        var created = await Lock(name).Open(a, OpenMode.CreateOrAttach, LockKind.BoundedSemaphore, 2);
+        var attached = await Lock(name).Open(b, OpenMode.CreateOrAttach, LockKind.BoundedSemaphore, 2);
+        var plain = await Lock(name).Open(b, OpenMode.Attach, LockKind.Lock, 99);
+
+        Assert.Equal(new LockDescriptor(LockKind.BoundedSemaphore, 2), created);
+        Assert.Equal(created, attached);
+        Assert.Equal(created, plain);
+        Assert.True(await Lock(name).Acquire(a, "t", 0, TimeSpan.Zero, CancellationToken.None));
+        Assert.Equal(1, (await Lock(name).GetState(b, "t")).Value);
+    }
+
+    [Theory(Timeout = 30000)]
+    [InlineData("has space")]
+    [InlineData("semi;colon")]
+    [InlineData("ünïcode")]
+    public async Task Invalid_names_are_InvalidArgument(string name)
+    {
+        var s = await NewSession();
+        await AssertBridgeError(() => Event(name).Open(s, OpenMode.Create), BridgeErrorCode.InvalidArgument, "ValueError", "invalid object name");
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Too_long_names_are_InvalidArgument()
+    {
+        // (An empty name cannot even address a grain; the host turns it into an anonymous one.)
+        var s = await NewSession();
+        await AssertBridgeError(() => Event(new string('a', 201)).Open(s, OpenMode.Create), BridgeErrorCode.InvalidArgument, "ValueError", "limit is 200");
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Anonymous_names_from_the_host_can_be_created()
+    {
+        var s = await NewSession();
+        var name = ObjectNames.NewAnonymous();
+        await Lock(name).Open(s, OpenMode.Create, LockKind.RLock, 0);
+        Assert.True(await Lock(name).Acquire(s, "t", 0, TimeSpan.Zero, CancellationToken.None));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Object_is_freed_when_the_last_session_detaches()
+    {
+        var a = await NewSession();
+        var b = await NewSession();
+        var name = NewName("ev");
+        await Event(name).Open(a, OpenMode.Create);
+        await Event(name).Open(b, OpenMode.Attach);
+        await Event(name).Set(a);
+
+        await Event(name).Detach(a);
+        Assert.True(await Event(name).IsSet(b));
+
+        await Event(name).Detach(b);
+        await AssertBridgeError(() => Event(name).IsSet(b), BridgeErrorCode.NotFound, "FileNotFoundError", "freed");
+        await AssertBridgeError(() => Event(name).Open(a, OpenMode.Attach), BridgeErrorCode.NotFound, "FileNotFoundError");
+
+        // The name is free again, for a fresh object.
+        await Event(name).Open(a, OpenMode.Create);
+        Assert.False(await Event(name).IsSet(a));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task First_call_of_a_session_attaches_it()
+    {
+        var a = await NewSession();
+        var b = await NewSession();
+        var name = NewName("ev");
+        await Event(name).Open(a, OpenMode.Create);
+
+        // b never opened it, but using it makes b a user that keeps it alive.
+        await Event(name).Set(b);
+        await Event(name).Detach(a);
+
+        Assert.True(await Event(name).IsSet(b));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Object_is_freed_when_its_last_session_ends()
+    {
+        var a = await NewSession();
+        var name = NewName("lock");
+        await Lock(name).Open(a, OpenMode.Create, LockKind.Lock, 0);
+
+        await Session(a).End();
+
+        var b = await NewSession();
+        await AssertBridgeError(() => Lock(name).Open(b, OpenMode.Attach, LockKind.Lock, 0), BridgeErrorCode.NotFound, "FileNotFoundError");
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Object_stays_while_another_session_uses_it()
+    {
+        var a = await NewSession();
+        var b = await NewSession();
+        var name = NewName("q");
+        await Queue(name).Open(a, OpenMode.Create, QueueKind.Queue, 0);
+        await Queue(name).Open(b, OpenMode.Attach, QueueKind.Queue, 0);
+        await Queue(name).Put(a, new PayloadBatch([[1]]), null, CancellationToken.None);
+
+        await Session(a).End();
+
+        Assert.Equal(1, (await Queue(name).GetState(b)).Size);
+    }
+}
