@@ -58,7 +58,7 @@ class Connection:
     """A session with the Bridge host over one gRPC channel. Thread-safe."""
 
     def __init__(self, address: _host.Address) -> None:
-        import grpc
+        grpc = _host.import_grpc()
 
         from ._proto.bridge.v1 import (
             queues_pb2_grpc,

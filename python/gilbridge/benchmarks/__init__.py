@@ -1,0 +1,1 @@
+"""Benchmarks that time Bridge beside the stdlib in the same run (ratios, not absolutes)."""
