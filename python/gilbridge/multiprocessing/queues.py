@@ -17,7 +17,9 @@ Data flow in one process::
   2 ms apart; back to 1 otherwise), so a slow consumer never hoards items. Items are
   leased: if this process dies before acknowledging them, the host puts them back at
   the head of the queue. Delivery is at-least-once: an item handed to a consumer that
-  dies before its next get/ack may be delivered again.
+  dies before its next get/ack may be delivered again. A bounded queue counts leased
+  items against its maxsize, so there ``get`` takes one item at a time and acknowledges
+  it at once (two RPCs): the space frees as soon as ``get`` returns.
 * This process's buffered puts are flushed before get/qsize/empty/full/join/pickling,
   and at exit (unless ``cancel_join_thread()``), followed by pending acks and Goodbye.
 """
@@ -328,12 +330,18 @@ class _BaseQueue(BridgeObject):
         with st.get_lock:
             if st.prefetch:
                 data = st.prefetch.popleft()
+                with st.ack_lock:
+                    st.unacked += 1
             else:
                 conn = get_connection()
                 st.flush(conn)
                 data = self._fetch(st, conn, policy, long_wait)
-            with st.ack_lock:
-                st.unacked += 1
+                with st.ack_lock:
+                    st.unacked += 1
+                if self._maxsize > 0:
+                    # A bounded queue counts leased items against maxsize: acknowledge at
+                    # once so the space frees now, as the stdlib's get does.
+                    st.send_acks(conn)
         return decode(data)
 
     def _fetch(self, st: _Local, conn: Connection, policy: Any, long_wait: bool) -> bytes:
@@ -341,7 +349,7 @@ class _BaseQueue(BridgeObject):
         the prefetch buffer; adapts the prefetch size."""
         start = time.monotonic()
         quick = start - st.last_get_end < FAST_CONSUMER_GAP
-        want = st.batch
+        want = st.batch if self._maxsize <= 0 else 1  # bounded: no prefetch (see get)
         items: list[bytes] = []
         if long_wait:
             # Usually an item is there already: try once without the polled future.
