@@ -211,6 +211,14 @@ public sealed class LockTests(ClusterFixture fixture) : GrainTestBase(fixture)
     }
 
     [Fact(Timeout = 30000)]
+    public async Task Negative_timeout_is_InvalidArgument()
+    {
+        var s = await NewSession();
+        var l = await NewLock(s, LockKind.Lock);
+        await AssertBridgeError(() => l.Acquire(s, "t", 0, TimeSpan.FromSeconds(-1), None), BridgeErrorCode.InvalidArgument, "ValueError", "negative");
+    }
+
+    [Fact(Timeout = 30000)]
     public async Task Only_an_RLock_takes_several_levels()
     {
         var s = await NewSession();

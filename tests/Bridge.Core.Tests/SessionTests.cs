@@ -70,11 +70,21 @@ public sealed class SessionTests(ClusterFixture fixture) : GrainTestBase(fixture
     [Fact(Timeout = 30000)]
     public async Task KeepAlive_keeps_a_short_lease_alive()
     {
-        var id = await NewSession(TimeSpan.FromSeconds(1));
-        for (var i = 0; i < 6; i++)
+        // Renewed every 0.3 s for 3 s: well past the 2 s lease, with slack for a busy machine.
+        var id = await NewSession(TimeSpan.FromSeconds(2));
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < 10; i++)
         {
             await Task.Delay(300);
-            await Session(id).KeepAlive();
+            var before = clock.Elapsed;
+            try
+            {
+                await Session(id).KeepAlive();
+            }
+            catch (BridgeException e)
+            {
+                Assert.Fail($"keepalive {i} sent at {before} failed at {clock.Elapsed}: {e.Message}");
+            }
         }
     }
 
