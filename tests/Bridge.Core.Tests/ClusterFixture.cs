@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
 using Orleans.TestingHost;
 
 // The tests measure real waits and timeouts: running them one at a time keeps those
@@ -10,6 +11,8 @@ namespace Bridge.Core.Tests;
 /// <summary>One in-process silo with the Bridge grains, shared by every test class.</summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
+    public static readonly TimeSpan CollectionAge = TimeSpan.FromSeconds(1);
+
     private InProcessTestCluster? _cluster;
 
     public IClusterClient Client => Cluster.Client;
@@ -21,7 +24,18 @@ public sealed class ClusterFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((_, silo) => silo.AddBridgeGrains());
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddBridgeGrains();
+
+            // Idle grains are collected within seconds instead of 15 minutes, so tests can
+            // show that live sessions and objects are kept.
+            silo.Configure<GrainCollectionOptions>(options =>
+            {
+                options.CollectionQuantum = TimeSpan.FromMilliseconds(500);
+                options.CollectionAge = CollectionAge;
+            });
+        });
         _cluster = builder.Build();
         await _cluster.DeployAsync();
     }

@@ -163,4 +163,19 @@ public sealed class LifecycleTests(ClusterFixture fixture) : GrainTestBase(fixtu
 
         Assert.Equal(1, (await Queue(name).GetState(b)).Size);
     }
+
+    [Fact(Timeout = 30000)]
+    public async Task Idle_objects_and_sessions_outlive_the_collection_age()
+    {
+        var s = await NewSession();
+        var name = NewName("lock");
+        await Lock(name).Open(s, OpenMode.Create, LockKind.Lock, 0);
+        await Lock(name).Acquire(s, "t", 0, null, CancellationToken.None);
+
+        // Idle for well past the (test) collection age: nothing may be collected.
+        await Task.Delay(ClusterFixture.CollectionAge * 3);
+
+        await Session(s).KeepAlive();
+        Assert.Equal(new LockSnapshot(0, true, 1), await Lock(name).GetState(s, "t"));
+    }
 }
