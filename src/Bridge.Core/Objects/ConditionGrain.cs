@@ -78,9 +78,16 @@ internal sealed class ConditionGrain : Grain, IConditionGrain
             throw BridgeException.Precondition("AssertionError", "must acquire() condition before using wait()");
         }
 
+        // The session may have ended (or the condition been freed) during that call; a
+        // waiter enrolled now would never hear of it.
         if (!_membership.IsCreated)
         {
             throw _membership.NotFound();
+        }
+
+        if (!_membership.IsMember(sessionId))
+        {
+            throw BridgeException.SessionEnded(sessionId);
         }
 
         // Enrolled before the lock is released, so a notify right after the release
