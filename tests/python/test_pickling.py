@@ -1,0 +1,151 @@
+"""Proxies pickle: stdlib spawn/fork children and unrelated programs attach to the same
+host objects; the last proxy collected in a process detaches."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing as stdlib_mp
+import os
+import pickle
+import time
+
+import pytest
+
+import gilbridge.multiprocessing as mp
+
+import _children
+from conftest import wait_for
+
+pytestmark = pytest.mark.usefixtures("host")
+
+
+def make_objects() -> dict[str, object]:
+    return {
+        "lock": mp.Lock(),
+        "rlock": mp.RLock(),
+        "sem": mp.Semaphore(1),
+        "event": mp.Event(),
+        "cond": mp.Condition(),
+        "barrier": mp.Barrier(2),
+        "queue": mp.Queue(),
+        "jq": mp.JoinableQueue(),
+        "results": mp.SimpleQueue(),
+        "counter": mp.Value("i", 0),
+        "array": mp.Array("i", 3),
+    }
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_stdlib_children_use_pickled_proxies(method: str) -> None:
+    objs = make_objects()
+    objs["jq"].put("task")  # type: ignore[attr-defined]
+    blob = pickle.dumps(objs)
+    ctx = stdlib_mp.get_context(method)
+    proc = ctx.Process(target=_children.use_everything, args=(objs, blob))
+    proc.start()
+    try:
+        assert objs["barrier"].wait(60) in (0, 1)  # type: ignore[attr-defined]
+        assert objs["event"].wait(30)  # type: ignore[attr-defined]
+        proc.join(30)
+        assert proc.exitcode == 0
+        q = objs["queue"]
+        assert q.get(timeout=10) == ("hello", proc.pid)  # type: ignore[attr-defined]
+        assert q.get(timeout=10) == ("again", proc.pid)  # type: ignore[attr-defined]
+        assert objs["results"].get() == ("jq item", "task")  # type: ignore[attr-defined]
+        objs["jq"].join()  # type: ignore[attr-defined]
+        assert objs["counter"].value == 1  # type: ignore[attr-defined]
+        assert objs["array"][:] == [42, 43, 0]  # type: ignore[attr-defined]
+        # The child's session ended (Goodbye): the host gave back the semaphore unit it
+        # still held (sessions.proto), so the value is 1 again.
+        assert objs["sem"].get_value() == 1  # type: ignore[attr-defined]
+        assert objs["lock"].acquire(timeout=5)  # type: ignore[attr-defined]
+    finally:
+        if proc.is_alive():
+            os.kill(proc.pid, 9)
+            proc.join(10)
+
+
+def test_os_fork_child_gets_its_own_session(children) -> None:
+    """A raw os.fork() child must not use the parent's channel: it opens its own
+    connection (a new session), and its buffered puts are flushed by atexit."""
+    out = children.run(
+        """
+        import os, sys
+        import gilbridge.multiprocessing as mp
+        from gilbridge._connection import get_connection
+        q = mp.Queue()
+        q.put("before fork")  # buffered in the parent, maybe not yet sent
+        parent_session = get_connection().session_id
+        pid = os.fork()
+        if pid == 0:
+            q.put(("child", get_connection().session_id))
+            sys.exit(0)  # atexit: flush the feeder, Goodbye
+        _, status = os.waitpid(pid, 0)
+        items = [q.get(timeout=10), q.get(timeout=10)]
+        print(os.waitstatus_to_exitcode(status), items[0])
+        child_item = items[1]
+        print(child_item[0], child_item[1] != parent_session, bool(child_item[1]), q.empty())
+        """
+    )
+    assert out.splitlines() == ["0 before fork", "child True True True"]
+
+
+def test_unpickled_in_unrelated_program(children) -> None:
+    objs = {"lock": mp.Lock(), "ev": mp.Event(), "v": mp.Value("d", 0.5), "q": mp.Queue()}
+    out = children.run(
+        """
+        import pickle, sys
+        objs = pickle.loads(bytes.fromhex(sys.argv[1]))
+        print(sorted((k, o.name) for k, o in objs.items()))
+        objs["v"].value = 1.5
+        objs["q"].put([1, (2, 3)])
+        objs["lock"].acquire()
+        objs["ev"].set()
+        objs["lock"].release()
+        """,
+        pickle.dumps(objs).hex(),
+    )
+    assert out.strip() == str(sorted((k, o.name) for k, o in objs.items()))
+    assert objs["ev"].is_set() and objs["v"].value == 1.5
+    assert objs["q"].get(timeout=5) == [1, (2, 3)]
+
+
+def test_last_proxy_collected_detaches_and_frees_anonymous_object() -> None:
+    lock = mp.Lock()
+    name = lock.name
+    twin = pickle.loads(pickle.dumps(lock))  # a second proxy in this process
+    del lock
+    gc.collect()
+    time.sleep(0.3)
+    assert twin.acquire(False)  # still alive: one proxy left
+    twin.release()
+    del twin
+    gc.collect()
+
+    def freed() -> bool:
+        try:
+            mp.Lock(name=name, create=False)
+        except FileNotFoundError:
+            return True
+        return False
+
+    assert wait_for(freed, timeout=10)
+
+
+def test_named_object_survives_while_another_process_uses_it(children) -> None:
+    child = children.start(
+        """
+        import time, gilbridge.multiprocessing as mp
+        ev = mp.Event(name="tests.pickling.held")
+        print("created", flush=True)
+        ev.wait(30)
+        """
+    )
+    child.wait_line("created")
+    ev = mp.Event(name="tests.pickling.held", create=False)
+    del ev
+    gc.collect()
+    time.sleep(0.3)
+    again = mp.Event(name="tests.pickling.held", create=False)  # the child still holds it
+    again.set()
+    child.wait_ok()
