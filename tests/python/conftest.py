@@ -182,6 +182,10 @@ class Child:
                 line = None
             if line is None:
                 err = ""
+                try:
+                    self.proc.wait(5)  # stdout closed: the child is exiting
+                except subprocess.TimeoutExpired:
+                    pass
                 if self.proc.poll() is not None and self.proc.stderr is not None:
                     err = self.proc.stderr.read()
                 raise AssertionError(

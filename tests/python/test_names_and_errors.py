@@ -139,8 +139,8 @@ def test_payload_just_under_the_limit_is_accepted() -> None:
     del item
 
 
-def test_host_rejects_oversized_and_malformed_items_sent_directly() -> None:
-    """Bypass the client-side checks: the host must refuse on its own."""
+def test_host_rejects_an_oversized_item_sent_directly() -> None:
+    """Bypass the client-side check: the host must refuse with ValueError on its own."""
     conn = get_connection()
     limit = conn.max_payload
     q = mp.Queue()
@@ -148,13 +148,21 @@ def test_host_rejects_oversized_and_malformed_items_sent_directly() -> None:
     too_big = b"\xc6" + (limit + 1).to_bytes(4, "big") + b"x" * (limit + 1)  # bin32
     with pytest.raises(ValueError):
         conn.call(conn.queues.Put, queues_pb2.PutRequest(target=ref, items=[too_big]))
-    with pytest.raises(ValueError):
-        conn.call(conn.queues.Put, queues_pb2.PutRequest(target=ref, items=[b"\xc1"]))  # never used
-    with pytest.raises(ValueError):
-        conn.call(conn.queues.Put, queues_pb2.PutRequest(target=ref, items=[b"\x92\x01"]))  # truncated
-    with pytest.raises(ValueError):  # two values in one item
-        conn.call(conn.queues.Put, queues_pb2.PutRequest(target=ref, items=[b"\x01\x02"]))
     assert q.empty()
+
+
+@pytest.mark.parametrize(
+    "item",
+    [b"\xc1", b"\x92\x01", b"\x01\x02", b""],
+    ids=["never-used-byte", "truncated-array", "two-values", "empty"],
+)
+def test_host_rejects_malformed_items_sent_directly(item: bytes) -> None:
+    conn = get_connection()
+    q = mp.Queue()
+    ref = common_pb2.ObjectRef(session_id=conn.session_id, name=q.name)
+    with pytest.raises(ValueError):
+        conn.call(conn.queues.Put, queues_pb2.PutRequest(target=ref, items=[b"\x01", item]))
+    assert q.empty()  # the whole batch was refused
 
 
 def test_value_write_errors_from_host() -> None:

@@ -1,0 +1,163 @@
+"""Dead and stalled clients (lease 2 s), Ctrl-C during long waits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import gilbridge.multiprocessing as mp
+
+from conftest import LEASE_SECONDS
+
+pytestmark = pytest.mark.usefixtures("host")
+
+
+def test_sigkilled_lock_holder_releases_to_waiting_client(children) -> None:
+    holder = children.start(
+        """
+        import time, gilbridge.multiprocessing as mp
+        lock = mp.Lock(name="tests.res.lock")
+        lock.acquire()
+        print("held", flush=True)
+        time.sleep(120)
+        """
+    )
+    holder.wait_line("held")
+    waiter = children.start(
+        """
+        import time, gilbridge.multiprocessing as mp
+        lock = mp.Lock(name="tests.res.lock", create=False)
+        print("waiting", lock.acquire(False), flush=True)
+        t0 = time.monotonic()
+        ok = lock.acquire(timeout=30)
+        print("acquired", ok, round(time.monotonic() - t0, 2), flush=True)
+        """
+    )
+    assert waiter.wait_line("waiting") == "waiting False"
+    killed_at = time.monotonic()
+    os.kill(holder.proc.pid, signal.SIGKILL)
+    holder.proc.wait(10)
+    _, ok, _ = waiter.wait_line("acquired", timeout=30).split()
+    elapsed = time.monotonic() - killed_at
+    assert ok == "True"
+    assert elapsed < LEASE_SECONDS + 4, f"took {elapsed:.1f} s after the kill"
+    waiter.wait_ok()
+
+
+def test_stalled_client_loses_its_lock_and_gets_a_new_session(children) -> None:
+    """SIGSTOP longer than the lease: the host ends the session and releases the lock;
+    after SIGCONT the client warns, starts a new session and keeps working."""
+    child = children.start(
+        """
+        import sys, time, warnings
+        import gilbridge.multiprocessing as mp
+        from gilbridge._connection import get_connection
+        warnings.simplefilter("always")
+        lock = mp.Lock(name="tests.res.stall")
+        first = get_connection().session_id
+        lock.acquire()
+        print("held", flush=True)
+        sys.stdin.readline()  # idle (no call in flight) until the parent writes a line
+        time.sleep(LEASE)  # give the keep-alive thread a round
+        print("second", get_connection().session_id != first, flush=True)
+        print("reacquire", lock.acquire(timeout=20), flush=True)
+        lock.release()
+        """.replace("LEASE", str(LEASE_SECONDS)),
+        stdin=subprocess.PIPE,
+    )
+    child.wait_line("held")
+    lock = mp.Lock(name="tests.res.stall", create=False)
+    assert lock.acquire(False) is False
+    os.kill(child.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        assert lock.acquire(timeout=LEASE_SECONDS + 8), "the stalled session kept its lock"
+        assert time.monotonic() - t0 >= 0.5
+    finally:
+        os.kill(child.proc.pid, signal.SIGCONT)
+    lock.release()
+    assert child.proc.stdin is not None
+    child.proc.stdin.write("go\n")
+    child.proc.stdin.flush()
+    assert child.wait_line("second") == "second True"
+    assert child.wait_line("reacquire") == "reacquire True"
+    rc, _out, err = child.wait()
+    assert rc == 0, err
+    assert "RuntimeWarning" in err and "ended" in err, err
+
+
+def test_wait_pending_while_the_session_lapses(children) -> None:
+    """A client stalled (SIGSTOP) in Event.wait(60) past its lease: once resumed, the
+    wait must still follow the stdlib: True when the event is set, not a fake timeout."""
+    child = children.start(
+        """
+        import time, gilbridge.multiprocessing as mp
+        ev = mp.Event(name="tests.res.pending")
+        print("waiting", flush=True)
+        t0 = time.monotonic()
+        result = ev.wait(60)
+        print("wait", result, round(time.monotonic() - t0, 1), flush=True)
+        """
+    )
+    child.wait_line("waiting")
+    ev = mp.Event(name="tests.res.pending", create=False)
+    time.sleep(0.3)
+    os.kill(child.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_SECONDS + 3)  # the session lapses meanwhile
+    finally:
+        os.kill(child.proc.pid, signal.SIGCONT)
+    time.sleep(0.5)
+    ev.set()
+    line = child.wait_line("wait", timeout=30)
+    assert line.split()[1] == "True", f"Event.wait(60) returned {line!r} although no timeout passed"
+    child.wait_ok()
+
+
+@pytest.mark.parametrize("what", ["lock", "queue", "event"])
+def test_ctrl_c_interrupts_a_long_wait(children, what: str) -> None:
+    lock = mp.Lock(name=f"tests.res.ctrlc.{what}")
+    lock.acquire()
+    child = children.start(
+        """
+        import sys, time, gilbridge.multiprocessing as mp
+        what = sys.argv[1]
+        lock = mp.Lock(name="tests.res.ctrlc." + what, create=False)
+        q = mp.Queue(name="tests.res.ctrlc.q")
+        ev = mp.Event(name="tests.res.ctrlc.ev")
+        print("blocking", flush=True)
+        t0 = time.monotonic()
+        try:
+            if what == "lock":
+                lock.acquire()
+            elif what == "queue":
+                q.get()
+            else:
+                ev.wait()
+            print("returned", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", round(time.monotonic() - t0, 2), flush=True)
+        time.sleep(1.5)  # alive: a cancelled wait must not take anything later
+        print("still", flush=True)
+        """,
+        what,
+    )
+    child.wait_line("blocking")
+    time.sleep(0.6)
+    os.kill(child.proc.pid, signal.SIGINT)
+    line = child.wait_line("interrupted", timeout=10)
+    assert float(line.split()[1]) < 10
+    # the cancelled waiter did not keep a claim on the lock / queue
+    lock.release()
+    q = mp.Queue(name="tests.res.ctrlc.q")
+    q.put("item")
+    time.sleep(0.3)
+    assert lock.acquire(timeout=5)
+    assert q.get(timeout=5) == "item"
+    child.wait_line("still")
+    child.wait_ok()
+    lock.release()
