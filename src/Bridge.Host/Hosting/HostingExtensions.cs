@@ -28,10 +28,15 @@ internal static class HostingExtensions
         services.AddHostedService<IdleShutdownService>();
         services.AddSingleton<BridgeCallInterceptor>();
 
+        var maxPayload = builder.Configuration.GetValue(
+            $"{BridgeHostOptions.SectionName}:{nameof(BridgeHostOptions.MaxPayloadBytes)}", new BridgeHostOptions().MaxPayloadBytes);
         services.AddGrpc(grpc =>
         {
             grpc.Interceptors.Add<BridgeCallInterceptor>();
-            grpc.MaxReceiveMessageSize = null;
+
+            // Room for one maximal item plus the envelope, so the payload check (with its
+            // precise error) sees an oversized item before the transport refuses it.
+            grpc.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, maxPayload + (4L * 1024 * 1024));
             grpc.MaxSendMessageSize = null;
             grpc.EnableDetailedErrors = true;
         });
@@ -68,6 +73,9 @@ internal static class HostingExtensions
             }
 
             RuntimePaths.PrepareSocketDirectory(options.SocketPath);
+
+            // Message sizes are gRPC's to bound; a long-lived stream is one request body.
+            kestrel.Limits.MaxRequestBodySize = null;
             kestrel.ListenUnixSocket(options.SocketPath, listen => listen.Protocols = HttpProtocols.Http2);
             if (options.TcpPort is { } port)
             {
