@@ -126,7 +126,7 @@ public sealed class ConditionTests(ClusterFixture fixture) : GrainTestBase(fixtu
 
         await Session(b).End();
 
-        Assert.False((await Soon(waiting)).Notified);
+        await AssertSessionEnded(waiting);
         await l.Acquire(a, "n", 0, TimeSpan.FromSeconds(5), None);
         Assert.Equal(0, await c.Notify(a, "n", 0));
     }

@@ -81,7 +81,7 @@ public sealed class EventTests(ClusterFixture fixture) : GrainTestBase(fixture)
 
         await Session(b).End();
 
-        Assert.False(await Soon(waiting));
+        await AssertSessionEnded(waiting);
     }
 
     private async Task<IEventGrain> NewEvent(string sessionId)

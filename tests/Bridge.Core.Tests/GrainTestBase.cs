@@ -70,6 +70,17 @@ public abstract class GrainTestBase(ClusterFixture fixture)
 
     protected static async Task Soon(Task task) => await task.WaitAsync(Patience);
 
+    /// <summary>
+    /// The blocked call of a session that ended fails with SessionEnded (NotFound), so a
+    /// stalled client learns its session is gone instead of seeing a timeout.
+    /// </summary>
+    protected static async Task AssertSessionEnded(Task task)
+    {
+        var error = await Assert.ThrowsAsync<BridgeException>(() => Soon(task));
+        Assert.Equal(BridgeErrorCode.NotFound, error.Code);
+        Assert.Equal("ConnectionResetError", error.PythonException);
+    }
+
     /// <summary>Polls until the condition holds, failing after <see cref="Patience"/>.</summary>
     protected static async Task Eventually(Func<Task<bool>> condition, string what)
     {

@@ -149,7 +149,7 @@ public sealed class LockTests(ClusterFixture fixture) : GrainTestBase(fixture)
 
         await Session(b).End();
 
-        Assert.False(await Soon(waiting));
+        await AssertSessionEnded(waiting);
         await l.Release(a, "t");
         Assert.Equal(1, (await l.GetState(a, "t")).Value);
     }

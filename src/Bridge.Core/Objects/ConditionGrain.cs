@@ -141,7 +141,7 @@ internal sealed class ConditionGrain : Grain, IConditionGrain
 
     public Task SessionEnded(string sessionId)
     {
-        _waiters.CompleteSession(sessionId, false);
+        _waiters.EndSession(sessionId);
         _membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }

@@ -83,7 +83,7 @@ internal sealed class EventGrain : Grain, IEventGrain
 
     public Task SessionEnded(string sessionId)
     {
-        _waiters.CompleteSession(sessionId, false);
+        _waiters.EndSession(sessionId);
         _membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }

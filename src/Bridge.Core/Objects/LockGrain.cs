@@ -207,7 +207,7 @@ internal sealed class LockGrain : Grain, ILockGrain
     {
         if (_membership.IsCreated)
         {
-            _waiters.CompleteSession(sessionId, false);
+            _waiters.EndSession(sessionId);
 
             if (IsSemaphore)
             {

@@ -239,9 +239,9 @@ internal sealed class QueueGrain : Grain, IQueueGrain
 
     public Task SessionEnded(string sessionId)
     {
-        _getters.CompleteSession(sessionId, PayloadBatch.Empty);
-        _putters.CompleteSession(sessionId, false);
-        _joiners.CompleteSession(sessionId, false);
+        _getters.EndSession(sessionId);
+        _putters.EndSession(sessionId);
+        _joiners.EndSession(sessionId);
         if (_leases.Remove(sessionId, out var leased) && leased.Count > 0)
         {
             Log.QueueLeasesReturned(_logger, Name, leased.Count, sessionId);

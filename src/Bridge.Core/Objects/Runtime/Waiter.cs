@@ -6,7 +6,7 @@ namespace Bridge.Core.Objects.Runtime;
 /// gave up" is decided exactly once without locks: the timeout and the cancellation token
 /// only wake the waiting call, which then decides on the scheduler.
 /// </summary>
-internal abstract class Waiter<TOutcome>
+internal abstract class Waiter<TOutcome> : ISessionWaiter
 {
     private readonly TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private WaiterState _state;
@@ -37,6 +37,23 @@ internal abstract class Waiter<TOutcome>
         return true;
     }
 
+    /// <summary>
+    /// The waiter's session ended (its lease lapsed while the call was pending): the call
+    /// fails with SessionEnded rather than looking like a timeout, so a client that was
+    /// merely stalled renews its session and waits again.
+    /// </summary>
+    public bool TryEndSession()
+    {
+        if (_state != WaiterState.Pending)
+        {
+            return false;
+        }
+
+        _state = WaiterState.SessionEnded;
+        _wake.TrySetResult();
+        return true;
+    }
+
     /// <summary>Gives up waiting, so that nobody can complete it afterwards.</summary>
     public bool TryWithdraw()
     {
@@ -53,7 +70,8 @@ internal abstract class Waiter<TOutcome>
     /// <summary>
     /// True once completed. False when the timeout elapsed or the token fired first: the
     /// waiter is then still pending, and the caller withdraws it (or waits again) before
-    /// its next await, so no grant can slip in between.
+    /// its next await, so no grant can slip in between. Throws SessionEnded when the
+    /// waiter's session ended meanwhile.
     /// </summary>
     public async Task<bool> WaitAsync(TimeSpan? timeout, CancellationToken cancellationToken)
     {
@@ -73,7 +91,12 @@ internal abstract class Waiter<TOutcome>
             }
         }
 
-        return _state == WaiterState.Completed;
+        return _state switch
+        {
+            WaiterState.Completed => true,
+            WaiterState.SessionEnded => throw BridgeException.SessionEnded(SessionId),
+            _ => false,
+        };
     }
 
     private enum WaiterState
@@ -81,6 +104,7 @@ internal abstract class Waiter<TOutcome>
         Pending,
         Completed,
         Withdrawn,
+        SessionEnded,
     }
 }
 

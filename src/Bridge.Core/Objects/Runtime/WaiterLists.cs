@@ -2,9 +2,9 @@ namespace Bridge.Core.Objects.Runtime;
 
 internal static class WaiterLists
 {
-    /// <summary>Completes and removes every waiter of a session that ended; returns how many.</summary>
-    public static int CompleteSession<TWaiter, TOutcome>(this LinkedList<TWaiter> waiters, string sessionId, TOutcome outcome)
-        where TWaiter : Waiter<TOutcome>
+    /// <summary>Ends (see Waiter.TryEndSession) and removes every waiter of a session that ended; returns how many.</summary>
+    public static int EndSession<TWaiter>(this LinkedList<TWaiter> waiters, string sessionId)
+        where TWaiter : ISessionWaiter
     {
         var completed = 0;
         for (var node = waiters.First; node is not null;)
@@ -12,7 +12,7 @@ internal static class WaiterLists
             var next = node.Next;
             if (node.Value.SessionId == sessionId)
             {
-                node.Value.TryComplete(outcome);
+                node.Value.TryEndSession();
                 waiters.Remove(node);
                 completed++;
             }
@@ -22,4 +22,12 @@ internal static class WaiterLists
 
         return completed;
     }
+}
+
+/// <summary>What ending a session needs of a waiter, whatever its outcome type.</summary>
+internal interface ISessionWaiter
+{
+    string SessionId { get; }
+
+    bool TryEndSession();
 }
