@@ -11,7 +11,12 @@ public sealed class SessionTracker
     private readonly ConcurrentDictionary<string, DateTimeOffset> _sessions = new();
     private long _lastChangeTicks = DateTimeOffset.UtcNow.UtcTicks;
 
+    /// <summary>Raised after a session ended, so host-local resources it owned (pools) are released.</summary>
+    public event Action<string>? SessionEnded;
+
     public int ActiveCount => _sessions.Count;
+
+    public bool IsActive(string sessionId) => _sessions.ContainsKey(sessionId);
 
     /// <summary>When a session last started or ended (the idle clock starts there).</summary>
     public DateTimeOffset LastChange => new(Interlocked.Read(ref _lastChangeTicks), TimeSpan.Zero);
@@ -24,8 +29,11 @@ public sealed class SessionTracker
 
     public void Ended(string sessionId)
     {
-        _sessions.TryRemove(sessionId, out _);
-        Touch();
+        if (_sessions.TryRemove(sessionId, out _))
+        {
+            Touch();
+            SessionEnded?.Invoke(sessionId);
+        }
     }
 
     private void Touch() => Interlocked.Exchange(ref _lastChangeTicks, DateTimeOffset.UtcNow.UtcTicks);

@@ -34,6 +34,15 @@ internal sealed class BridgeHostOptions
     /// <summary>Orleans silo port on loopback; 0: a free one.</summary>
     public int SiloPort { get; set; }
 
+    /// <summary>The Bridge.Worker executable; empty: artifacts/worker/Bridge.Worker beside the host's folder.</summary>
+    public string WorkerPath { get; set; } = "";
+
+    /// <summary>Idle workers kept started per Python environment.</summary>
+    public int WarmWorkers { get; set; } = 2;
+
+    /// <summary>How long a new worker may take to connect.</summary>
+    public double WorkerStartSeconds { get; set; } = 60;
+
     public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
 }
 
@@ -83,6 +92,16 @@ internal sealed class BridgeHostOptionsValidator : IValidateOptions<BridgeHostOp
         if (options.SiloPort is < 0 or > 65535)
         {
             failures.Add($"Bridge:SiloPort must be 0..65535 (got {options.SiloPort})");
+        }
+
+        if (options.WarmWorkers is < 0 or > 64)
+        {
+            failures.Add($"Bridge:WarmWorkers must be 0..64 (got {options.WarmWorkers})");
+        }
+
+        if (!double.IsFinite(options.WorkerStartSeconds) || options.WorkerStartSeconds <= 0)
+        {
+            failures.Add($"Bridge:WorkerStartSeconds must be > 0 (got {options.WorkerStartSeconds})");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

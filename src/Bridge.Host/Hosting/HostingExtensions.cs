@@ -19,6 +19,9 @@ internal static class HostingExtensions
             {
                 o.SocketPath = string.IsNullOrEmpty(o.SocketPath) ? RuntimePaths.DefaultSocketPath() : o.SocketPath;
                 o.Token = string.IsNullOrEmpty(o.Token) ? Environment.GetEnvironmentVariable("GILBRIDGE_TOKEN") : o.Token;
+                o.WorkerPath = string.IsNullOrEmpty(o.WorkerPath)
+                    ? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "worker", "Bridge.Worker"))
+                    : o.WorkerPath;
             })
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<BridgeHostOptions>, BridgeHostOptionsValidator>();
@@ -27,6 +30,9 @@ internal static class HostingExtensions
         services.AddHostedService<ListenerLifecycle>();
         services.AddHostedService<IdleShutdownService>();
         services.AddSingleton<BridgeCallInterceptor>();
+        services.AddSingleton<Execution.WorkerLauncher>();
+        services.AddHostedService(sp => sp.GetRequiredService<Execution.WorkerLauncher>());
+        services.AddSingleton<Execution.PoolRegistry>();
 
         var maxPayload = builder.Configuration.GetValue(
             $"{BridgeHostOptions.SectionName}:{nameof(BridgeHostOptions.MaxPayloadBytes)}", new BridgeHostOptions().MaxPayloadBytes);
@@ -91,6 +97,7 @@ internal static class HostingExtensions
         app.MapGrpcService<SynchronizationService>();
         app.MapGrpcService<QueuesService>();
         app.MapGrpcService<SharedValuesService>();
+        app.MapGrpcService<ExecutionService>();
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();
         return app;

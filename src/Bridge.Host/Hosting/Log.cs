@@ -19,4 +19,19 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Another host already answers on {SocketPath}; exiting")]
     public static partial void AlreadyRunning(ILogger logger, string socketPath);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Debug, Message = "Worker {Pid} started for {Environment}")]
+    public static partial void WorkerStarted(ILogger logger, int pid, string environment);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Debug, Message = "Worker {Pid}: {Line}")]
+    public static partial void WorkerOutput(ILogger logger, int pid, string line);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "Pool {PoolId} '{Name}' of session {SessionId}: {Processes} worker(s){Mode}")]
+    public static partial void PoolCreated(ILogger logger, string poolId, string name, string sessionId, int processes, string mode);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Worker {Pid} of pool {PoolId} exited with code {ExitCode} while running {Tasks} task(s)")]
+    public static partial void WorkerDied(ILogger logger, int pid, string poolId, int exitCode, int tasks);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "Could not start a replacement worker for pool {PoolId}")]
+    public static partial void ReplacementFailed(ILogger logger, Exception exception, string poolId);
 }

@@ -1,0 +1,309 @@
+using System.Threading.Channels;
+using Bridge.Contracts.V1;
+using Bridge.Core.Objects;
+
+namespace Bridge.Host.Execution;
+
+/// <summary>
+/// One pool: its workers, the chunks waiting for a free slot, the chunks each worker is
+/// running, and the events its owner watches. Workers pull: a chunk is sent only against
+/// a slot the worker announced. State changes are short and guarded by one lock.
+/// </summary>
+internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
+{
+    private readonly Lock _gate = new();
+    private readonly Queue<TaskChunk> _pending = new();
+    private readonly Dictionary<int, Slot> _workers = [];
+    private readonly Channel<PoolEvent> _events = Channel.CreateUnbounded<PoolEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private int _starting;
+    private bool _closed;
+    private bool _terminated;
+    private int _watchers;
+
+    public string Id { get; } = id;
+
+    public CreatePoolRequest Spec { get; } = spec;
+
+    public string OwnerSession => Spec.SessionId;
+
+    public ChannelReader<PoolEvent> Events => _events.Reader;
+
+    /// <summary>Claims the single watcher; false when someone watches already.</summary>
+    public bool TryWatch() => Interlocked.Exchange(ref _watchers, 1) == 0;
+
+    public bool ShouldReplace(bool died)
+    {
+        lock (_gate)
+        {
+            return !_terminated && !Spec.ProcessMode && (!_closed || _pending.Count > 0 || (died && _workers.Count == 0));
+        }
+    }
+
+    public void Starting()
+    {
+        lock (_gate)
+        {
+            _starting++;
+        }
+    }
+
+    public void StartFailed()
+    {
+        lock (_gate)
+        {
+            _starting--;
+            FinishIfDone();
+        }
+    }
+
+    public void AddWorker(WorkerProcess worker, bool replacement)
+    {
+        lock (_gate)
+        {
+            _starting = Math.Max(0, _starting - 1);
+            if (_terminated)
+            {
+                Signals.Send(worker.Pid, Signals.Kill);
+                return;
+            }
+
+            worker.Pool = this;
+            _workers[worker.Pid] = new Slot(worker);
+            worker.Commands.Writer.TryWrite(new WorkerCommand
+            {
+                Assign = new Assignment
+                {
+                    PoolId = Id,
+                    Python = Spec.Python ?? new PythonEnvironment(),
+                    Initializer = Spec.Initializer,
+                    ProcessMode = Spec.ProcessMode,
+                    Name = Spec.Name,
+                },
+            });
+            if (replacement)
+            {
+                _events.Writer.TryWrite(new PoolEvent { WorkerStarted = worker.Pid });
+            }
+        }
+    }
+
+    public void Submit(IEnumerable<TaskChunk> chunks)
+    {
+        lock (_gate)
+        {
+            if (_closed || _terminated)
+            {
+                throw BridgeException.Precondition("ValueError", "Pool not running");
+            }
+
+            foreach (var chunk in chunks)
+            {
+                _pending.Enqueue(chunk);
+            }
+
+            Dispatch();
+        }
+    }
+
+    public void OnReady(WorkerProcess worker, int slots)
+    {
+        lock (_gate)
+        {
+            if (_workers.TryGetValue(worker.Pid, out var slot))
+            {
+                slot.Credits += Math.Max(0, slots);
+                Dispatch();
+            }
+        }
+    }
+
+    public void OnResult(WorkerProcess worker, TaskResult result)
+    {
+        lock (_gate)
+        {
+            if (!_workers.TryGetValue(worker.Pid, out var slot) || !slot.Running.Remove(result.TaskId))
+            {
+                return;
+            }
+
+            slot.Completed++;
+            _events.Writer.TryWrite(new PoolEvent { Result = result });
+            if (Spec.MaxTasksPerChild > 0 && slot.Completed >= Spec.MaxTasksPerChild && !slot.Retiring)
+            {
+                slot.Retiring = true;
+                slot.Credits = 0;
+                worker.Commands.Writer.TryWrite(new WorkerCommand { Shutdown = true });
+            }
+
+            Dispatch();
+            RetireIdleWorkersWhenClosed();
+        }
+    }
+
+    public void OnOutput(OutputText output) => _events.Writer.TryWrite(new PoolEvent { Output = output });
+
+    /// <summary>The worker's process ended: its running chunks fail, its exit is reported.</summary>
+    public IReadOnlyCollection<TaskChunk> OnWorkerExited(WorkerProcess worker, int exitCode)
+    {
+        lock (_gate)
+        {
+            if (!_workers.Remove(worker.Pid, out var slot))
+            {
+                return [];
+            }
+
+            var lost = slot.Running.Values.ToArray();
+            foreach (var chunk in lost)
+            {
+                _events.Writer.TryWrite(new PoolEvent
+                {
+                    Result = new TaskResult
+                    {
+                        TaskId = chunk.TaskId,
+                        WorkerPid = worker.Pid,
+                        Error = new TaskError
+                        {
+                            Type = "BrokenProcessPool",
+                            Message = $"the worker process {worker.Pid} running this task exited abruptly (exit code {exitCode})",
+                            WorkerDied = true,
+                        },
+                    },
+                });
+            }
+
+            _events.Writer.TryWrite(new PoolEvent { WorkerExit = new WorkerExit { Pid = worker.Pid, ExitCode = exitCode } });
+            FinishIfDone();
+            return lost;
+        }
+    }
+
+    public PoolState Close()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+            RetireIdleWorkersWhenClosed();
+            FinishIfDone();
+            return StateUnderLock();
+        }
+    }
+
+    public PoolState Terminate()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+            _terminated = true;
+            while (_pending.TryDequeue(out var chunk))
+            {
+                _events.Writer.TryWrite(new PoolEvent
+                {
+                    Result = new TaskResult
+                    {
+                        TaskId = chunk.TaskId,
+                        Error = new TaskError { Type = "TerminatedError", Message = "the pool was terminated before this task ran" },
+                    },
+                });
+            }
+
+            foreach (var slot in _workers.Values)
+            {
+                Signals.Send(slot.Worker.Pid, Signals.Terminate);
+            }
+
+            FinishIfDone();
+            return StateUnderLock();
+        }
+    }
+
+    public bool Owns(int pid)
+    {
+        lock (_gate)
+        {
+            return _workers.ContainsKey(pid);
+        }
+    }
+
+    public PoolState State()
+    {
+        lock (_gate)
+        {
+            return StateUnderLock();
+        }
+    }
+
+    private PoolState StateUnderLock()
+    {
+        var state = new PoolState
+        {
+            TasksPending = _pending.Count,
+            TasksRunning = _workers.Values.Sum(s => s.Running.Count),
+            Closed = _closed,
+            Finished = _workers.Count == 0 && _starting == 0 && (_closed || Spec.ProcessMode),
+        };
+        state.WorkerPids.AddRange(_workers.Keys);
+        return state;
+    }
+
+    private void Dispatch()
+    {
+        if (_terminated)
+        {
+            return;
+        }
+
+        var progress = true;
+        while (_pending.Count > 0 && progress)
+        {
+            progress = false;
+            foreach (var slot in _workers.Values)
+            {
+                if (slot.Credits > 0 && !slot.Retiring && _pending.TryDequeue(out var chunk))
+                {
+                    slot.Credits--;
+                    slot.Running[chunk.TaskId] = chunk;
+                    slot.Worker.Commands.Writer.TryWrite(new WorkerCommand { Task = chunk });
+                    progress = true;
+                }
+            }
+        }
+    }
+
+    private void RetireIdleWorkersWhenClosed()
+    {
+        if (!_closed || _pending.Count > 0 || Spec.ProcessMode)
+        {
+            return;
+        }
+
+        foreach (var slot in _workers.Values)
+        {
+            if (slot.Running.Count == 0 && !slot.Retiring)
+            {
+                slot.Retiring = true;
+                slot.Worker.Commands.Writer.TryWrite(new WorkerCommand { Shutdown = true });
+            }
+        }
+    }
+
+    private void FinishIfDone()
+    {
+        if (_workers.Count == 0 && _starting == 0 && (_closed || Spec.ProcessMode))
+        {
+            _events.Writer.TryComplete();
+        }
+    }
+
+    private sealed class Slot(WorkerProcess worker)
+    {
+        public WorkerProcess Worker { get; } = worker;
+
+        public Dictionary<long, TaskChunk> Running { get; } = [];
+
+        public int Credits { get; set; }
+
+        public int Completed { get; set; }
+
+        public bool Retiring { get; set; }
+    }
+}

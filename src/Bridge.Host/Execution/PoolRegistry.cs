@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using Bridge.Contracts.V1;
+using Bridge.Core.Objects;
+using Bridge.Core.Sessions;
+using Bridge.Host.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Host.Execution;
+
+/// <summary>
+/// The pools of this host. Pools are machine-local: their workers are this host's child
+/// processes. A pool ends with its owner's session (a dead client's pool is terminated).
+/// </summary>
+internal sealed class PoolRegistry : IDisposable
+{
+    private const int MaxProcesses = 1024;
+
+    private readonly ConcurrentDictionary<string, ExecutionPool> _pools = new();
+    private readonly WorkerLauncher _launcher;
+    private readonly SessionTracker _sessions;
+    private readonly ILogger<PoolRegistry> _logger;
+    private readonly TimeSpan _workerStart;
+    private readonly CancellationTokenSource _stopping = new();
+
+    public PoolRegistry(WorkerLauncher launcher, SessionTracker sessions, IOptions<BridgeHostOptions> options, ILogger<PoolRegistry> logger)
+    {
+        _launcher = launcher;
+        _sessions = sessions;
+        _logger = logger;
+        _workerStart = TimeSpan.FromSeconds(options.Value.WorkerStartSeconds);
+        _sessions.SessionEnded += OnSessionEnded;
+    }
+
+    public async Task<PoolInfo> CreateAsync(CreatePoolRequest request, CancellationToken cancellationToken)
+    {
+        if (!_sessions.IsActive(request.SessionId))
+        {
+            throw BridgeException.SessionEnded(request.SessionId);
+        }
+
+        if (request.Processes is < 1 or > MaxProcesses)
+        {
+            throw BridgeException.InvalidArgument($"Number of processes must be at least 1 (and at most {MaxProcesses}); got {request.Processes}");
+        }
+
+        if (request.ProcessMode && request.Processes != 1)
+        {
+            throw BridgeException.InvalidArgument("a process-mode pool has exactly one worker");
+        }
+
+        if (request.MaxTasksPerChild < 0)
+        {
+            throw BridgeException.InvalidArgument("maxtasksperchild must be a positive int or None");
+        }
+
+        var pool = new ExecutionPool(Guid.NewGuid().ToString("N"), request);
+        _pools[pool.Id] = pool;
+        try
+        {
+            var workers = Enumerable.Range(0, request.Processes).Select(_ => StartWorkerAsync(pool, replacement: false, cancellationToken)).ToArray();
+            await Task.WhenAll(workers);
+        }
+        catch
+        {
+            pool.Terminate();
+            _pools.TryRemove(pool.Id, out _);
+            throw;
+        }
+
+        Log.PoolCreated(_logger, pool.Id, request.Name, request.SessionId, request.Processes, request.ProcessMode ? " (process)" : "");
+        var info = new PoolInfo { PoolId = pool.Id };
+        info.WorkerPids.AddRange(pool.State().WorkerPids);
+        return info;
+    }
+
+    public ExecutionPool Get(string sessionId, string poolId) =>
+        _pools.TryGetValue(poolId, out var pool) && pool.OwnerSession == sessionId
+            ? pool
+            : throw BridgeException.NotFound($"no pool '{poolId}' of this session (it finished, or belongs to another session)");
+
+    /// <summary>Forgets a finished pool once its watcher has seen every event.</summary>
+    public void Forget(ExecutionPool pool) => _pools.TryRemove(pool.Id, out _);
+
+    public void Dispose()
+    {
+        _sessions.SessionEnded -= OnSessionEnded;
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
+
+    private async Task StartWorkerAsync(ExecutionPool pool, bool replacement, CancellationToken cancellationToken)
+    {
+        pool.Starting();
+        WorkerProcess worker;
+        try
+        {
+            worker = _launcher.Acquire(pool.Spec.Python);
+            await worker.Connected.WaitAsync(_workerStart, cancellationToken);
+        }
+        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException)
+        {
+            pool.StartFailed();
+            throw BridgeException.Precondition("RuntimeError", $"a worker process did not start: {ex.Message}");
+        }
+        catch
+        {
+            pool.StartFailed();
+            throw;
+        }
+
+        pool.AddWorker(worker, replacement);
+        _ = worker.Exited.ContinueWith(
+            exited => OnWorkerExited(pool, worker, exited.Result),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    private void OnWorkerExited(ExecutionPool pool, WorkerProcess worker, int exitCode)
+    {
+        var lost = pool.OnWorkerExited(worker, exitCode);
+        if (lost.Count > 0)
+        {
+            Log.WorkerDied(_logger, worker.Pid, pool.Id, exitCode, lost.Count);
+        }
+
+        if (pool.ShouldReplace(died: lost.Count > 0))
+        {
+            _ = ReplaceAsync(pool);
+        }
+    }
+
+    private async Task ReplaceAsync(ExecutionPool pool)
+    {
+        try
+        {
+            await StartWorkerAsync(pool, replacement: true, _stopping.Token);
+        }
+        catch (Exception ex) when (ex is BridgeException or OperationCanceledException)
+        {
+            Log.ReplacementFailed(_logger, ex, pool.Id);
+        }
+    }
+
+    private void OnSessionEnded(string sessionId)
+    {
+        foreach (var pool in _pools.Values.Where(p => p.OwnerSession == sessionId))
+        {
+            pool.Terminate();
+            _pools.TryRemove(pool.Id, out _);
+        }
+    }
+}
