@@ -136,16 +136,19 @@ class Connection:
     # ------------------------------------------------------------------ calls
 
     def call(self, method: Any, request: Any, *, long_wait: bool = False,
-             on_interrupt: Callable[[Any], None] | None = None) -> Any:
+             on_interrupt: Callable[[Any], None] | None = None, retry: bool = True) -> Any:
         """Invoke a unary method, translating failures into Python exceptions.
 
         ``long_wait``: the call may block for long (an unbounded or > 0.5 s wait); it is
         then run as a future polled every 0.25 s so that KeyboardInterrupt cancels it
         (``on_interrupt(future)`` runs after the cancel, before re-raising, to undo a
-        result that raced with the cancel). If the host says this session has ended, a
-        new session is started and the call is retried once with it.
+        result that raced with the cancel). If the host says this session has ended
+        (ConnectionResetError: the lease lapsed, e.g. the process was stopped), a new
+        session is started with a warning and, when ``retry``, the call is made once more
+        with it (a wait keeps only what is left of its timeout).
         """
         grpc = self._grpc
+        started = time.monotonic()
         for attempt in (0, 1):
             sid = _session_of(request)
             try:
@@ -154,15 +157,12 @@ class Connection:
                 return method(request, metadata=self.metadata)
             except grpc.RpcError as err:
                 exc = translate(err, self.address.target)
-            if (
-                attempt == 0
-                and isinstance(exc, ConnectionResetError)
-                and sid
-                and not self.closed
-            ):
+            if attempt == 0 and isinstance(exc, ConnectionResetError) and sid and not self.closed:
                 self._renew_session(sid, str(exc))
-                _set_session(request, self.session_id)
-                continue
+                if retry:
+                    _set_session(request, self.session_id)
+                    _shrink_timeout(request, time.monotonic() - started)
+                    continue
             raise exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -317,6 +317,12 @@ def _session_of(request: Any) -> str:
     if hasattr(request, "target"):
         return str(request.target.session_id)
     return str(getattr(request, "session_id", ""))
+
+
+def _shrink_timeout(request: Any, elapsed: float) -> None:
+    """Deduct ``elapsed`` seconds from the request's wait timeout, if it has one."""
+    if hasattr(request, "wait") and request.HasField("wait") and request.wait.HasField("timeout_seconds"):
+        request.wait.timeout_seconds = max(0.0, request.wait.timeout_seconds - elapsed)
 
 
 def _set_session(request: Any, session_id: str) -> None:

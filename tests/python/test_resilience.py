@@ -118,6 +118,32 @@ def test_wait_pending_while_the_session_lapses(children) -> None:
     child.wait_ok()
 
 
+def test_timed_wait_retried_after_a_lapsed_session_keeps_its_deadline(children) -> None:
+    child = children.start(
+        """
+        import time, gilbridge.multiprocessing as mp
+        ev = mp.Event(name="tests.res.deadline")
+        print("waiting", flush=True)
+        t0 = time.monotonic()
+        result = ev.wait(6)
+        print("wait", result, round(time.monotonic() - t0, 1), flush=True)
+        """
+    )
+    child.wait_line("waiting")
+    ev = mp.Event(name="tests.res.deadline", create=False)  # keeps it alive for the host
+    time.sleep(0.2)
+    os.kill(child.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_SECONDS + 3)
+    finally:
+        os.kill(child.proc.pid, signal.SIGCONT)
+    _, result, elapsed = child.wait_line("wait", timeout=30).split()
+    assert result == "False"
+    assert 5.5 <= float(elapsed) < 9, elapsed
+    child.wait_ok()
+    assert not ev.is_set()
+
+
 @pytest.mark.parametrize("what", ["lock", "queue", "event"])
 def test_ctrl_c_interrupts_a_long_wait(children, what: str) -> None:
     lock = mp.Lock(name=f"tests.res.ctrlc.{what}")

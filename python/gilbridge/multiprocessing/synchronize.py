@@ -373,12 +373,22 @@ class Condition(BridgeObject):
             if outcome:
                 lock._acquire(True, None, outcome[0])
 
-        reply = conn.call(
-            conn.sync.WaitCondition,
-            pb.WaitConditionRequest(target=self._ref(conn), owner=owner(), wait=policy),
-            long_wait=long_wait,
-            on_interrupt=reacquire_after_interrupt,
-        )
+        try:
+            reply = conn.call(
+                conn.sync.WaitCondition,
+                pb.WaitConditionRequest(target=self._ref(conn), owner=owner(), wait=policy),
+                long_wait=long_wait,
+                on_interrupt=reacquire_after_interrupt,
+                retry=False,  # the lock went with the old session: do not wait again
+            )
+        except ConnectionResetError:
+            # This process's session ended during the wait (it was stalled past its
+            # lease) and the host released the lock: take it again (best effort: one
+            # level) so the caller's `with` block stays balanced, then report it.
+            if isinstance(lock, RLock):
+                lock._set_depth(0)
+            lock._acquire(True, None, 1)
+            raise
         saved = max(int(reply.saved_count), 1)
         if isinstance(lock, RLock):
             lock._set_depth(0)

@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m gilbridge.examples.seed_demo``."""
