@@ -177,10 +177,6 @@ class _ValueMixin(_RawShared):
 class RawValue(_ValueMixin):
     """A shared scalar without a lock (``Value(..., lock=False)``)."""
 
-    def __init__(self, typecode_or_type: object, *args: Any, name: str | None = None,
-                 create: bool = True) -> None:
-        _init_value(self, typecode_or_type, args, False, name, create)
-
     def __repr__(self) -> str:
         return f"<gilbridge {self._ctype_repr()} name={self._name!r}>"
 
@@ -297,10 +293,6 @@ class _ArrayMixin(_RawShared):
 class RawArray(_ArrayMixin):
     """A shared array without a lock (``Array(..., lock=False)``)."""
 
-    def __init__(self, typecode_or_type: object, size_or_initializer: Any, *,
-                 name: str | None = None, create: bool = True) -> None:
-        _init_array(self, typecode_or_type, size_or_initializer, False, name, create)
-
     # A raw char array has .value like ctypes' c_char arrays.
     value = property(_ArrayMixin._get_str_value, _ArrayMixin._set_str_value)
 
@@ -385,21 +377,47 @@ class SynchronizedString(SynchronizedArray):
 # ------------------------------------------------------------------------ construction
 
 
-def _init_value(self: _RawShared, typecode_or_type: object, args: tuple[Any, ...],
-                lock: object, name: str | None, create: bool) -> Lock | RLock | None:
+def _proxy(conn: Connection, info: Any, name: str, lock_proxy: Lock | RLock | None,
+           raw: bool) -> _RawShared:
+    """The proxy class for what the host answered: raw when asked (``lock=False``) or
+    when the host object has no lock; synchronized (String for 'c' arrays) otherwise."""
+    synchronized = not raw and bool(info.lock_name)
+    cls: type[_RawShared]
+    if info.is_array:
+        if synchronized:
+            cls = SynchronizedString if info.typecode == "c" else SynchronizedArray
+        else:
+            cls = RawArray
+    else:
+        cls = Synchronized if synchronized else RawValue
+    obj = cls.__new__(cls)
+    obj._setup(conn, info, name)
+    if synchronized:
+        assert isinstance(obj, SynchronizedBase)
+        obj._attach_lock(conn, lock_proxy)
+    return obj
+
+
+def Value(typecode_or_type: object, *args: Any, lock: object = True,
+          name: str | None = None, create: bool = True) -> Synchronized | RawValue:
+    """A shared scalar (``multiprocessing.Value``): synchronized unless ``lock=False``
+    (or attached to a host object created without a lock). With ``create=False`` the
+    host's typecode wins; ``args`` are ignored."""
     typecode, ctype = _resolve(typecode_or_type)
     initial = bytes(_le(ctype)(*args))  # the stdlib's conversion and errors
     if initial == bytes(len(initial)):
         initial = b""
-    conn, info, obj_name, lock_proxy = self._create(
+    conn, info, obj_name, lock_proxy = _RawShared._create(
         typecode, 1, False, initial, lock, name, create
     )
-    self._setup(conn, info, obj_name)
-    return lock_proxy
+    return _proxy(conn, info, obj_name, lock_proxy, lock is False)  # type: ignore[return-value]
 
 
-def _init_array(self: _RawShared, typecode_or_type: object, size_or_initializer: Any,
-                lock: object, name: str | None, create: bool) -> Lock | RLock | None:
+def Array(typecode_or_type: object, size_or_initializer: Any, *, lock: object = True,
+          name: str | None = None, create: bool = True) -> SynchronizedArray | RawArray:
+    """A shared array (``multiprocessing.Array``): synchronized unless ``lock=False``.
+    ``size_or_initializer``: a length (zero-filled) or a sequence of initial values. With
+    ``create=False`` the host's typecode and length win."""
     typecode, ctype = _resolve(typecode_or_type)
     if isinstance(size_or_initializer, int):
         if size_or_initializer < 0:
@@ -410,55 +428,15 @@ def _init_array(self: _RawShared, typecode_or_type: object, size_or_initializer:
         values: Iterable[Any] = size_or_initializer
         seq = list(values) if not isinstance(values, (bytes, str)) else values
         length = len(seq)
-        local = (_le(ctype) * length)(*seq)
-        initial = bytes(local)
-    conn, info, obj_name, lock_proxy = self._create(
+        initial = bytes((_le(ctype) * length)(*seq))  # the stdlib's conversion and errors
+    conn, info, obj_name, lock_proxy = _RawShared._create(
         typecode, length, True, initial, lock, name, create
     )
-    self._setup(conn, info, obj_name)
-    return lock_proxy
-
-
-def Value(typecode_or_type: object, *args: Any, lock: object = True,
-          name: str | None = None, create: bool = True) -> Synchronized | RawValue:
-    """A shared scalar (``multiprocessing.Value``): synchronized unless ``lock=False``."""
-    if lock is False:
-        return RawValue(typecode_or_type, *args, name=name, create=create)
-    obj = Synchronized.__new__(Synchronized)
-    lock_proxy = _init_value(obj, typecode_or_type, args, lock, name, create)
-    obj._attach_lock(get_connection(), lock_proxy)
-    return obj
-
-
-def Array(typecode_or_type: object, size_or_initializer: Any, *, lock: object = True,
-          name: str | None = None, create: bool = True) -> SynchronizedArray | RawArray:
-    """A shared array (``multiprocessing.Array``): synchronized unless ``lock=False``."""
-    if lock is False:
-        return RawArray(typecode_or_type, size_or_initializer, name=name, create=create)
-    typecode, _ = _resolve(typecode_or_type)
-    cls = SynchronizedString if typecode == "c" else SynchronizedArray
-    obj = cls.__new__(cls)
-    lock_proxy = _init_array(obj, typecode_or_type, size_or_initializer, lock, name, create)
-    obj._attach_lock(get_connection(), lock_proxy)
-    return obj
+    return _proxy(conn, info, obj_name, lock_proxy, lock is False)  # type: ignore[return-value]
 
 
 def attach(name: str, extra: dict[str, Any]) -> BridgeObject:
     """Rebuild a pickled Value/Array proxy in this process (the host supplies the
     typecode, length and lock)."""
-    raw = bool(extra.get("raw"))
     conn, info, obj_name, _ = _RawShared._create("i", 1, False, b"", False, name, False)
-    synchronized = not raw and bool(info.lock_name)
-    if info.is_array:
-        cls: type[Any]
-        if synchronized:
-            cls = SynchronizedString if info.typecode == "c" else SynchronizedArray
-        else:
-            cls = RawArray
-    else:
-        cls = Synchronized if synchronized else RawValue
-    obj = cls.__new__(cls)
-    obj._setup(conn, info, obj_name)
-    if synchronized:
-        obj._attach_lock(conn, None)
-    return obj  # type: ignore[no-any-return]
+    return _proxy(conn, info, obj_name, None, bool(extra.get("raw")))

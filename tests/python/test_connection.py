@@ -1,0 +1,140 @@
+"""The connection: lazy imports, sessions (keep-alive, Goodbye), TCP with a token, the
+module surface."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import gilbridge.multiprocessing as mp
+from gilbridge._connection import get_connection
+
+from conftest import LEASE_SECONDS, HostProcess, start_host, stop_host
+
+
+def test_imports_are_lazy(children) -> None:
+    out = children.run(
+        """
+        import sys
+        import gilbridge, gilbridge.multiprocessing as mp
+        import gilbridge.multiprocessing.synchronize, gilbridge.multiprocessing.queues
+        import gilbridge.multiprocessing.sharedctypes
+        print(sorted(m for m in sys.modules if m == "grpc" or m.startswith("grpc.")))
+        mp.Lock()
+        print("grpc" in sys.modules)
+        """
+    )
+    assert out.splitlines() == ["[]", "True"]
+
+
+def test_module_surface_matches_stdlib() -> None:
+    import multiprocessing as stdlib
+
+    for name in ["Process", "Pool", "Manager", "Pipe", "current_process", "active_children",
+                 "parent_process", "get_context", "set_start_method", "get_start_method",
+                 "freeze_support", "TimeoutError", "ProcessError", "BufferTooShort",
+                 "AuthenticationError", "RawValue", "RawArray"]:
+        assert getattr(mp, name) is getattr(stdlib, name), name
+    for name in ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Event", "Condition",
+                 "Barrier", "Queue", "JoinableQueue", "SimpleQueue", "Value", "Array",
+                 "cpu_count"]:
+        assert getattr(mp, name) is not getattr(stdlib, name), name
+        assert name in mp.__all__
+
+
+@pytest.mark.usefixtures("host")
+def test_cpu_count_from_host() -> None:
+    assert mp.cpu_count() == get_connection().host_info.cpu_count == os.cpu_count()
+
+
+@pytest.mark.usefixtures("host")
+def test_idle_session_is_kept_alive_by_the_keepalive_thread() -> None:
+    lock = mp.Lock()
+    session = get_connection().session_id
+    assert lock.acquire()
+    time.sleep(LEASE_SECONDS * 2.5)  # idle: only the keep-alive thread talks to the host
+    assert get_connection().session_id == session
+    lock.release()  # still ours: the session did not lapse
+    with pytest.raises(ValueError):
+        lock.release()
+
+
+@pytest.mark.usefixtures("host")
+def test_goodbye_at_exit_releases_at_once(children) -> None:
+    child = children.start(
+        """
+        import gilbridge.multiprocessing as mp
+        lock = mp.Lock(name="tests.conn.goodbye")
+        lock.acquire()
+        print("held", flush=True)
+        input()
+        """,
+        stdin=subprocess.PIPE,
+    )
+    child.wait_line("held")
+    lock = mp.Lock(name="tests.conn.goodbye", create=False)
+    assert lock.acquire(False) is False
+    assert child.proc.stdin is not None
+    child.proc.stdin.write("\n")
+    child.proc.stdin.flush()
+    child.wait_ok()
+    t0 = time.monotonic()
+    assert lock.acquire(timeout=LEASE_SECONDS * 3)
+    assert time.monotonic() - t0 < LEASE_SECONDS / 2, "released by the lease, not by Goodbye"
+
+
+@pytest.mark.usefixtures("host")
+def test_status_command_against_the_configured_address(bridge_host: HostProcess) -> None:
+    proc = subprocess.run([sys.executable, "-m", "gilbridge", "host", "status"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f"pid:       {bridge_host.pid}" in proc.stdout
+    assert bridge_host.address in proc.stdout
+
+
+# --------------------------------------------------------------------------- TCP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def tcp_host(tmp_path_factory: pytest.TempPathFactory):
+    port = _free_port()
+    host = start_host(Path(tmp_path_factory.mktemp("tcp")), f"--Bridge:TcpPort={port}",
+                      "--Bridge:Token=s3cret-token-0123456789")
+    try:
+        yield host, port
+    finally:
+        alive = host.proc.poll() is None
+        stop_host(host)
+        assert alive, f"the TCP host died:\n{host.log_tail()}"
+
+
+def test_tcp_with_token(tcp_host, children) -> None:
+    _host, port = tcp_host
+    code = """
+        import queue, gilbridge.multiprocessing as mp
+        try:
+            q = mp.Queue(name="tests.tcp.q")
+            q.put((1, "over tcp"))
+            print("ok", q.get(timeout=10))
+        except PermissionError as exc:
+            print("denied", type(exc).__name__)
+        """
+    out = children.run(code, env={"GILBRIDGE_ADDRESS": f"127.0.0.1:{port}", "GILBRIDGE_TOKEN": "s3cret-token-0123456789"})
+    assert out.strip() == "ok (1, 'over tcp')"
+    out = children.run(code, env={"GILBRIDGE_ADDRESS": f"127.0.0.1:{port}", "GILBRIDGE_TOKEN": "wrong"})
+    assert out.strip() == "denied PermissionError"
+    env = {"GILBRIDGE_ADDRESS": f"127.0.0.1:{port}"}
+    out = children.run(code, env={**env, "GILBRIDGE_TOKEN": ""})
+    assert out.strip() == "denied PermissionError"
