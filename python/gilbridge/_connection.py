@@ -53,6 +53,8 @@ _R = TypeVar("_R")
 class _AtExitFlushable(Protocol):
     def _at_exit(self) -> None: ...
 
+    def _session_lost(self) -> None: ...
+
 
 class Connection:
     """A session with the Bridge host over one gRPC channel. Thread-safe."""
@@ -89,7 +91,11 @@ class Connection:
         self.session_id = ""
         self.lease_seconds = 0.0
         self.host_info: sessions_pb2.HostInfo
-        self._hello()
+        try:
+            self._hello()
+        except BaseException:
+            self.channel.close()
+            raise
         self._thread = threading.Thread(
             target=self._background, name="gilbridge-keepalive", daemon=True
         )
@@ -109,6 +115,34 @@ class Connection:
         self.session_id = reply.session_id
         self.lease_seconds = reply.lease_seconds or 5.0
         self.host_info = reply.host
+        self.last_renewed = time.monotonic()
+
+    def check_session(self) -> None:
+        """Cheap unless no KeepAlive succeeded for a whole lease (this process was
+        stopped or starved): then ask the host now, and start a new session if the old
+        one ended, so stale local state (prefetched queue items) is not used."""
+        if time.monotonic() - self.last_renewed <= self.lease_seconds or self.closed:
+            return
+        sid = self.session_id
+        try:
+            self._keepalive(sid)
+        except self._grpc.RpcError as err:
+            if err.code() == self._grpc.StatusCode.NOT_FOUND:
+                self._renew_session(sid, "its lease lapsed")
+            else:
+                raise translate(err, self.address.target) from None
+
+    def _keepalive(self, sid: str) -> float:
+        """One KeepAlive; returns the lease the host granted."""
+        now = time.monotonic()
+        reply = self.sessions.KeepAlive(
+            self._pb.KeepAliveRequest(session_id=sid),
+            metadata=self.metadata,
+            timeout=max(self.lease_seconds / 3.0, 1.0),
+        )
+        if sid == self.session_id:
+            self.last_renewed = now
+        return float(reply.lease_seconds)
 
     def _renew_session(self, old_session: str, reason: str) -> None:
         with self._session_lock:
@@ -116,6 +150,8 @@ class Connection:
                 return  # another thread renewed it already
             self._hello()
             new_session = self.session_id
+        for obj in list(self._flushables):
+            obj._session_lost()
         warnings.warn(
             f"gilbridge: session {old_session} ended ({reason}); started session "
             f"{new_session}. Locks it held were released and its unacknowledged queue "
@@ -161,6 +197,8 @@ class Connection:
                 self._renew_session(sid, str(exc))
                 if retry:
                     _set_session(request, self.session_id)
+                    if hasattr(request, "ack"):
+                        request.ack = 0  # the old session's leases went back to the queue
                     _shrink_timeout(request, time.monotonic() - started)
                     continue
             raise exc
@@ -238,7 +276,8 @@ class Connection:
             return self._refs.get((kind, name), 0)
 
     def register_flushable(self, obj: _AtExitFlushable) -> None:
-        """Flush ``obj`` (a queue) at exit, before Goodbye."""
+        """Flush ``obj`` (a queue's local state) at exit, before Goodbye; tell it when
+        the session is replaced (its leases are gone)."""
         self._flushables.add(obj)
 
     # ------------------------------------------------------------------ background
@@ -265,13 +304,9 @@ class Connection:
                 continue
             sid = self.session_id
             try:
-                reply = self.sessions.KeepAlive(
-                    self._pb.KeepAliveRequest(session_id=sid),
-                    metadata=self.metadata,
-                    timeout=max(interval, 1.0),
-                )
-                if reply.lease_seconds > 0:
-                    interval = max(reply.lease_seconds / 3.0, 0.05)
+                lease = self._keepalive(sid)
+                if lease > 0:
+                    interval = max(lease / 3.0, 0.05)
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.NOT_FOUND and not self.closed:
                     try:

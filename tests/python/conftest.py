@@ -27,6 +27,11 @@ HOST_EXE = Path(os.environ.get("GILBRIDGE_HOST_PATH") or REPO / "artifacts/host/
 LEASE_SECONDS = 2
 CHILD_TIMEOUT = 60.0
 
+# A test (or child) that forgets GILBRIDGE_ADDRESS must fail loudly instead of
+# auto-starting a host on the user's default socket; test_cli.py sets its own.
+os.environ["GILBRIDGE_HOST_PATH"] = "/nonexistent/gilbridge-tests-must-not-auto-start"
+os.environ.pop("GILBRIDGE_ADDRESS", None)
+
 
 @dataclass
 class HostProcess:

@@ -18,6 +18,7 @@ from gilbridge._connection import get_connection
 from conftest import LEASE_SECONDS, HostProcess, start_host, stop_host
 
 
+@pytest.mark.usefixtures("host")
 def test_imports_are_lazy(children) -> None:
     out = children.run(
         """

@@ -187,3 +187,45 @@ def test_ctrl_c_interrupts_a_long_wait(children, what: str) -> None:
     child.wait_line("still")
     child.wait_ok()
     lock.release()
+
+
+def test_consumer_stalled_past_its_lease_keeps_consuming(children) -> None:
+    """A fast consumer holding prefetched items is stalled past its lease: the host takes
+    the leases back; after resuming, the consumer drops its stale prefetch, acknowledges
+    nothing from the old session, and still receives every item (no error)."""
+    n = 2000
+    q = mp.Queue(name="tests.res.stalled.q")
+    for i in range(n):
+        q.put(i)
+    assert q.qsize() == n
+    child = children.start(
+        """
+        import sys, collections, queue, gilbridge.multiprocessing as mp
+        q = mp.Queue(name="tests.res.stalled.q", create=False)
+        got = [q.get(timeout=20) for _ in range(500)]
+        print("paused", len(q._st.prefetch), q._st.unacked, flush=True)
+        sys.stdin.readline()
+        while True:
+            try:
+                got.append(q.get(timeout=1))
+            except queue.Empty:
+                break
+        dup = sum(c - 1 for c in collections.Counter(got).values())
+        print("done", len(set(got)), dup, flush=True)
+        """,
+        stdin=subprocess.PIPE,
+    )
+    _, prefetched, unacked = child.wait_line("paused").split()
+    assert int(prefetched) > 0
+    os.kill(child.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_SECONDS + 3)
+    finally:
+        os.kill(child.proc.pid, signal.SIGCONT)
+    assert child.proc.stdin is not None
+    child.proc.stdin.write("go\n")
+    child.proc.stdin.flush()
+    _, distinct, dup = child.wait_line("done", timeout=60).split()
+    assert int(distinct) == n
+    assert int(dup) <= int(unacked)  # only items handed out but not yet acknowledged
+    child.wait_ok()

@@ -187,11 +187,23 @@ class _Local:
         ack = self.take_acks()
         if ack:
             try:
-                conn.call(conn.queues.Ack, _pb().AckRequest(target=self.ref(conn), count=ack))
+                conn.call(conn.queues.Ack, _pb().AckRequest(target=self.ref(conn), count=ack),
+                          retry=False)
+            except ConnectionResetError:
+                pass  # the session ended: its leases went back to the queue anyway
             except BaseException:
                 with self.ack_lock:
                     self.unacked += ack
                 raise
+
+    def _session_lost(self) -> None:
+        """The session was replaced: the host returned this session's leased items to the
+        queue, so the prefetched ones must not be handed out (others will get them) and
+        there is nothing left to acknowledge."""
+        self.prefetch.clear()
+        with self.ack_lock:
+            self.unacked = 0
+        self.batch = 1
 
     # ------------------------------------------------------------ end of life
 
@@ -328,6 +340,8 @@ class _BaseQueue(BridgeObject):
         self._check_closed(st)
         policy, long_wait = wait_policy(block, timeout)
         with st.get_lock:
+            if st.prefetch:
+                get_connection().check_session()  # stale after a lapsed lease?
             if st.prefetch:
                 data = st.prefetch.popleft()
                 with st.ack_lock:
