@@ -1,0 +1,42 @@
+using Microsoft.Extensions.Logging;
+
+namespace Bridge.Worker.Hosting;
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Python {Version} initialized in {Milliseconds:F0} ms")]
+    public static partial void PythonInitialized(ILogger logger, string version, double milliseconds);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Python could not be initialized from {Library}")]
+    public static partial void PythonInitializationFailed(ILogger logger, string library, Exception exception);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Assigned to pool {PoolId} (process mode: {ProcessMode}) in {Milliseconds:F0} ms")]
+    public static partial void Assigned(ILogger logger, string poolId, bool processMode, double milliseconds);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "The assignment failed; exiting")]
+    public static partial void AssignmentFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Lost the host ({Reason}); exiting")]
+    public static partial void HostLost(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Unexpected command {Command}: {Reason}")]
+    public static partial void UnexpectedCommand(ILogger logger, string command, string reason);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Shutting down after the running chunks")]
+    public static partial void ShuttingDown(ILogger logger);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "SIGTERM: exiting now")]
+    public static partial void Terminated(ILogger logger);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "Process finished with exit code {ExitCode}")]
+    public static partial void ProcessFinished(ILogger logger, int exitCode);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "pythonnet's process-exit handler was not found; exiting may run Py_Finalize")]
+    public static partial void ExitHandlerNotFound(ILogger logger);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Error, Message = "The chunk runner failed outside user code")]
+    public static partial void ChunkRunnerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "The assignment names libpython {Assigned}, but this worker embeds {Embedded}")]
+    public static partial void LibraryMismatch(ILogger logger, string assigned, string embedded);
+}

@@ -1,0 +1,145 @@
+using System.Globalization;
+using Bridge.Client;
+
+namespace Bridge.Worker.Hosting;
+
+/// <summary>
+/// The worker's command line, validated before anything starts: a bad argument is a bug
+/// in whoever launched the worker, so it fails at once with a message and exit code 2.
+/// </summary>
+internal sealed record WorkerOptions
+{
+    public const string Usage =
+        "usage: Bridge.Worker --host <unix:/path | host:port> --worker-token <token> " +
+        "[--python-executable <path> --python-library <libpython.so>] [--kernel-slots N]";
+
+    public required BridgeAddress Host { get; init; }
+
+    public required string WorkerToken { get; init; }
+
+    /// <summary>The client's interpreter (sys.executable); null: no Python in this worker.</summary>
+    public string? PythonExecutable { get; init; }
+
+    /// <summary>The client's shared libpython; null: no Python in this worker.</summary>
+    public string? PythonLibrary { get; init; }
+
+    /// <summary>C# kernel chunks that may run at once.</summary>
+    public int KernelSlots { get; init; }
+
+    public bool HasPython => PythonLibrary is not null;
+
+    /// <summary>Parses and validates; <paramref name="environment"/> supplies GILBRIDGE_TOKEN.</summary>
+    /// <exception cref="WorkerOptionsException">The arguments are invalid.</exception>
+    public static WorkerOptions Parse(IReadOnlyList<string> args, Func<string, string?> environment)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(environment);
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal))
+            {
+                throw new WorkerOptionsException($"unexpected argument '{arg}'");
+            }
+
+            string name, value;
+            var equals = arg.IndexOf('=', StringComparison.Ordinal);
+            if (equals > 0)
+            {
+                name = arg[2..equals];
+                value = arg[(equals + 1)..];
+            }
+            else
+            {
+                name = arg[2..];
+                if (i + 1 >= args.Count)
+                {
+                    throw new WorkerOptionsException($"--{name} needs a value");
+                }
+
+                value = args[++i];
+            }
+
+            if (name is not ("host" or "worker-token" or "python-executable" or "python-library" or "kernel-slots"))
+            {
+                throw new WorkerOptionsException($"unknown option --{name}");
+            }
+
+            if (!values.TryAdd(name, value))
+            {
+                throw new WorkerOptionsException($"--{name} is given twice");
+            }
+        }
+
+        var host = Required(values, "host");
+        ValidateAddress(host);
+        var token = Required(values, "worker-token");
+
+        var executable = values.GetValueOrDefault("python-executable");
+        var library = values.GetValueOrDefault("python-library");
+        if ((executable is null) != (library is null))
+        {
+            throw new WorkerOptionsException("--python-executable and --python-library go together");
+        }
+
+        if (library is not null && !File.Exists(library))
+        {
+            throw new WorkerOptionsException($"--python-library '{library}' does not exist");
+        }
+
+        if (executable is not null && !File.Exists(executable))
+        {
+            throw new WorkerOptionsException($"--python-executable '{executable}' does not exist");
+        }
+
+        var slots = Environment.ProcessorCount;
+        if (values.TryGetValue("kernel-slots", out var slotText)
+            && (!int.TryParse(slotText, NumberStyles.None, CultureInfo.InvariantCulture, out slots) || slots is < 1 or > 4096))
+        {
+            throw new WorkerOptionsException($"--kernel-slots must be an integer from 1 to 4096 (got '{slotText}')");
+        }
+
+        var address = new BridgeAddress(host, host.StartsWith("unix:", StringComparison.Ordinal) ? null : environment("GILBRIDGE_TOKEN"));
+        return new WorkerOptions
+        {
+            Host = address,
+            WorkerToken = token,
+            PythonExecutable = executable,
+            PythonLibrary = library,
+            KernelSlots = slots,
+        };
+    }
+
+    private static string Required(Dictionary<string, string> values, string name) =>
+        values.TryGetValue(name, out var value) && !string.IsNullOrWhiteSpace(value)
+            ? value
+            : throw new WorkerOptionsException($"--{name} is required");
+
+    private static void ValidateAddress(string host)
+    {
+        if (host.StartsWith("unix:", StringComparison.Ordinal))
+        {
+            if (!Path.IsPathRooted(host["unix:".Length..]))
+            {
+                throw new WorkerOptionsException($"--host '{host}': a Unix socket path must be absolute");
+            }
+
+            return;
+        }
+
+        // host:port, optionally with a scheme (http://host:port) as BridgeAddress accepts.
+        var authority = host.Contains("://", StringComparison.Ordinal) ? host[(host.IndexOf("://", StringComparison.Ordinal) + 3)..] : host;
+        authority = authority.TrimEnd('/');
+        var colon = authority.LastIndexOf(':');
+        if (colon <= 0
+            || !int.TryParse(authority.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+            || port is < 1 or > 65535)
+        {
+            throw new WorkerOptionsException($"--host '{host}' is neither unix:/path nor host:port");
+        }
+    }
+}
+
+/// <summary>An invalid command line (exit code 2).</summary>
+internal sealed class WorkerOptionsException(string message) : Exception(message);

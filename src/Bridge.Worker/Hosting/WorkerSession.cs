@@ -1,0 +1,430 @@
+using System.Diagnostics;
+using Bridge.Contracts.V1;
+using Bridge.Worker.Kernels;
+using Bridge.Worker.Python;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace Bridge.Worker.Hosting;
+
+/// <summary>
+/// One worker's life on its Work stream:
+/// <code>
+/// Hello ─► Assignment ─► (Python: sys.path, cwd, env, __mp_main__, initializer) ─► Ready{n}
+///   TaskChunk ─► Python thread (one at a time) | kernel threads (up to kernel_slots)
+///   TaskResult + Ready{1} ◄─ as each chunk finishes; OutputText ◄─ whenever user code prints
+///   Shutdown ─► finish the running chunks ─► complete the stream ─► exit 0
+///   process mode: the RUN_PROCESS chunk ─► TaskResult + WorkerExit ─► exit with its code
+/// </code>
+/// Ready carries credits: how many more chunks the host may send. The worker grants them
+/// by what it is running: one Python chunk at a time (two once chunks prove short, so the
+/// next is already here when one ends), up to kernel_slots for kernels. A pool of slow
+/// Python tasks must not have one worker hoard chunks while its siblings idle.
+/// </summary>
+internal sealed class WorkerSession(
+    WorkerOptions options,
+    EmbeddedPython? python,
+    KernelRunner kernels,
+    Outbox outbox,
+    OutputForwarder output,
+    ILogger logger)
+{
+    /// <summary>Exit codes other than a Process's own.</summary>
+    public const int ExitFailure = 1;
+
+    // Python chunks shorter than this are worth prefetching: a second one waits locally
+    // instead of costing a round trip, and it can delay a sibling by at most this long.
+    private static readonly TimeSpan ShortPythonChunk = TimeSpan.FromMilliseconds(20);
+
+    // How long the final results and output may take to reach the host at exit.
+    private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly TaskCompletionSource<Outcome> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _gate = new();
+    private readonly int _pid = Environment.ProcessId;
+
+    // Guarded by _gate: chunks received and not finished, credits granted and not used,
+    // the kind of the latest chunk, whether Python chunks prefetch.
+    private int _outstanding;
+    private int _credits;
+    private bool _kernelMode;
+    private bool _pythonPrefetch;
+    private bool _shuttingDown;
+    private bool _processStarted;
+    private bool _processMode;
+
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var channel = options.Host.CreateChannel();
+        var client = new Execution.ExecutionClient(channel);
+        using var call = client.Work(cancellationToken: lifetime.Token);
+        outbox.Post(new WorkerMessage
+        {
+            Hello = new WorkerHello { Pid = _pid, WorkerToken = options.WorkerToken, KernelSlots = kernels.Slots },
+        });
+        var writer = WriteAsync(call.RequestStream, lifetime.Token);
+        _ = ReadAsync(call.ResponseStream, lifetime.Token);
+        _ = WatchParentAsync(lifetime.Token);
+
+        Outcome outcome;
+        try
+        {
+            outcome = await _finished.Task.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            outcome = new Outcome(ExitFailure, Flush: false);
+        }
+
+        if (outcome.Flush)
+        {
+            await Console.Out.FlushAsync(cancellationToken);
+            await Console.Error.FlushAsync(cancellationToken);
+            outbox.Complete();
+            try
+            {
+                await writer.WaitAsync(FlushTimeout, cancellationToken);
+            }
+            catch (Exception exception) when (exception is TimeoutException or OperationCanceledException or RpcException)
+            {
+                // Exiting anyway: the host sees the exit and fails what it did not receive.
+            }
+        }
+
+        await lifetime.CancelAsync();
+        return outcome.ExitCode;
+    }
+
+    private async Task WriteAsync(IClientStreamWriter<WorkerMessage> stream, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await outbox.DrainAsync(stream, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception exception) when (exception is RpcException or InvalidOperationException or IOException)
+        {
+            HostLost($"writing failed: {exception.Message}");
+        }
+    }
+
+    private async Task ReadAsync(IAsyncStreamReader<WorkerCommand> commands, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!await commands.MoveNext(cancellationToken))
+            {
+                HostLost("the stream ended before the assignment");
+                return;
+            }
+
+            if (commands.Current.CommandCase != WorkerCommand.CommandOneofCase.Assign)
+            {
+                Log.UnexpectedCommand(logger, commands.Current.CommandCase.ToString(), "the first command must be the assignment");
+                _finished.TrySetResult(new Outcome(ExitFailure, Flush: true));
+                return;
+            }
+
+            if (!await AssignAsync(commands.Current.Assign, cancellationToken))
+            {
+                return;
+            }
+
+            Rebalance();
+            while (await commands.MoveNext(cancellationToken))
+            {
+                var command = commands.Current;
+                switch (command.CommandCase)
+                {
+                    case WorkerCommand.CommandOneofCase.Task:
+                        Dispatch(command.Task, cancellationToken);
+                        break;
+                    case WorkerCommand.CommandOneofCase.Shutdown when command.Shutdown:
+                        BeginShutdown();
+                        break;
+                    default:
+                        Log.UnexpectedCommand(logger, command.CommandCase.ToString(), "ignored");
+                        break;
+                }
+            }
+
+            // After Shutdown the host may close its side at once; the running chunks still finish.
+            if (!IsShuttingDown())
+            {
+                HostLost("the host ended the stream");
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (RpcException exception)
+        {
+            HostLost($"{exception.StatusCode}: {exception.Status.Detail}");
+        }
+    }
+
+    private async Task WatchParentAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ParentWatch.WaitForParentExitAsync(cancellationToken);
+            HostLost("the host process exited");
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Applies the assignment; false (and the session finishing with exit 1) when it fails.</summary>
+    private async Task<bool> AssignAsync(Assignment assignment, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        _processMode = assignment.ProcessMode;
+        var environment = assignment.Python;
+        var wantsPython = environment is not null && (environment.SysPath.Count > 0 || !string.IsNullOrEmpty(environment.Library));
+        if (wantsPython && python is null)
+        {
+            return FailAssignment(new InvalidOperationException("the pool needs Python, but this worker was started without --python-library"));
+        }
+
+        if (_processMode && !wantsPython)
+        {
+            return FailAssignment(new InvalidOperationException("process mode needs a Python environment"));
+        }
+
+        if (wantsPython)
+        {
+            if (!string.IsNullOrEmpty(environment!.Library) && !string.Equals(environment.Library, python!.Thread.Library, StringComparison.Ordinal))
+            {
+                Log.LibraryMismatch(logger, environment.Library, python.Thread.Library);
+            }
+
+            try
+            {
+                await python!.Thread.Ready.WaitAsync(cancellationToken);
+                await python.AssignAsync(assignment, output.Write, cancellationToken);
+            }
+            catch (PythonFailure failure)
+            {
+                // The client sees why its pool cannot start (an initializer's traceback).
+                output.Write(OutputForwarder.StandardError, failure.PythonTraceback);
+                return FailAssignment(failure);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                output.Write(OutputForwarder.StandardError, $"Bridge worker {_pid}: Python could not start: {exception.Message}\n");
+                return FailAssignment(exception);
+            }
+        }
+
+        Log.Assigned(logger, assignment.PoolId, _processMode, clock.Elapsed.TotalMilliseconds);
+        return true;
+    }
+
+    private bool FailAssignment(Exception exception)
+    {
+        Log.AssignmentFailed(logger, exception);
+        _finished.TrySetResult(new Outcome(ExitFailure, Flush: true));
+        return false;
+    }
+
+    private void Dispatch(TaskChunk chunk, CancellationToken cancellationToken)
+    {
+        var isKernel = chunk.Function?.KindCase == Callable.KindOneofCase.Kernel;
+        bool runProcess;
+        lock (_gate)
+        {
+            _credits = Math.Max(0, _credits - 1);
+            _outstanding++;
+            _kernelMode = isKernel;
+            runProcess = _processMode && !_processStarted;
+            _processStarted |= _processMode;
+        }
+
+        if (_processMode)
+        {
+            if (runProcess)
+            {
+                _ = RunProcessAsync(chunk, cancellationToken);
+            }
+            else
+            {
+                Complete(Failed(chunk, "ValueError", "a process-mode worker runs exactly one Process"), TimeSpan.Zero);
+            }
+
+            return;
+        }
+
+        Rebalance();
+        if (isKernel)
+        {
+            var clock = Stopwatch.StartNew();
+            kernels.Enqueue(chunk, result => Complete(result, clock.Elapsed));
+        }
+        else
+        {
+            _ = RunPythonAsync(chunk, cancellationToken);
+        }
+    }
+
+    private async Task RunPythonAsync(TaskChunk chunk, CancellationToken cancellationToken)
+    {
+        TaskResult result;
+        var elapsed = TimeSpan.Zero;
+        if (chunk.Function?.KindCase != Callable.KindOneofCase.Python)
+        {
+            result = Failed(chunk, "TypeError", "the chunk has no function");
+        }
+        else if (python is null || !python.IsAssigned)
+        {
+            result = Failed(chunk, "RuntimeError", "this worker has no Python environment (its pool has none, or it was started without --python-library)");
+        }
+        else
+        {
+            try
+            {
+                (result, elapsed) = await python.RunChunkAsync(chunk, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (PythonFailure failure)
+            {
+                result = Failed(chunk, failure.PythonType, failure.Message, failure.PythonTraceback);
+            }
+            catch (Exception exception)
+            {
+                Log.ChunkRunnerFailed(logger, exception);
+                result = Failed(chunk, exception.GetType().FullName ?? "Exception", exception.Message, exception.ToString());
+            }
+        }
+
+        Complete(result, elapsed);
+    }
+
+    private async Task RunProcessAsync(TaskChunk chunk, CancellationToken cancellationToken)
+    {
+        int exitCode;
+        try
+        {
+            exitCode = await python!.RunProcessAsync(chunk, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (PythonFailure failure)
+        {
+            output.Write(OutputForwarder.StandardError, failure.PythonTraceback);
+            exitCode = ExitFailure;
+        }
+
+        Log.ProcessFinished(logger, exitCode);
+        // The task completes like any other (its value is the exit code), so the host
+        // never counts it as lost when the worker exits right after.
+        var result = new TaskResult { TaskId = chunk.TaskId, WorkerPid = _pid };
+        result.Values.Add(Google.Protobuf.ByteString.CopyFrom(MessagePack.MessagePackSerializer.Serialize(exitCode)));
+        outbox.Post(new WorkerMessage { Result = result });
+        outbox.Post(new WorkerMessage { ProcessExit = new WorkerExit { Pid = _pid, ExitCode = exitCode } });
+        _finished.TrySetResult(new Outcome(exitCode, Flush: true));
+    }
+
+    private void Complete(TaskResult result, TimeSpan elapsed)
+    {
+        outbox.Post(new WorkerMessage { Result = result });
+        bool finished;
+        lock (_gate)
+        {
+            _outstanding--;
+            if (!_kernelMode)
+            {
+                _pythonPrefetch = elapsed < ShortPythonChunk;
+            }
+
+            finished = _shuttingDown && _outstanding == 0;
+        }
+
+        if (finished)
+        {
+            _finished.TrySetResult(new Outcome(0, Flush: true));
+        }
+        else
+        {
+            Rebalance();
+        }
+    }
+
+    /// <summary>Grants the credits that bring running + queued + granted up to the current capacity.</summary>
+    private void Rebalance()
+    {
+        int grant;
+        lock (_gate)
+        {
+            if (_shuttingDown)
+            {
+                return;
+            }
+
+            var capacity = _processMode ? 1 : _kernelMode ? kernels.Slots : _pythonPrefetch ? 2 : 1;
+            if (_processMode && _processStarted)
+            {
+                capacity = 0;
+            }
+
+            grant = capacity - _outstanding - _credits;
+            if (grant <= 0)
+            {
+                return;
+            }
+
+            _credits += grant;
+        }
+
+        outbox.Post(new WorkerMessage { Ready = new WorkerReady { Slots = grant } });
+    }
+
+    private void BeginShutdown()
+    {
+        Log.ShuttingDown(logger);
+        bool idle;
+        lock (_gate)
+        {
+            _shuttingDown = true;
+            idle = _outstanding == 0;
+        }
+
+        if (idle)
+        {
+            _finished.TrySetResult(new Outcome(0, Flush: true));
+        }
+    }
+
+    private bool IsShuttingDown()
+    {
+        lock (_gate)
+        {
+            return _shuttingDown;
+        }
+    }
+
+    private void HostLost(string reason)
+    {
+        if (_finished.TrySetResult(new Outcome(ExitFailure, Flush: false)))
+        {
+            Log.HostLost(logger, reason);
+        }
+    }
+
+    private TaskResult Failed(TaskChunk chunk, string type, string message, string? traceback = null) => new()
+    {
+        TaskId = chunk.TaskId,
+        WorkerPid = _pid,
+        Error = new TaskError { Type = type, Message = message, Traceback = traceback ?? $"{type}: {message}" },
+    };
+
+    private sealed record Outcome(int ExitCode, bool Flush);
+}
