@@ -246,7 +246,9 @@ def _fill_error(error: Any, exc: BaseException) -> None:
     error.type = _qualified_name(type(exc))
     error.message = str(exc)
     tb = exc.__traceback__
-    if tb is not None and tb.tb_frame.f_code.co_filename == __file__ and tb.tb_next is not None:
+    # Skip this module's frames (run_chunk and its list comprehension): the user's
+    # traceback starts at their own function, as in a stdlib pool's remote traceback.
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     error.traceback = "".join(traceback.format_exception(type(exc), exc, tb))
     try:
