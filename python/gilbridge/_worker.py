@@ -18,6 +18,7 @@ happens here, in Python.
 * :func:`run_chunk` runs one chunk of calls (styles CALL, MAP, STARMAP).
 * :func:`run_process` runs a pickled ``multiprocessing`` Process object as the stdlib's
   spawned child does and returns its exit code.
+* :func:`at_exit` runs the ``atexit`` handlers before a clean (Shutdown) exit.
 
 :func:`run_chunk` works without :func:`assign` too (it is tested in-process that way).
 """
@@ -39,7 +40,7 @@ import msgpack
 from . import _codec
 from ._proto.bridge.v1 import execution_pb2 as _pb
 
-__all__ = ["assign", "flush_output", "run_chunk", "run_process"]
+__all__ = ["assign", "at_exit", "flush_output", "run_chunk", "run_process"]
 
 #: How the .NET side receives output: ``sink(stream, text)`` with stream 1 (stdout) or 2.
 OutputSink = Callable[[int, str], None]
@@ -233,6 +234,19 @@ def assign(
 def flush_output() -> None:
     """Flushes the forwarded ``sys.stdout``/``sys.stderr`` buffers."""
     _worker.flush()
+
+
+def at_exit() -> None:
+    """What a spawned child does at a clean exit: runs the ``atexit`` handlers (among
+    them multiprocessing's finalizers and gilbridge's own, which flush buffered queue
+    puts and end the session), then flushes the forwarded streams. Exceptions in
+    handlers are printed by ``atexit`` itself, as at interpreter exit."""
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        _worker.flush()
 
 
 def _qualified_name(exc_type: type[BaseException]) -> str:

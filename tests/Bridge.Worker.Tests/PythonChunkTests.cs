@@ -99,7 +99,11 @@ public sealed class PythonChunkTests(PythonPayloads python, ITestOutputHelper ou
         Assert.EndsWith("no newline", stdout, StringComparison.Ordinal);
         Assert.Contains("warning 1\n", harness.Connection.Output(2), StringComparison.Ordinal);
         Assert.All(harness.Connection.OutputMessages, o => Assert.Equal(harness.Worker.Pid, o.WorkerPid));
+
+        // A clean Shutdown runs Python's atexit handlers (gilbridge flushes its queues there).
+        await harness.RunAsync(WorkerHarness.PythonChunk(2, python.Bytes("register_goodbye"), CallStyle.Map, python.Items("items_0_5").Take(1)), timeout.Token);
         await harness.ShutdownAsync(timeout.Token);
+        Assert.EndsWith("atexit ran at shutdown\n", harness.Connection.Output(1), StringComparison.Ordinal);
     }
 
     [Fact(Timeout = 60_000)]
@@ -125,7 +129,7 @@ public sealed class PythonChunkTests(PythonPayloads python, ITestOutputHelper ou
             var context = await harness.RunAsync(WorkerHarness.PythonChunk(1, python.Bytes("context"), CallStyle.Map, python.Items("items_0_5").Take(1)), timeout.Token);
             Assert.Null(context.Error);
             Assert.Equal(
-                $"['{directory}', 'from the client', 'yes', 'SpawnPoolWorker-3', 'spawn', '{python.Executable}', {harness.Worker.Pid}]",
+                $"['{directory}', 'from the client', 'yes', 'SpawnPoolWorker-3', 'spawn', '{python.Executable}', {harness.Worker.Pid}, True]",
                 WorkerHarness.Repr(context.Values[0]));
 
             // Pickled by reference to __main__.triple: resolves through the main file run as __mp_main__.
@@ -187,5 +191,6 @@ public sealed class PythonChunkTests(PythonPayloads python, ITestOutputHelper ou
         Assert.Equal(99_999L * 100_000 / 2, checksum);
         output.WriteLine($"map(abs) over 100,000 items in 100 chunks through the worker: {clock.Elapsed.TotalMilliseconds:F0} ms, {clock.Elapsed.TotalMicroseconds / 100_000:F2} µs per item");
         await harness.ShutdownAsync(timeout.Token);
+        output.WriteLine("worker log:\n" + harness.Worker.Log);
     }
 }

@@ -15,6 +15,7 @@ import os
 import pickle
 import sys
 import sysconfig
+import threading
 
 import cloudpickle
 import msgpack
@@ -58,6 +59,12 @@ def printer(x: int) -> int:
     return x
 
 
+def register_goodbye(_: object) -> None:
+    import atexit
+
+    atexit.register(print, "atexit ran at shutdown")
+
+
 def context(_: object) -> list[object]:
     return [
         os.getcwd(),
@@ -67,6 +74,7 @@ def context(_: object) -> list[object]:
         multiprocessing.get_start_method(),
         sys.executable,
         os.getpid(),
+        threading.current_thread() is threading.main_thread(),
     ]
 
 
@@ -123,6 +131,7 @@ def main() -> None:
         "divide": b64(cloudpickle.dumps(lambda x: 10 // x)),
         "fail_custom": b64(cloudpickle.dumps(fail_custom)),
         "printer": b64(cloudpickle.dumps(printer)),
+        "register_goodbye": b64(cloudpickle.dumps(register_goodbye)),
         "context": b64(cloudpickle.dumps(context)),
         "abs": b64(cloudpickle.dumps(abs)),
         "spin": b64(cloudpickle.dumps(spin)),

@@ -37,6 +37,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 11, Level = LogLevel.Error, Message = "The chunk runner failed outside user code")]
     public static partial void ChunkRunnerFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Python's atexit handlers did not finish within {Seconds} s; exiting anyway")]
+    public static partial void ExitHandlersTimedOut(ILogger logger, double seconds);
+
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "The assignment names libpython {Assigned}, but this worker embeds {Embedded}")]
     public static partial void LibraryMismatch(ILogger logger, string assigned, string embedded);
 }

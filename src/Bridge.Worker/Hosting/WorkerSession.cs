@@ -36,6 +36,9 @@ internal sealed class WorkerSession(
     // instead of costing a round trip, and it can delay a sibling by at most this long.
     private static readonly TimeSpan ShortPythonChunk = TimeSpan.FromMilliseconds(20);
 
+    // How long Python's atexit handlers may run at a clean exit.
+    private static readonly TimeSpan ExitHandlersTimeout = TimeSpan.FromSeconds(10);
+
     // How long the final results and output may take to reach the host at exit.
     private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(10);
 
@@ -77,10 +80,16 @@ internal sealed class WorkerSession(
             outcome = new Outcome(ExitFailure, Flush: false);
         }
 
+        if (outcome.Clean && python is { IsAssigned: true })
+        {
+            await RunExitHandlersAsync(python, cancellationToken);
+        }
+
         if (outcome.Flush)
         {
-            await Console.Out.FlushAsync(cancellationToken);
-            await Console.Error.FlushAsync(cancellationToken);
+            // Synchronous on purpose: the forwarding writers only queue into the outbox.
+            Console.Out.Flush();
+            Console.Error.Flush();
             outbox.Complete();
             try
             {
@@ -94,6 +103,27 @@ internal sealed class WorkerSession(
 
         await lifetime.CancelAsync();
         return outcome.ExitCode;
+    }
+
+    private async Task RunExitHandlersAsync(EmbeddedPython embedded, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Bounded: a handler that blocks must not keep a retired worker alive.
+            await embedded.RunExitHandlersAsync(cancellationToken).WaitAsync(ExitHandlersTimeout, cancellationToken);
+        }
+        catch (PythonFailure failure)
+        {
+            output.Write(OutputForwarder.StandardError, failure.PythonTraceback);
+        }
+        catch (TimeoutException)
+        {
+            Log.ExitHandlersTimedOut(logger, ExitHandlersTimeout.TotalSeconds);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Interrupted while exiting: exit without them.
+        }
     }
 
     private async Task WriteAsync(IClientStreamWriter<WorkerMessage> stream, CancellationToken cancellationToken)
@@ -164,6 +194,10 @@ internal sealed class WorkerSession(
         {
             HostLost($"{exception.StatusCode}: {exception.Status.Detail}");
         }
+        catch (Exception exception) when (exception is IOException or InvalidOperationException)
+        {
+            HostLost(exception.Message);
+        }
     }
 
     private async Task WatchParentAsync(CancellationToken cancellationToken)
@@ -182,7 +216,11 @@ internal sealed class WorkerSession(
     private async Task<bool> AssignAsync(Assignment assignment, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        _processMode = assignment.ProcessMode;
+        lock (_gate)
+        {
+            _processMode = assignment.ProcessMode;
+        }
+
         var environment = assignment.Python;
         var wantsPython = environment is not null && (environment.SysPath.Count > 0 || !string.IsNullOrEmpty(environment.Library));
         if (wantsPython && python is null)
@@ -322,6 +360,12 @@ internal sealed class WorkerSession(
             output.Write(OutputForwarder.StandardError, failure.PythonTraceback);
             exitCode = ExitFailure;
         }
+        catch (Exception exception)
+        {
+            Log.ChunkRunnerFailed(logger, exception);
+            output.Write(OutputForwarder.StandardError, $"Bridge worker {_pid}: the Process could not run: {exception.Message}\n");
+            exitCode = ExitFailure;
+        }
 
         Log.ProcessFinished(logger, exitCode);
         // The task completes like any other (its value is the exit code), so the host
@@ -350,7 +394,7 @@ internal sealed class WorkerSession(
 
         if (finished)
         {
-            _finished.TrySetResult(new Outcome(0, Flush: true));
+            _finished.TrySetResult(new Outcome(0, Flush: true, Clean: true));
         }
         else
         {
@@ -399,7 +443,7 @@ internal sealed class WorkerSession(
 
         if (idle)
         {
-            _finished.TrySetResult(new Outcome(0, Flush: true));
+            _finished.TrySetResult(new Outcome(0, Flush: true, Clean: true));
         }
     }
 
@@ -426,5 +470,7 @@ internal sealed class WorkerSession(
         Error = new TaskError { Type = type, Message = message, Traceback = traceback ?? $"{type}: {message}" },
     };
 
-    private sealed record Outcome(int ExitCode, bool Flush);
+    /// <summary>How the session ends: the exit code, whether to deliver what is queued, and
+    /// whether it is a clean Shutdown (Python's atexit handlers run first).</summary>
+    private sealed record Outcome(int ExitCode, bool Flush, bool Clean = false);
 }

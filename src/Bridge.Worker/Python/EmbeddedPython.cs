@@ -17,6 +17,7 @@ internal sealed class EmbeddedPython(PythonThread thread)
     private PyObject? _runChunk;
     private PyObject? _runProcess;
     private PyObject? _flushOutput;
+    private PyObject? _atExit;
     private PyObject? _bytearray;
 
     public PythonThread Thread { get; } = thread;
@@ -65,6 +66,7 @@ internal sealed class EmbeddedPython(PythonThread thread)
 
                 _bytearray = bytearray;
                 _flushOutput = module.GetAttr("flush_output");
+                _atExit = module.GetAttr("at_exit");
                 _runProcess = module.GetAttr("run_process");
                 Volatile.Write(ref _runChunk, module.GetAttr("run_chunk"));
                 return true;
@@ -119,6 +121,20 @@ internal sealed class EmbeddedPython(PythonThread thread)
             }
         }, cancellationToken);
     }
+
+    /// <summary>Runs the atexit handlers, as a spawned child's clean exit does (no-op before the assignment).</summary>
+    public Task RunExitHandlersAsync(CancellationToken cancellationToken) => Thread.InvokeAsync(() =>
+    {
+        try
+        {
+            using var _ = _atExit?.Invoke();
+            return true;
+        }
+        catch (PythonException exception)
+        {
+            throw PythonFailure.From(exception);
+        }
+    }, cancellationToken);
 
     /// <summary>Flushes Python's forwarded stdout/stderr (text printed without a newline).</summary>
     public Task FlushOutputAsync(CancellationToken cancellationToken) => Thread.InvokeAsync(() =>

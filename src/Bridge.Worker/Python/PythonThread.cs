@@ -101,6 +101,7 @@ internal sealed class PythonThread
             // Py.GIL() elsewhere hangs; work items take it back one at a time.
             PythonEngine.BeginAllowThreads();
             DetachShutdownOnExit();
+            PreImportStandardLibrary();
             clock.Stop();
             Log.PythonInitialized(_logger, PythonEngine.Version.Split(' ')[0], clock.Elapsed.TotalMilliseconds);
             _ready.TrySetResult(clock.Elapsed);
@@ -115,6 +116,23 @@ internal sealed class PythonThread
         foreach (var work in _work.GetConsumingEnumerable())
         {
             work();
+        }
+    }
+
+    /// <summary>
+    /// Imports the standard-library modules every assignment needs while the worker is
+    /// still warm and idle, so the assignment (the part a Pool waits for) is shorter.
+    /// Only the stdlib: it is the interpreter's own, whereas third-party modules and
+    /// gilbridge must come from the client's sys.path, which arrives with the assignment.
+    /// </summary>
+    private static void PreImportStandardLibrary()
+    {
+        using (Py.GIL())
+        {
+            foreach (var name in (string[])["typing", "pickle", "traceback", "codecs", "runpy", "multiprocessing", "multiprocessing.spawn"])
+            {
+                using var module = Py.Import(name);
+            }
         }
     }
 
