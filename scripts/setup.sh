@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3.11 python3.11-venv python3-venv python3-grpcio python3-protobuf python3-msgpack
   python3-cloudpickle python3-pytest python3-pytest-timeout python3-tqdm python3-setuptools
-  protobuf-compiler protobuf-compiler-grpc)
+  libpython3.11 protobuf-compiler protobuf-compiler-grpc)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
@@ -24,6 +24,10 @@ fi
 echo "setup: building the .NET solution and publishing the host to artifacts/host"
 dotnet build Bridge.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 dotnet publish src/Bridge.Host/Bridge.Host.csproj -c Release --no-build -nologo -v quiet -o artifacts/host
+# The host starts workers from artifacts/worker (its default Bridge:WorkerPath).
+if [[ -f src/Bridge.Worker/Bridge.Worker.csproj ]]; then
+  dotnet publish src/Bridge.Worker/Bridge.Worker.csproj -c Release --no-build -nologo -v quiet -o artifacts/worker
+fi
 
 PYTHON=/usr/bin/python3.11
 if [[ ! -x .venv/bin/python ]]; then

@@ -13,6 +13,7 @@ public sealed class BridgeSession : IAsyncDisposable
     private readonly GrpcChannel _channel;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _keepAlive;
+    private int _disposed;
 
     private BridgeSession(GrpcChannel channel, HelloReply hello)
     {
@@ -66,8 +67,14 @@ public sealed class BridgeSession : IAsyncDisposable
         return new BridgeQueue(this, info.Name);
     }
 
+    /// <summary>Says goodbye (the host releases what the session holds); idempotent.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         try
         {

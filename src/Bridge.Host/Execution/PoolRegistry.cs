@@ -22,13 +22,19 @@ internal sealed class PoolRegistry : IDisposable
     private readonly TimeSpan _workerStart;
     private readonly CancellationTokenSource _stopping = new();
 
-    public PoolRegistry(WorkerLauncher launcher, SessionTracker sessions, IOptions<BridgeHostOptions> options, ILogger<PoolRegistry> logger)
+    public PoolRegistry(
+        WorkerLauncher launcher,
+        SessionTracker sessions,
+        IOptions<BridgeHostOptions> options,
+        IHostApplicationLifetime lifetime,
+        ILogger<PoolRegistry> logger)
     {
         _launcher = launcher;
         _sessions = sessions;
         _logger = logger;
         _workerStart = TimeSpan.FromSeconds(options.Value.WorkerStartSeconds);
         _sessions.SessionEnded += OnSessionEnded;
+        lifetime.ApplicationStopping.Register(TerminateAll);
     }
 
     public async Task<PoolInfo> CreateAsync(CreatePoolRequest request, CancellationToken cancellationToken)
@@ -139,6 +145,15 @@ internal sealed class PoolRegistry : IDisposable
         catch (Exception ex) when (ex is BridgeException or OperationCanceledException)
         {
             Log.ReplacementFailed(_logger, ex, pool.Id);
+        }
+    }
+
+    private void TerminateAll()
+    {
+        _stopping.Cancel();
+        foreach (var pool in _pools.Values)
+        {
+            pool.Terminate();
         }
     }
 

@@ -12,7 +12,10 @@ namespace Bridge.Host.Execution;
 /// Pool or Process does not pay .NET and CPython start-up. A worker proves who it is with
 /// the random token it was started with.
 /// </summary>
-internal sealed class WorkerLauncher(IOptions<BridgeHostOptions> options, ILogger<WorkerLauncher> logger) : IHostedService
+internal sealed class WorkerLauncher(
+    IOptions<BridgeHostOptions> options,
+    IHostApplicationLifetime lifetime,
+    ILogger<WorkerLauncher> logger) : IHostedService
 {
     private readonly BridgeHostOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, WorkerProcess> _byToken = new();
@@ -48,7 +51,13 @@ internal sealed class WorkerLauncher(IOptions<BridgeHostOptions> options, ILogge
     /// <summary>Starts warm workers for an environment ahead of its first pool.</summary>
     public void Prewarm(PythonEnvironment? python) => Replenish(python, EnvironmentKey(python));
 
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Workers hold Work streams open; the server's graceful stop would wait for them,
+        // so they are told to go first.
+        lifetime.ApplicationStopping.Register(StopAllWorkers);
+        return Task.CompletedTask;
+    }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
@@ -58,6 +67,15 @@ internal sealed class WorkerLauncher(IOptions<BridgeHostOptions> options, ILogge
         }
 
         return Task.CompletedTask;
+    }
+
+    private void StopAllWorkers()
+    {
+        foreach (var worker in _byToken.Values)
+        {
+            worker.Commands.Writer.TryComplete();
+            Signals.Send(worker.Pid, Signals.Terminate);
+        }
     }
 
     private void Replenish(PythonEnvironment? python, string key)

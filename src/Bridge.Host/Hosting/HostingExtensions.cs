@@ -26,6 +26,7 @@ internal static class HostingExtensions
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<BridgeHostOptions>, BridgeHostOptionsValidator>();
         services.AddSingleton(TimeProvider.System);
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         services.AddSingleton<HostIdentity>();
         services.AddHostedService<ListenerLifecycle>();
         services.AddHostedService<IdleShutdownService>();
@@ -56,6 +57,7 @@ internal static class HostingExtensions
         builder.Logging.AddFilter("Orleans.Runtime.Watchdog", LogLevel.Error);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        builder.Logging.AddFilter("Polly", LogLevel.Warning);
         builder.Logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;

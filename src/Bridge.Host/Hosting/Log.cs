@@ -8,8 +8,6 @@ internal static partial class Log
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "No session for {IdleSeconds:F0} s: shutting down")]
     public static partial void IdleShutdown(ILogger logger, double idleSeconds);
 
-    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Session {SessionId} started: {Language} pid {Pid} '{ClientName}'")]
-    public static partial void SessionStarted(ILogger logger, string sessionId, string language, int pid, string clientName);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Rejected a TCP call without a valid bearer token from {Remote}")]
     public static partial void Unauthenticated(ILogger logger, string? remote);

@@ -96,7 +96,29 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
         worker.KernelSlots = Math.Max(1, hello.KernelSlots);
         worker.MarkConnected();
         var writer = PumpCommandsAsync(worker, responseStream, context.CancellationToken);
-        while (await requestStream.MoveNext(context.CancellationToken))
+        try
+        {
+            await ReadWorkerMessagesAsync(worker, requestStream, context.CancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            // The worker died or the host is stopping: its process exit tells the pool.
+        }
+
+        worker.Commands.Writer.TryComplete();
+        try
+        {
+            await writer;
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            // Same: the stream is gone.
+        }
+    }
+
+    private static async Task ReadWorkerMessagesAsync(WorkerProcess worker, IAsyncStreamReader<WorkerMessage> requestStream, CancellationToken cancellationToken)
+    {
+        while (await requestStream.MoveNext(cancellationToken))
         {
             var message = requestStream.Current;
             switch (message.MessageCase)
@@ -115,9 +137,6 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
                     break;
             }
         }
-
-        worker.Commands.Writer.TryComplete();
-        await writer;
     }
 
     private static async Task PumpCommandsAsync(WorkerProcess worker, IServerStreamWriter<WorkerCommand> stream, CancellationToken cancellationToken)

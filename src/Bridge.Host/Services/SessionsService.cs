@@ -11,8 +11,7 @@ internal sealed class SessionsService(
     IGrainFactory grains,
     SessionTracker tracker,
     HostIdentity identity,
-    IOptions<BridgeHostOptions> options,
-    ILogger<SessionsService> logger) : Sessions.SessionsBase
+    IOptions<BridgeHostOptions> options) : Sessions.SessionsBase
 {
     private readonly BridgeHostOptions _options = options.Value;
 
@@ -22,7 +21,6 @@ internal sealed class SessionsService(
         var language = string.IsNullOrEmpty(request.Language) ? "unknown" : request.Language;
         await grains.GetGrain<ISessionGrain>(sessionId)
             .Start(new SessionStart(request.ClientName, request.Pid, language, _options.Lease));
-        Log.SessionStarted(logger, sessionId, language, request.Pid, request.ClientName);
         return new HelloReply { SessionId = sessionId, LeaseSeconds = _options.LeaseSeconds, Host = Info() };
     }
 
