@@ -19,8 +19,10 @@ from typing import Any
 import gilbridge.multiprocessing as multiprocessing
 
 
-def producer(q: Any, n: int, pause: float) -> None:
-    """Put n items, (i, timestamp), pausing between them; then the None sentinel."""
+def producer(q: Any, n: int, pause: float, consumer_ready: Any) -> None:
+    """Once the consumer is ready, put n items, (i, timestamp), pausing between them;
+    then the None sentinel."""
+    consumer_ready.wait(60)
     for i in range(n):
         q.put((i, time.time()))
         if pause:
@@ -28,10 +30,12 @@ def producer(q: Any, n: int, pause: float) -> None:
     q.put(None)
 
 
-def consumer(q: Any, results: Any) -> None:
+def consumer(q: Any, results: Any, ready: Any) -> None:
     """Drain until the sentinel; report count, order and per-item latency."""
     latencies: list[float] = []
     order: list[int] = []
+    q.empty()  # connect before saying ready, so latency is the queue's, not start-up's
+    ready.set()
     while (item := q.get()) is not None:
         i, sent = item
         order.append(i)
@@ -68,14 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[{label}] Lock acquire+release: median {statistics.median(samples) * 1e6:.1f} us, "
           f"min {min(samples) * 1e6:.1f} us over {len(samples)} rounds")
 
-    ctx = multiprocessing.get_context("spawn")  # the stdlib's Process, for now
+    import multiprocessing as stdlib
+
+    ctx = stdlib.get_context("spawn")  # both sides use the stdlib's Process here
     queues_from: Any = ctx if args.stdlib else mp_impl
     q = queues_from.Queue()
     results = queues_from.Queue()
+    ready = ctx.Event()
     t0 = time.perf_counter()
     procs = [
-        ctx.Process(target=producer, args=(q, args.items, args.sleep)),
-        ctx.Process(target=consumer, args=(q, results)),
+        ctx.Process(target=producer, args=(q, args.items, args.sleep, ready)),
+        ctx.Process(target=consumer, args=(q, results, ready)),
     ]
     for p in procs:
         p.start()
