@@ -11,7 +11,10 @@ first object creation (so ``import gilbridge`` does not import grpc). It owns:
 * the per-process reference counts of live proxies, so that the last proxy of an object
   collected in this process sends Detach (from the background thread, never from a
   garbage-collection callback, never during interpreter shutdown),
-* the queues whose buffered puts and pending acks must be flushed before Goodbye.
+* the queues whose buffered puts and pending acks must be flushed before Goodbye,
+* per-connection attachments (:meth:`Connection.attachment`): the execution runtime
+  (this process's pools and Process children, ``gilbridge._execution``) hangs here, so
+  it dies with the connection and a forked child starts with none.
 
 After ``os.fork()`` the child must not touch the parent's channel: an at-fork handler
 drops the child's reference (keeping the object alive, unclosed, so nothing is sent on
@@ -63,6 +66,7 @@ class Connection:
         grpc = _host.import_grpc()
 
         from ._proto.bridge.v1 import (
+            execution_pb2_grpc,
             queues_pb2_grpc,
             sessions_pb2,
             sessions_pb2_grpc,
@@ -80,6 +84,9 @@ class Connection:
         self.sync = synchronization_pb2_grpc.SynchronizationStub(self.channel)
         self.queues = queues_pb2_grpc.QueuesStub(self.channel)
         self.values = values_pb2_grpc.SharedValuesStub(self.channel)
+        self.execution = execution_pb2_grpc.ExecutionStub(self.channel)
+        self._attachments: dict[str, Any] = {}
+        self._attachments_lock = threading.Lock()
 
         self._session_lock = threading.Lock()
         self._refs_lock = threading.Lock()
@@ -274,6 +281,18 @@ class Connection:
     def ref_count(self, kind: int, name: str) -> int:
         with self._refs_lock:
             return self._refs.get((kind, name), 0)
+
+    def attachment(self, key: str, factory: Callable[[Connection], _R]) -> _R:
+        """The per-connection singleton stored under ``key``, made by ``factory(self)``
+        on first use (thread-safe; ``factory`` runs at most once per connection)."""
+        try:
+            return self._attachments[key]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        with self._attachments_lock:
+            if key not in self._attachments:
+                self._attachments[key] = factory(self)
+            return self._attachments[key]  # type: ignore[no-any-return]
 
     def register_flushable(self, obj: _AtExitFlushable) -> None:
         """Flush ``obj`` (a queue's local state) at exit, before Goodbye; tell it when
