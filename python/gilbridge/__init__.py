@@ -11,13 +11,35 @@ first object is created. Configuration (environment):
 * ``GILBRIDGE_HOST_PATH``: the host executable to auto-start.
 * ``GILBRIDGE_IDLE_TIMEOUT``: idle seconds before an auto-started host exits (300).
 
-``python -m gilbridge host start|stop|status`` manages the default host.
+``python -m gilbridge host start|stop|status`` manages the default host;
+``python -m gilbridge script.py [args]`` runs an unmodified multiprocessing script on it.
+
+Execution: ``gilbridge.multiprocessing.Process``/``Pool`` and
+``gilbridge.futures.ProcessPoolExecutor`` run work on Bridge worker processes.
+``gilbridge.dotnet("Bridge.Kernels.Primes.Count")`` is a callable reference to a C#
+kernel; a failed kernel raises :class:`DotnetError`; a worker that dies mid-task fails
+its tasks with :class:`BrokenProcessPool`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._errors import BridgeError, HostUnavailableError
+from ._kernels import DotnetKernel, dotnet
 
 __version__ = "0.1.0"
 
-__all__ = ["BridgeError", "HostUnavailableError", "__version__"]
+__all__ = [
+    "BridgeError", "BrokenProcessPool", "DotnetError", "DotnetKernel", "HostUnavailableError",
+    "__version__", "dotnet",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: these import concurrent.futures.process.
+    if name in ("BrokenProcessPool", "DotnetError"):
+        from . import _remote
+
+        return getattr(_remote, name)
+    raise AttributeError(f"module 'gilbridge' has no attribute {name!r}")

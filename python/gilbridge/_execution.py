@@ -1,0 +1,962 @@
+"""The client side of the Execution service: pools of Bridge workers, fed and watched.
+
+Data flow of one pool (``Pool``, ``ProcessPoolExecutor`` and one-off kernel calls share
+it; a ``Process`` is a one-worker pool in process mode, see
+``gilbridge.multiprocessing.process``)::
+
+    caller ── taskseq ──► task queue ──► task handler thread ──► submit deque ──► submitter thread
+              (apply, map, imap…)        (iterates lazily,        (chunks waiting     SubmitTasks
+                                          pickles, encodes,        to be sent)        (group commit:
+                                          bounds in-flight)                            everything queued
+                                                                                       meanwhile, 1 RPC)
+    jobs ◄── _set(index, (ok, value)) ◄── result handler thread ◄── WatchPool stream (one per pool)
+    sys.stdout / sys.stderr ◄── OutputText ◄──┘                        results, output, worker exits
+
+* Tasks are generated lazily in the task handler thread, as the stdlib's ``Pool`` does,
+  so ``imap`` over an endless generator is fed as results come back: at most
+  ``max_outstanding`` chunks are submitted and unfinished at any time.
+* One WatchPool stream per pool, read by a daemon thread for the pool's whole life;
+  results are routed to their job by ``task_id``. Callbacks run in that thread.
+* A worker that dies mid-task fails exactly its tasks (``BrokenProcessPool``); the host
+  replaces the worker and the pool keeps working.
+* Waiting calls poll in 0.25 s slices; a KeyboardInterrupt while waiting terminates the
+  pool (TerminatePool: the host kills its workers) and is re-raised.
+
+Per-process state hangs off the connection (``Connection.attachment``): the
+:class:`ExecutionRuntime` holds this process's live pools (weakly) and its started
+``Process`` children, and runs the stdlib's exit behaviour (terminate pools and daemonic
+children, join the others) before the connection says Goodbye.
+
+Functions and task items are pickled with cloudpickle (lambdas, closures and ``__main__``
+functions work). When the main script has an ``if __name__ == "__main__":`` guard, the
+workers run it as ``__mp_main__`` (as the stdlib's spawn does) and objects defined at its
+top level travel by reference, so instances of its classes can come back from tasks;
+without a guard the script is never re-run in workers and everything from ``__main__``
+travels by value.
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import collections
+import io
+import itertools
+import os
+import pickle
+import sys
+import sysconfig
+import threading
+import time
+import types
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from . import _codec
+from ._connection import Connection, current_connection, get_connection
+from ._kernels import DotnetKernel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._proto.bridge.v1 import execution_pb2
+
+__all__ = [
+    "ExecutionRuntime",
+    "ItemEncoder",
+    "PoolCore",
+    "Task",
+    "python_library",
+    "runtime",
+    "wait_event",
+]
+
+POLL: Final = 0.25
+# Unfinished chunks a Pool keeps submitted (the stdlib is bounded by its pipe instead).
+POOL_MAX_OUTSTANDING: Final = 1024
+SUBMIT_MAX_CHUNKS: Final = 1000
+SUBMIT_MAX_BYTES: Final = 4 << 20
+
+# CallStyle values (protos/bridge/v1/execution.proto), spelled out so that building
+# tasks needs no protobuf import.
+CALL: Final = 0
+MAP: Final = 1
+STARMAP: Final = 2
+RUN_PROCESS: Final = 3
+
+RUN: Final = "RUN"
+CLOSE: Final = "CLOSE"
+TERMINATE: Final = "TERMINATE"
+
+
+def _pb() -> Any:
+    from ._proto.bridge.v1 import execution_pb2
+
+    return execution_pb2
+
+
+# ---------------------------------------------------------------------------- waiting
+
+
+def wait_event(event: threading.Event, timeout: float | None,
+               on_interrupt: Callable[[], None] | None = None) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds (None: forever) in 0.25 s slices.
+
+    Returns whether it is set. On KeyboardInterrupt runs ``on_interrupt`` (best effort)
+    and re-raises.
+    """
+    deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+    try:
+        while True:
+            if deadline is None:
+                step = POLL
+            else:
+                step = min(POLL, deadline - time.monotonic())
+                if step <= 0:
+                    return event.is_set()
+            if event.wait(step):
+                return True
+    except KeyboardInterrupt:
+        if on_interrupt is not None:
+            try:
+                on_interrupt()
+            except BaseException:  # noqa: BLE001 - the interrupt wins
+                pass
+        raise
+
+
+def join_thread(thread: threading.Thread, timeout: float | None,
+                on_interrupt: Callable[[], None] | None = None) -> bool:
+    """``thread.join`` in 0.25 s slices (Ctrl-C runs ``on_interrupt`` and re-raises).
+    Returns whether the thread has finished."""
+    deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+    try:
+        while thread.is_alive():
+            step = POLL if deadline is None else min(POLL, deadline - time.monotonic())
+            if step <= 0:
+                break
+            thread.join(step)
+    except KeyboardInterrupt:
+        if on_interrupt is not None:
+            try:
+                on_interrupt()
+            except BaseException:  # noqa: BLE001
+                pass
+        raise
+    return not thread.is_alive()
+
+
+# ---------------------------------------------------------------------------- environment
+
+_library_cache: list[str] = []
+
+
+def python_library() -> str:
+    """The shared libpython this interpreter runs on, for workers to embed.
+
+    sysconfig's LIBDIR + INSTSONAME (e.g. ``/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0``),
+    else LIBDIR + LDLIBRARY. Raises RuntimeError when there is none (a statically linked
+    Python cannot be embedded).
+    """
+    if _library_cache:
+        return _library_cache[0]
+    cfg = sysconfig.get_config_var
+    libdirs = [d for d in (cfg("LIBDIR"), cfg("LIBPL"), os.path.join(sys.base_prefix, "lib")) if d]
+    multiarch = cfg("MULTIARCH")
+    if multiarch and cfg("LIBDIR"):
+        libdirs.append(os.path.join(cfg("LIBDIR"), multiarch))
+    names = [n for n in (cfg("INSTSONAME"), cfg("LDLIBRARY")) if n and ".so" in n]
+    for directory in libdirs:
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.isfile(path):
+                _library_cache.append(path)
+                return path
+    shared = cfg("Py_ENABLE_SHARED")
+    raise RuntimeError(
+        f"Bridge workers embed this interpreter ({sys.executable}) and need its shared "
+        f"libpython, but none was found (looked for {names or ['libpython*.so']} in "
+        f"{libdirs}; Py_ENABLE_SHARED={shared}). A statically linked Python (e.g. pyenv "
+        f"without --enable-shared) cannot run Pool or Process work: use a Python built "
+        f"with --enable-shared, such as Debian's /usr/bin/python3."
+    )
+
+
+@dataclass(frozen=True)
+class MainInfo:
+    """The parent's main script as workers see it."""
+
+    path: str
+    # Names bound at the script's top level outside its main guard: objects reachable
+    # through them are pickled by reference (the worker re-runs the script).
+    names: frozenset[str]
+
+
+_main_cache: dict[tuple[str, float], MainInfo | None] = {}
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    if len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    has_name = any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
+    has_main = any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides)
+    return has_name and has_main
+
+
+def _top_level_names(body: list[ast.stmt], names: set[str]) -> bool:
+    """Collect names bound at module level outside a main guard; True if a guard exists."""
+    guarded = False
+    for node in body:
+        if _is_main_guard(node):
+            guarded = True
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Name):
+                        names.add(sub.id)
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                inner = getattr(node, field, None) or []
+                for item in inner:
+                    if isinstance(item, ast.ExceptHandler):
+                        guarded |= _top_level_names(item.body, names)
+                    else:
+                        guarded |= _top_level_names([item], names)
+    return guarded
+
+
+def main_info() -> MainInfo | None:
+    """The main script when workers may re-run it (it has a ``__name__ == "__main__"``
+    guard, as the stdlib's spawn requires), else None."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py"):
+        return None
+    path = os.path.abspath(path)
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        return None
+    key = (path, mtime)
+    if key in _main_cache:
+        return _main_cache[key]
+    info: MainInfo | None = None
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), filename=path)
+        names: set[str] = set()
+        if _top_level_names(tree.body, names):
+            info = MainInfo(path, frozenset(names))
+    except (OSError, SyntaxError, ValueError):
+        info = None
+    _main_cache[key] = info
+    return info
+
+
+def python_environment(conn: Connection, main: MainInfo | None) -> execution_pb2.PythonEnvironment:
+    """This interpreter, for workers to embed: executable, libpython, sys.path ('' as the
+    working directory), working directory, environment (``os.environ`` plus the address
+    and token of this connection's host) and the main script (see :func:`main_info`)."""
+    pb = _pb()
+    cwd = os.getcwd()
+    environment = dict(os.environ)
+    environment["GILBRIDGE_ADDRESS"] = conn.address.target
+    if conn.address.token:
+        environment["GILBRIDGE_TOKEN"] = conn.address.token
+    return pb.PythonEnvironment(
+        executable=sys.executable,
+        library=python_library(),
+        sys_path=[p if p else cwd for p in sys.path],
+        working_directory=cwd,
+        environment=environment,
+        main_path=main.path if main else "",
+    )
+
+
+# ---------------------------------------------------------------------------- pickling
+
+
+def main_attribute(qualname: str) -> Any:
+    """Unpickling helper: ``qualname`` looked up in this process's ``__main__`` (in a
+    worker: the parent's script, run as ``__mp_main__``)."""
+    obj: Any = sys.modules["__main__"]
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _lookup_main(qualname: str) -> Any:
+    try:
+        return main_attribute(qualname)
+    except (KeyError, AttributeError):
+        return None
+
+
+_Pickler: type | None = None
+
+
+def _pickler_class() -> type:
+    global _Pickler
+    if _Pickler is None:
+        import cloudpickle
+
+        class BridgePickler(cloudpickle.CloudPickler):  # type: ignore[misc, name-defined]
+            """cloudpickle, except that functions and classes defined at the top level
+            of a main script the workers re-run travel by reference."""
+
+            def __init__(self, file: Any, main_names: frozenset[str] | None) -> None:
+                super().__init__(file, protocol=5)
+                self._main_names = main_names
+
+            def reducer_override(self, obj: Any) -> Any:
+                names = self._main_names
+                if names and isinstance(obj, (type, types.FunctionType)) and \
+                        getattr(obj, "__module__", None) == "__main__":
+                    qualname = getattr(obj, "__qualname__", "")
+                    if "<" not in qualname and qualname.split(".", 1)[0] in names \
+                            and _lookup_main(qualname) is obj:
+                        return main_attribute, (qualname,)
+                return super().reducer_override(obj)
+
+        _Pickler = BridgePickler
+    return _Pickler
+
+
+def dumps(obj: Any, main_names: frozenset[str] | None = None) -> bytes:
+    """cloudpickle ``obj`` (protocol 5) for a worker; see :func:`main_info`."""
+    buf = io.BytesIO()
+    _pickler_class()(buf, main_names).dump(obj)
+    return buf.getvalue()
+
+
+class ItemEncoder:
+    """:func:`gilbridge._codec.encode` for task items, with cloudpickle as the ext-1
+    pickler so lambdas, closures and ``__main__`` classes inside arguments travel too.
+    Not thread-safe (one per thread)."""
+
+    def __init__(self, main_names: frozenset[str] | None, limit: int) -> None:
+        import msgpack
+
+        self._msgpack = msgpack
+        self._main_names = main_names
+        self._limit = limit
+        self._packer = msgpack.Packer(use_bin_type=True, strict_types=True, default=self._default)
+
+    def _default(self, obj: Any) -> Any:
+        msgpack = self._msgpack
+        if type(obj) is _codec._AsPickle:
+            obj = obj.obj
+        elif type(obj) is tuple:
+            return msgpack.ExtType(_codec.EXT_TUPLE, msgpack.packb(
+                list(obj), use_bin_type=True, strict_types=True, default=self._default))
+        try:
+            return msgpack.ExtType(_codec.EXT_PICKLE, dumps(obj, self._main_names))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise TypeError(f"cannot send {type(obj).__qualname__} object: {exc}") from exc
+
+    def encode(self, obj: Any) -> bytes:
+        """One MessagePack payload; ValueError (PayloadTooLarge) over the host's limit."""
+        if type(obj) not in _codec._SCALARS and _codec._has_buffer(obj):
+            obj = _codec._mark_buffers(obj)
+        data: bytes = self._packer.pack(obj)
+        if self._limit > 0 and len(data) > self._limit:
+            raise _codec.PayloadTooLarge(
+                f"task payload of {len(data)} bytes exceeds the host's limit of "
+                f"{self._limit} bytes (max_payload_bytes)")
+        return data
+
+    def pickled(self, obj: Any) -> bytes:
+        """An ext-1 payload holding ``obj`` pickled (a RUN_PROCESS item)."""
+        msgpack = self._msgpack
+        return msgpack.packb(msgpack.ExtType(_codec.EXT_PICKLE, dumps(obj, self._main_names)))
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def write_output(output: Any) -> None:
+    """Write a worker's OutputText to this process's sys.stdout/sys.stderr and flush."""
+    stream = sys.stdout if output.stream == 1 else sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(output.text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+# ---------------------------------------------------------------------------- runtime
+
+
+class _ExitParticipant(Protocol):
+    def _exit(self, interrupted: bool) -> None: ...
+
+
+class ExecutionRuntime:
+    """This process's execution state, attached to its connection.
+
+    * ``children``: started gilbridge ``Process`` objects not yet joined (what
+      ``active_children()`` reports after discarding finished ones);
+    * ``pools``: live pool cores (weak), terminated or joined at exit.
+
+    At interpreter exit (an ``atexit`` handler registered after the connection's own, so
+    it runs first, while the connection still works) it does what the stdlib does:
+    executors finish their work, pools are terminated, daemonic children are terminated
+    and the others joined. When the process is exiting because of a KeyboardInterrupt,
+    everything is terminated instead, so no worker outlives a Ctrl-C.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        # Imported now: result handlers need it and may first run during interpreter
+        # shutdown, when concurrent.futures.process can no longer be imported.
+        from . import _remote  # noqa: F401
+
+        self.conn = conn
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.children: set[Any] = set()
+        self.pools: weakref.WeakSet[PoolCore] = weakref.WeakSet()
+        atexit.register(self._at_exit)
+
+    def add_child(self, process: Any) -> None:
+        with self.lock:
+            self.children.add(process)
+
+    def discard_child(self, process: Any) -> None:
+        with self.lock:
+            self.children.discard(process)
+
+    def cleanup_children(self) -> list[Any]:
+        """Forget children that have finished; return the rest (stdlib ``_cleanup``)."""
+        with self.lock:
+            for p in list(self.children):
+                popen = p._popen
+                if popen is not None and popen.poll() is not None:
+                    self.children.discard(p)
+            return list(self.children)
+
+    def _at_exit(self) -> None:
+        if os.getpid() != self.pid or self.conn.closed:
+            return
+        interrupted = _exiting_on_interrupt()
+        try:
+            for core in list(self.pools):
+                core.at_exit(interrupted)
+            with self.lock:
+                children = list(self.children)
+            for p in children:
+                if interrupted or p.daemon:
+                    p._popen.terminate()
+            for p in children:
+                p.join()
+        except KeyboardInterrupt:
+            # A second Ctrl-C while waiting at exit: kill what is left, do not hang.
+            for core in list(self.pools):
+                core.terminate(wait=False)
+            for p in list(self.children):
+                try:
+                    p._popen.terminate()
+                except Exception:  # noqa: BLE001
+                    pass
+
+
+def _exiting_on_interrupt() -> bool:
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return isinstance(last, KeyboardInterrupt) or getattr(sys, "last_type", None) is KeyboardInterrupt
+
+
+def runtime(conn: Connection | None = None) -> ExecutionRuntime:
+    """This process's execution runtime (creating the connection if needed)."""
+    conn = conn or get_connection()
+    return conn.attachment("execution", ExecutionRuntime)
+
+
+def current_runtime() -> ExecutionRuntime | None:
+    """The runtime if this process has a connection and used execution (creates nothing)."""
+    conn = current_connection()
+    if conn is None:
+        return None
+    return conn._attachments.get("execution")
+
+
+# ---------------------------------------------------------------------------- pools
+
+
+def create_pool(conn: Connection, request: Any) -> Any:
+    """CreatePool; blocks until the workers are connected (warm: milliseconds; cold:
+    .NET + CPython start-up, up to the host's WorkerStartSeconds). Ctrl-C while waiting
+    terminates the pool if it got created anyway."""
+
+    def undo(future: Any) -> None:
+        try:
+            info = future.result(timeout=0) if future.done() else None
+        except Exception:  # noqa: BLE001
+            info = None
+        if info is not None:
+            terminate_pool(conn, info.pool_id)
+
+    return conn.call(conn.execution.CreatePool, request, long_wait=True, on_interrupt=undo)
+
+
+def terminate_pool(conn: Connection, pool_id: str) -> Any:
+    """TerminatePool, ignoring a pool that already finished (NOT_FOUND)."""
+    pb = _pb()
+    try:
+        return conn.call(conn.execution.TerminatePool,
+                         pb.PoolRequest(session_id=conn.session_id, pool_id=pool_id))
+    except (FileNotFoundError, ConnectionResetError):
+        return None
+
+
+class PoolWatch:
+    """One WatchPool stream, read by a daemon thread until the pool finishes.
+
+    ``on_event(event)`` runs in that thread for every event; ``on_end(error)`` once at
+    the end (``error`` None when the pool finished, else the exception that broke the
+    stream, e.g. HostUnavailableError).
+    """
+
+    def __init__(self, conn: Connection, pool_id: str, name: str,
+                 on_event: Callable[[Any], None], on_end: Callable[[BaseException | None], None]) -> None:
+        pb = _pb()
+        self._conn = conn
+        self._on_event = on_event
+        self._on_end = on_end
+        self.call = conn.execution.WatchPool(
+            pb.WatchPoolRequest(session_id=conn.session_id, pool_id=pool_id),
+            metadata=conn.metadata,
+        )
+        self.thread = threading.Thread(target=self._run, name=f"gilbridge-watch-{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from ._errors import translate
+
+        grpc = self._conn._grpc
+        error: BaseException | None = None
+        try:
+            for event in self.call:
+                self._on_event(event)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                error = translate(err, self._conn.address.target)
+            else:
+                error = ConnectionAbortedError("the pool's event stream was cancelled")
+        except BaseException as exc:  # noqa: BLE001 - reported through on_end
+            error = exc
+        finally:
+            self._on_end(error)
+
+
+class Job(Protocol):
+    """A result object fed by the result handler (ApplyResult, MapResult, IMapIterator,
+    an executor future)."""
+
+    _job: int
+
+    def _set(self, i: int, obj: tuple[bool, Any]) -> None: ...
+
+    def _abort(self, exc: BaseException) -> None: ...
+
+
+class FunctionRef:
+    """A job's callable, converted to a ``Callable`` message once (in the task handler)."""
+
+    __slots__ = ("func", "_message", "_error", "is_kernel")
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.is_kernel = isinstance(func, DotnetKernel)
+        self._message: Any = None
+        self._error: BaseException | None = None
+
+    def message(self, main_names: frozenset[str] | None) -> Any:
+        if self._error is not None:
+            raise self._error
+        if self._message is None:
+            pb = _pb()
+            try:
+                if self.is_kernel:
+                    self._message = pb.Callable(kernel=self.func.name)
+                else:
+                    self._message = pb.Callable(python=dumps(self.func, main_names))
+            except Exception as exc:
+                self._error = exc
+                raise
+        return self._message
+
+
+@dataclass(slots=True)
+class Task:
+    """One chunk of calls for one job: ``items`` are Python objects, one per call (for
+    CALL: ``[args_list, kwargs_dict]``). ``single``: the job takes the chunk's one
+    value, not the list. ``prepare``: called just before submission; False skips the
+    task (an executor future cancelled meanwhile)."""
+
+    job: Job
+    index: int
+    function: FunctionRef
+    style: int
+    items: list[Any]
+    single: bool
+    prepare: Callable[[], bool] | None = None
+
+
+# Error delivered for a task whose generation failed (stdlib _helper_reraises_exception).
+@dataclass(slots=True)
+class FailedTask:
+    job: Job
+    index: int
+    error: BaseException
+
+
+TaskSeq = Iterable["Task | FailedTask"]
+
+
+class PoolCore:
+    """One host pool and the three threads that serve it (see the module docstring).
+
+    Thread-safety: public methods may be called from any thread. Jobs are registered in
+    ``cache`` (job id → job) by their constructors and removed when complete, as in the
+    stdlib; whatever is left when the pool's stream ends is aborted with
+    BrokenProcessPool, so no waiter hangs.
+    """
+
+    def __init__(self, *, processes: int, initializer: Callable[..., object] | None = None,
+                 initargs: Iterable[Any] = (), maxtasksperchild: int | None = None,
+                 name: str = "", python: bool = True, max_outstanding: int = POOL_MAX_OUTSTANDING,
+                 for_executor: bool = False, exit_action: str = "terminate") -> None:
+        pb = _pb()
+        conn = get_connection()
+        self.conn = conn
+        self.runtime = runtime(conn)
+        self.name = name
+        self.processes = processes
+        self.for_executor = for_executor
+        self.exit_action = exit_action
+        self.state = RUN
+        self.terminated_by_owner = False
+        self.cache: dict[int, Job] = {}
+        self.max_outstanding = max(1, max_outstanding)
+        self.on_worker_died: Callable[[BaseException], None] | None = None
+
+        main = main_info() if python else None
+        self.main_names = main.names if main else None
+        request = pb.CreatePoolRequest(
+            session_id=conn.session_id, processes=processes,
+            max_tasks_per_child=maxtasksperchild or 0, name=name,
+        )
+        if python:
+            request.python.CopyFrom(python_environment(conn, main))
+        if initializer is not None:
+            request.initializer = dumps((initializer, tuple(initargs)), self.main_names)
+        info = create_pool(conn, request)
+        self.pool_id: str = info.pool_id
+        self.worker_pids: list[int] = list(info.worker_pids)
+
+        self._lock = threading.Condition(threading.Lock())
+        # Jobs are updated by the result handler and, for tasks that never reached the
+        # host, by the task handler and submitter: one lock keeps each job's updates serial.
+        self._deliver_lock = threading.RLock()
+        self._routes: dict[int, Task] = {}
+        self._task_ids = itertools.count(1)
+        self._outstanding = 0
+        self._submit_queue: collections.deque[tuple[Any, Task]] = collections.deque()
+        self._submitting = False
+        self._submitter_done = False
+        self._closing = False
+        self._finished = threading.Event()
+        self._end_error: BaseException | None = None
+        self.taskqueue: collections.deque[TaskSeq | None] = collections.deque()
+        self._task_cond = threading.Condition(threading.Lock())
+
+        self._watch = PoolWatch(conn, self.pool_id, name or "pool", self._on_event, self._on_end)
+        self._submitter = threading.Thread(target=self._submit_loop, name="gilbridge-submitter", daemon=True)
+        self._submitter.start()
+        self._task_handler = threading.Thread(target=self._handle_tasks, name="gilbridge-tasks", daemon=True)
+        self._task_handler.start()
+        self.runtime.pools.add(self)
+
+    # ---------------------------------------------------------------- feeding
+
+    def put(self, taskseq: TaskSeq) -> None:
+        """Queue a sequence of tasks (iterated lazily by the task handler)."""
+        with self._task_cond:
+            self.taskqueue.append(taskseq)
+            self._task_cond.notify()
+
+    def _next_taskseq(self) -> TaskSeq | None:
+        with self._task_cond:
+            while not self.taskqueue:
+                self._task_cond.wait()
+            return self.taskqueue.popleft()
+
+    def _handle_tasks(self) -> None:
+        encoder = ItemEncoder(self.main_names, self.conn.max_payload)
+        pb = _pb()
+        while True:
+            taskseq = self._next_taskseq()
+            if taskseq is None:
+                break
+            try:
+                for task in taskseq:
+                    if self.state == TERMINATE:
+                        break
+                    if isinstance(task, FailedTask):
+                        self._deliver(task.job, task.index, (False, task.error))
+                        continue
+                    if not self._reserve_slot():
+                        break
+                    if task.prepare is not None and not task.prepare():
+                        self._release_slot()
+                        continue
+                    try:
+                        function = task.function.message(self.main_names)
+                        items = [encoder.encode(x) for x in task.items]
+                        chunk = pb.TaskChunk(task_id=next(self._task_ids), function=function,
+                                             style=task.style, items=items)
+                    except Exception as exc:  # noqa: BLE001 - the task's own failure
+                        self._release_slot()
+                        self._deliver(task.job, task.index, (False, exc))
+                        continue
+                    with self._lock:
+                        self._routes[chunk.task_id] = task
+                        self._submit_queue.append((chunk, task))
+                        self._lock.notify_all()
+            except Exception as exc:  # noqa: BLE001 - a broken task generator
+                print(f"gilbridge: task generation failed: {exc!r}", file=sys.stderr)
+            finally:
+                task = taskseq = None  # type: ignore[assignment]
+            if self.state == TERMINATE:
+                break
+        # Closed (or terminated): once everything queued is sent, tell the host.
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+            while not self._submitter_done:
+                self._lock.wait()
+        if self.state != TERMINATE:
+            pb = _pb()
+            try:
+                self.conn.call(self.conn.execution.ClosePool,
+                               pb.PoolRequest(session_id=self.conn.session_id, pool_id=self.pool_id))
+            except Exception:  # noqa: BLE001 - the pool is gone already: its stream says why
+                pass
+
+    def _reserve_slot(self) -> bool:
+        with self._lock:
+            while self._outstanding >= self.max_outstanding and self.state != TERMINATE:
+                self._lock.wait()
+            if self.state == TERMINATE:
+                return False
+            self._outstanding += 1
+            return True
+
+    def _release_slot(self, n: int = 1) -> None:
+        with self._lock:
+            self._outstanding -= n
+            self._lock.notify_all()
+
+    def _submit_loop(self) -> None:
+        pb = _pb()
+        conn = self.conn
+        while True:
+            with self._lock:
+                while not self._submit_queue and not self._closing:
+                    self._lock.wait()
+                if not self._submit_queue:
+                    self._submitter_done = True
+                    self._lock.notify_all()
+                    return
+                batch: list[tuple[Any, Task]] = []
+                size = 0
+                while self._submit_queue and len(batch) < SUBMIT_MAX_CHUNKS:
+                    chunk, task = self._submit_queue[0]
+                    n = sum(len(i) for i in chunk.items) + len(chunk.function.python)
+                    if batch and size + n > SUBMIT_MAX_BYTES:
+                        break
+                    batch.append(self._submit_queue.popleft())
+                    size += n
+            if self.state == TERMINATE:
+                self._fail_batch(batch, None)
+                continue
+            request = pb.SubmitTasksRequest(session_id=conn.session_id, pool_id=self.pool_id,
+                                            tasks=[c for c, _ in batch])
+            try:
+                conn.call(conn.execution.SubmitTasks, request)
+            except Exception as exc:  # noqa: BLE001 - those tasks fail with it
+                self._fail_batch(batch, exc)
+
+    def _fail_batch(self, batch: list[tuple[Any, Task]], exc: BaseException | None) -> None:
+        from ._remote import BrokenProcessPool
+
+        for chunk, task in batch:
+            with self._lock:
+                routed = self._routes.pop(chunk.task_id, None)
+            if routed is None:
+                continue
+            self._release_slot()
+            error = exc if exc is not None else BrokenProcessPool("the pool was terminated before this task ran")
+            self._deliver(task.job, task.index, (False, error))
+
+    # ---------------------------------------------------------------- results
+
+    def _deliver(self, job: Job, index: int, obj: tuple[bool, Any]) -> None:
+        try:
+            with self._deliver_lock:
+                job._set(index, obj)
+        except KeyError:
+            pass  # aborted meanwhile
+        except Exception:  # noqa: BLE001 - a failing callback must not stop the handler
+            import traceback
+
+            print("gilbridge: exception in a Pool callback:", file=sys.stderr)
+            traceback.print_exc()
+
+    def _on_event(self, event: Any) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "result":
+            self._on_result(event.result)
+        elif kind == "output":
+            write_output(event.output)
+        elif kind == "worker_exit":
+            pid = event.worker_exit.pid
+            with self._lock:
+                if pid in self.worker_pids:
+                    self.worker_pids.remove(pid)
+        elif kind == "worker_started":
+            with self._lock:
+                self.worker_pids.append(event.worker_started)
+
+    def _on_result(self, result: Any) -> None:
+        from ._remote import BrokenProcessPool, alias_main_module, rebuild_exception
+
+        with self._lock:
+            task = self._routes.pop(result.task_id, None)
+            if task is None:
+                return
+            self._outstanding -= 1
+            self._lock.notify_all()
+        obj: tuple[bool, Any]
+        if result.HasField("error"):
+            exc = rebuild_exception(result.error, kernel=task.function.is_kernel,
+                                    terminated=self.terminated_by_owner, for_executor=self.for_executor)
+            obj = (False, exc)
+            if isinstance(exc, BrokenProcessPool) and result.error.worker_died and \
+                    not self.terminated_by_owner and self.on_worker_died is not None:
+                self.on_worker_died(exc)
+        else:
+            try:
+                alias_main_module()
+                values = [_codec.decode(v) for v in result.values]
+                obj = (True, values[0] if task.single else values)
+            except Exception as exc:  # noqa: BLE001 - an undecodable result fails its task
+                obj = (False, exc)
+        self._deliver(task.job, task.index, obj)
+
+    def _on_end(self, error: BaseException | None) -> None:
+        try:
+            self._abort_all(error)
+        finally:
+            self._finished.set()
+            # Wake a task handler blocked on the in-flight bound or on its queue.
+            with self._lock:
+                self._lock.notify_all()
+            with self._task_cond:
+                if self.state == TERMINATE:
+                    self.taskqueue.append(None)
+                self._task_cond.notify_all()
+
+    def _abort_all(self, error: BaseException | None) -> None:
+        from ._remote import BrokenProcessPool
+
+        self._end_error = error
+        if self.state == RUN and error is not None:
+            self.state = TERMINATE
+        with self._lock:
+            routes = list(self._routes.values())
+            self._routes.clear()
+            self._outstanding = 0
+        if self.terminated_by_owner:
+            reason = "the pool was terminated before this task finished"
+        elif error is not None:
+            reason = f"the pool's workers are gone: {error}"
+        else:
+            reason = "the pool finished before this task ran"
+        for task in routes:
+            self._deliver(task.job, task.index, (False, BrokenProcessPool(reason)))
+        for job in list(self.cache.values()):
+            try:
+                with self._deliver_lock:
+                    job._abort(BrokenProcessPool(reason))
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def close(self) -> None:
+        """No more tasks: the host is told once everything queued has been submitted;
+        workers exit when the work is done. Does not block."""
+        if self.state == RUN:
+            self.state = CLOSE
+            self.put(None)  # type: ignore[arg-type]
+
+    def terminate(self, wait: bool = True) -> None:
+        """TerminatePool now (queued and running tasks fail with BrokenProcessPool);
+        with ``wait``, block until the host reports every worker gone (normally
+        milliseconds; at most 30 s)."""
+        if self.state != TERMINATE:
+            self.state = TERMINATE
+            self.terminated_by_owner = True
+            with self._lock:
+                self._lock.notify_all()
+            with self._task_cond:
+                self.taskqueue.append(None)
+                self._task_cond.notify_all()
+            if not self._finished.is_set():
+                try:
+                    terminate_pool(self.conn, self.pool_id)
+                except Exception:  # noqa: BLE001 - host gone: the stream ends anyway
+                    pass
+        if wait:
+            wait_event(self._finished, 30.0)
+
+    def interrupt(self) -> None:
+        """Ctrl-C while waiting on this pool: terminate without waiting long."""
+        self.terminate(wait=False)
+
+    def join(self) -> None:
+        """Block until the pool finished (after close: all work done and every worker
+        exited; after terminate: workers killed). Ctrl-C terminates the pool."""
+        join_thread(self._task_handler, None, self.interrupt)
+        wait_event(self._finished, None, self.interrupt)
+        join_thread(self._watch.thread, 5.0, self.interrupt)
+
+    def at_exit(self, interrupted: bool) -> None:
+        if self.finished:
+            return
+        if interrupted or self.exit_action == "terminate":
+            self.terminate(wait=True)
+        else:
+            self.close()
+            self.join()
+
+    def task_ids(self) -> Iterator[int]:  # pragma: no cover - debugging aid
+        with self._lock:
+            return iter(list(self._routes))
