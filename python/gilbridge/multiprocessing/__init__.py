@@ -12,9 +12,14 @@ factory also takes keyword-only ``name=`` / ``create=`` to share a named object 
 unrelated programs. Proxies pickle: unpickled in another process (spawn, fork, or any
 program) they attach to the same host object.
 
-The other names (``Process``, ``Pool``, ``Manager``, ``get_context`` ...) are the
-stdlib's for now, so scripts keep working. Deliberate deviation: a negative timeout
-raises ValueError (the stdlib silently treats it as 0).
+``Process`` and ``Pool`` run on Bridge workers (.NET processes embedding this
+interpreter, or running C# kernels given as ``gilbridge.dotnet(...)``), with
+``current_process``, ``parent_process``, ``active_children`` and the start-method
+functions (every method name is accepted and recorded; all run on Bridge workers).
+
+The other names (``Manager``, ``Pipe``, ``RawValue`` ...) are the stdlib's, so scripts
+keep working. Deliberate deviation: a negative timeout raises ValueError (the stdlib
+silently treats it as 0).
 """
 
 from __future__ import annotations
@@ -37,19 +42,19 @@ SimpleQueue = default_context.SimpleQueue
 Value = default_context.Value
 Array = default_context.Array
 cpu_count = default_context.cpu_count
+Process = default_context.Process
+Pool = default_context.Pool
+current_process = default_context.current_process
+active_children = default_context.active_children
+parent_process = default_context.parent_process
+get_context = default_context.get_context
+set_start_method = default_context.set_start_method
+get_start_method = default_context.get_start_method
+get_all_start_methods = default_context.get_all_start_methods
 
-# Not bridged yet: the stdlib's own (Process and Pool move to .NET later).
-Process = _stdlib.Process
-Pool = _stdlib.Pool
+# Not bridged: the stdlib's own.
 Manager = _stdlib.Manager
 Pipe = _stdlib.Pipe
-current_process = _stdlib.current_process
-active_children = _stdlib.active_children
-parent_process = _stdlib.parent_process
-get_context = _stdlib.get_context
-set_start_method = _stdlib.set_start_method
-get_start_method = _stdlib.get_start_method
-get_all_start_methods = _stdlib.get_all_start_methods
 set_executable = _stdlib.set_executable
 set_forkserver_preload = _stdlib.set_forkserver_preload
 freeze_support = _stdlib.freeze_support

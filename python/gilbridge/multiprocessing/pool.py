@@ -1,0 +1,503 @@
+"""``Pool`` on Bridge workers, with the API and semantics of ``multiprocessing.pool``.
+
+``Pool(processes)`` asks the host for ``processes`` worker processes (.NET processes
+embedding this interpreter; warm ones start in milliseconds). Work is sent in chunks and
+results come back on one event stream per pool (see ``gilbridge._execution`` for the
+data flow). Differences from the stdlib, all in the direction of not hanging:
+
+* functions travel with cloudpickle: lambdas, closures and ``__main__`` functions work;
+  arguments and results are MessagePack payloads (``gilbridge._codec``);
+* a worker that dies mid-task fails that task's result with
+  :class:`gilbridge.BrokenProcessPool` (the stdlib hangs); the host replaces the worker;
+* after ``terminate()`` (or a Ctrl-C while waiting), results that can no longer arrive
+  fail with BrokenProcessPool instead of blocking forever;
+* a callback that raises is reported on stderr; it does not kill the result handler;
+* ``processes=None`` means the host's CPU count; ``context`` is accepted and ignored.
+
+``gilbridge.dotnet("Ns.Type.Method")`` kernels are callables here too: they run in the
+workers' .NET runtime without the GIL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import types
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from multiprocessing import TimeoutError
+from multiprocessing.pool import RemoteTraceback, ThreadPool
+from typing import Any, Final
+
+from .._execution import (
+    CALL,
+    CLOSE,
+    MAP,
+    RUN,
+    STARMAP,
+    TERMINATE,
+    FailedTask,
+    FunctionRef,
+    PoolCore,
+    Task,
+    wait_event,
+)
+
+__all__ = [
+    "ApplyResult", "AsyncResult", "IMapIterator", "IMapUnorderedIterator", "MapResult",
+    "Pool", "RemoteTraceback", "ThreadPool",
+]
+
+INIT: Final = "INIT"
+
+job_counter = itertools.count()
+
+
+def _host_cpu_count() -> int:
+    from .._connection import get_connection
+
+    return int(get_connection().host_info.cpu_count) or 1
+
+
+class Pool:
+    """A pool of Bridge worker processes (``multiprocessing.pool.Pool``'s API).
+
+    The constructor blocks until the workers are connected (warm workers: a few ms; cold
+    ones: .NET + CPython start-up, ~0.3 s). Raises ValueError for ``processes < 1`` or a
+    ``maxtasksperchild`` that is not a positive int, TypeError for a non-callable
+    ``initializer``, RuntimeError when this interpreter has no shared libpython.
+    """
+
+    _wrap_exception = True
+
+    def __init__(self, processes: int | None = None, initializer: Callable[..., object] | None = None,
+                 initargs: Iterable[Any] = (), maxtasksperchild: int | None = None,
+                 context: Any = None, *, _kernel_only: bool = False) -> None:
+        self._state = INIT
+        self._ctx = context
+        if processes is not None and processes < 1:
+            raise ValueError("Number of processes must be at least 1")
+        if maxtasksperchild is not None:
+            if not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0:
+                raise ValueError("maxtasksperchild must be a positive int or None")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if processes is None:
+            processes = _host_cpu_count()
+        self._processes = processes
+        self._maxtasksperchild = maxtasksperchild
+        self._initializer = initializer
+        self._initargs = initargs
+        self._core = PoolCore(
+            processes=processes, initializer=initializer, initargs=initargs,
+            maxtasksperchild=maxtasksperchild, name="kernel" if _kernel_only else "Pool",
+            python=not _kernel_only,
+        )
+        self._cache = self._core.cache
+        self._state = RUN
+        # Collected while running: free the workers. At exit the runtime handles it.
+        self._finalizer = weakref.finalize(self, PoolCore.terminate, self._core, False)
+        self._finalizer.atexit = False
+
+    # ------------------------------------------------------------------ info
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The OS pids of the pool's live workers (a Bridge extension; changes as
+        workers are replaced)."""
+        with self._core._lock:
+            return list(self._core.worker_pids)
+
+    def _check_running(self) -> None:
+        if self._state != RUN:
+            raise ValueError("Pool not running")
+
+    def __repr__(self) -> str:
+        cls = self.__class__
+        return (f"<{cls.__module__}.{cls.__qualname__} state={self._state} "
+                f"pool_size={self._processes}>")
+
+    def __reduce__(self) -> Any:
+        raise NotImplementedError("pool objects cannot be passed between processes or pickled")
+
+    # ------------------------------------------------------------------ submitting
+
+    def apply(self, func: Callable[..., Any], args: Iterable[Any] = (), kwds: Mapping[str, Any] = {}) -> Any:
+        """``func(*args, **kwds)`` in a worker; blocks until it returns."""
+        return self.apply_async(func, args, kwds).get()
+
+    def apply_async(self, func: Callable[..., Any], args: Iterable[Any] = (), kwds: Mapping[str, Any] = {},
+                    callback: Callable[[Any], object] | None = None,
+                    error_callback: Callable[[BaseException], object] | None = None) -> ApplyResult:
+        """Asynchronous :meth:`apply`: returns at once with an :class:`ApplyResult`."""
+        self._check_running()
+        result = ApplyResult(self, callback, error_callback)
+        task = Task(result, 0, FunctionRef(func), CALL, [[list(args), dict(kwds)]], single=True)
+        self._core.put([task])
+        return result
+
+    def map(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None) -> list[Any]:
+        """``[func(x) for x in iterable]`` in chunks; blocks until all are done."""
+        return self._map_async(func, iterable, MAP, chunksize).get()
+
+    def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
+                chunksize: int | None = None) -> list[Any]:
+        """``[func(*args) for args in iterable]``; blocks until all are done."""
+        return self._map_async(func, iterable, STARMAP, chunksize).get()
+
+    def map_async(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None,
+                  callback: Callable[[Any], object] | None = None,
+                  error_callback: Callable[[BaseException], object] | None = None) -> MapResult:
+        """Asynchronous :meth:`map`."""
+        return self._map_async(func, iterable, MAP, chunksize, callback, error_callback)
+
+    def starmap_async(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
+                      chunksize: int | None = None, callback: Callable[[Any], object] | None = None,
+                      error_callback: Callable[[BaseException], object] | None = None) -> MapResult:
+        """Asynchronous :meth:`starmap`."""
+        return self._map_async(func, iterable, STARMAP, chunksize, callback, error_callback)
+
+    def _map_async(self, func: Callable[..., Any], iterable: Iterable[Any], style: int,
+                   chunksize: int | None = None, callback: Callable[[Any], object] | None = None,
+                   error_callback: Callable[[BaseException], object] | None = None) -> MapResult:
+        self._check_running()
+        if not hasattr(iterable, "__len__"):
+            iterable = list(iterable)
+        items: Sequence[Any] = iterable  # type: ignore[assignment]
+        if chunksize is None:
+            chunksize, extra = divmod(len(items), self._processes * 4)
+            if extra:
+                chunksize += 1
+        if len(items) == 0:
+            chunksize = 0
+        function = FunctionRef(func)
+        result = MapResult(self, chunksize, len(items), callback, error_callback=error_callback)
+        self._core.put(_guarded(result, _chunks(items, chunksize), function, style, single=False))
+        return result
+
+    def imap(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
+        """Lazy, ordered :meth:`map`: items are consumed as workers free up."""
+        return self._imap(IMapIterator, func, iterable, chunksize)
+
+    def imap_unordered(self, func: Callable[[Any], Any], iterable: Iterable[Any],
+                       chunksize: int = 1) -> Iterator[Any]:
+        """Like :meth:`imap`, results in completion order."""
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize)
+
+    def _imap(self, cls: type[IMapIterator], func: Callable[[Any], Any], iterable: Iterable[Any],
+              chunksize: int) -> Iterator[Any]:
+        self._check_running()
+        function = FunctionRef(func)
+        if chunksize == 1:
+            result = cls(self)
+            self._core.put(_SetLength(
+                _guarded(result, ([x] for x in iterable), function, MAP, single=True), result))
+            return result
+        if chunksize < 1:
+            raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
+        result = cls(self)
+        self._core.put(_SetLength(
+            _guarded(result, _chunks(iterable, chunksize), function, MAP, single=False), result))
+        return (item for chunk in result for item in chunk)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """No more tasks; workers exit once the submitted work is done. Does not block."""
+        if self._state == RUN:
+            self._state = CLOSE
+            self._core.close()
+
+    def terminate(self) -> None:
+        """Stop now: the host kills the workers; unfinished results fail with
+        BrokenProcessPool. Blocks until the workers are gone (normally milliseconds)."""
+        self._state = TERMINATE
+        self._finalizer.detach()
+        self._core.terminate(wait=True)
+
+    def join(self) -> None:
+        """Wait for the workers to exit (after :meth:`close` or :meth:`terminate`).
+        Blocks until all submitted work is done; Ctrl-C terminates the pool."""
+        if self._state == RUN:
+            raise ValueError("Pool is still running")
+        if self._state not in (CLOSE, TERMINATE):
+            raise ValueError("In unknown state")
+        self._core.join()
+
+    def __enter__(self) -> Pool:
+        self._check_running()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self.terminate()
+
+
+def _chunks(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(iterable)
+    while True:
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+class _SetLength:
+    """A task sequence that tells an imap iterator its length once exhausted (the
+    stdlib's ``set_length``)."""
+
+    def __init__(self, tasks: Iterator[Task | FailedTask], result: IMapIterator) -> None:
+        self._tasks = tasks
+        self._result = result
+
+    def __iter__(self) -> Iterator[Task | FailedTask]:
+        n = 0
+        for task in self._tasks:
+            n = task.index + 1
+            yield task
+        self._result._set_length(n)
+
+
+def _guarded(job: Any, chunks: Iterable[list[Any]], function: FunctionRef, style: int,
+             single: bool) -> Iterator[Task | FailedTask]:
+    """Tasks for ``chunks``; an exception from iterating becomes the next index's
+    failure, as the stdlib's ``_guarded_task_generation`` does."""
+    i = -1
+    try:
+        for i, chunk in enumerate(chunks):
+            yield Task(job, i, function, style, chunk, single)
+    except Exception as exc:  # noqa: BLE001 - delivered to the job
+        yield FailedTask(job, i + 1, exc)
+
+
+# ---------------------------------------------------------------------- results
+
+
+class ApplyResult:
+    """The result of :meth:`Pool.apply_async` (``multiprocessing.pool.ApplyResult``)."""
+
+    def __init__(self, pool: Pool, callback: Callable[[Any], object] | None,
+                 error_callback: Callable[[BaseException], object] | None) -> None:
+        self._pool: Pool | None = pool
+        self._core = pool._core
+        self._event = threading.Event()
+        self._job = next(job_counter)
+        self._cache = pool._cache
+        self._callback = callback
+        self._error_callback = error_callback
+        self._cache[self._job] = self
+
+    def ready(self) -> bool:
+        """Whether the call has completed."""
+        return self._event.is_set()
+
+    def successful(self) -> bool:
+        """Whether the call completed without raising; ValueError if not ready."""
+        if not self.ready():
+            raise ValueError("{0!r} not ready".format(self))
+        return bool(self._success)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until ready or ``timeout`` seconds passed (None: no limit). Ctrl-C
+        terminates the pool and re-raises."""
+        wait_event(self._event, timeout, self._core.interrupt)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The result, blocking up to ``timeout`` seconds (multiprocessing.TimeoutError
+        after that); re-raises the task's exception (remote traceback as __cause__)."""
+        self.wait(timeout)
+        if not self.ready():
+            raise TimeoutError
+        if self._success:
+            return self._value
+        raise self._value
+
+    def _set(self, i: int, obj: tuple[bool, Any]) -> None:
+        self._success, self._value = obj
+        if self._callback and self._success:
+            self._callback(self._value)
+        if self._error_callback and not self._success:
+            self._error_callback(self._value)
+        self._event.set()
+        del self._cache[self._job]
+        self._pool = None
+
+    def _abort(self, exc: BaseException) -> None:
+        if not self._event.is_set():
+            self._set(0, (False, exc))
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+AsyncResult = ApplyResult
+
+
+class MapResult(ApplyResult):
+    """The result of :meth:`Pool.map_async` / :meth:`Pool.starmap_async`."""
+
+    def __init__(self, pool: Pool, chunksize: int, length: int, callback: Callable[[Any], object] | None,
+                 error_callback: Callable[[BaseException], object] | None) -> None:
+        ApplyResult.__init__(self, pool, callback, error_callback=error_callback)
+        self._success = True
+        self._value: Any = [None] * length
+        self._chunksize = chunksize
+        if chunksize <= 0:
+            self._number_left = 0
+            self._event.set()
+            del self._cache[self._job]
+        else:
+            self._number_left = length // chunksize + bool(length % chunksize)
+
+    def _set(self, i: int, success_result: tuple[bool, Any]) -> None:
+        self._number_left -= 1
+        success, result = success_result
+        if success and self._success:
+            self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
+            if self._number_left == 0:
+                if self._callback:
+                    self._callback(self._value)
+                del self._cache[self._job]
+                self._event.set()
+                self._pool = None
+        else:
+            if not success and self._success:
+                # only store first exception
+                self._success = False
+                self._value = result
+            if self._number_left == 0:
+                # only consider the result ready once all jobs are done
+                if self._error_callback:
+                    self._error_callback(self._value)
+                del self._cache[self._job]
+                self._event.set()
+                self._pool = None
+
+    def _abort(self, exc: BaseException) -> None:
+        if self._event.is_set():
+            return
+        if self._success:
+            self._success = False
+            self._value = exc
+        self._number_left = 0
+        self._cache.pop(self._job, None)
+        self._event.set()
+        self._pool = None
+        if self._error_callback:
+            self._error_callback(self._value)
+
+
+class IMapIterator:
+    """The iterator :meth:`Pool.imap` returns (``multiprocessing.pool.IMapIterator``)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool: Pool | None = pool
+        self._core = pool._core
+        self._cond = threading.Condition(threading.Lock())
+        self._job = next(job_counter)
+        self._cache = pool._cache
+        self._items: deque[tuple[bool, Any]] = deque()
+        self._index = 0
+        self._length: int | None = None
+        self._unsorted: dict[int, tuple[bool, Any]] = {}
+        self._cache[self._job] = self
+
+    def __iter__(self) -> IMapIterator:
+        return self
+
+    def next(self, timeout: float | None = None) -> Any:
+        """The next result, blocking up to ``timeout`` seconds (None: no limit;
+        multiprocessing.TimeoutError after that). Ctrl-C terminates the pool."""
+        with self._cond:
+            try:
+                item = self._items.popleft()
+            except IndexError:
+                if self._index == self._length:
+                    self._pool = None
+                    raise StopIteration from None
+                self._wait(timeout)
+                try:
+                    item = self._items.popleft()
+                except IndexError:
+                    if self._index == self._length:
+                        self._pool = None
+                        raise StopIteration from None
+                    raise TimeoutError from None
+        success, value = item
+        if success:
+            return value
+        raise value
+
+    __next__ = next
+
+    def _wait(self, timeout: float | None) -> None:
+        # Condition.wait in slices (cond held), so Ctrl-C is seen at once.
+        import time
+
+        from .._execution import POLL
+
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        try:
+            while not self._items and self._index != self._length:
+                step = POLL if deadline is None else min(POLL, deadline - time.monotonic())
+                if step <= 0:
+                    return
+                self._cond.wait(step)
+        except KeyboardInterrupt:
+            try:
+                self._core.interrupt()
+            except BaseException:  # noqa: BLE001
+                pass
+            raise
+
+    def _set(self, i: int, obj: tuple[bool, Any]) -> None:
+        with self._cond:
+            if self._index == i:
+                self._items.append(obj)
+                self._index += 1
+                while self._index in self._unsorted:
+                    obj = self._unsorted.pop(self._index)
+                    self._items.append(obj)
+                    self._index += 1
+                self._cond.notify()
+            else:
+                self._unsorted[i] = obj
+
+            if self._index == self._length:
+                del self._cache[self._job]
+                self._pool = None
+
+    def _set_length(self, length: int) -> None:
+        with self._cond:
+            self._length = length
+            if self._index == self._length:
+                self._cond.notify()
+                self._cache.pop(self._job, None)
+                self._pool = None
+
+    def _abort(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._length is not None and self._index >= self._length:
+                return
+            # Deliver what arrived out of order, then the failure; nothing after it.
+            for key in sorted(self._unsorted):
+                self._items.append(self._unsorted.pop(key))
+                self._index += 1
+            self._items.append((False, exc))
+            self._index += 1
+            self._length = self._index
+            self._cond.notify_all()
+            self._cache.pop(self._job, None)
+            self._pool = None
+
+
+class IMapUnorderedIterator(IMapIterator):
+    """The iterator :meth:`Pool.imap_unordered` returns."""
+
+    def _set(self, i: int, obj: tuple[bool, Any]) -> None:
+        with self._cond:
+            self._items.append(obj)
+            self._index += 1
+            self._cond.notify()
+            if self._index == self._length:
+                del self._cache[self._job]
+                self._pool = None
