@@ -1,0 +1,109 @@
+"""Task and Process targets for the execution tests (importable by workers: they get
+this process's sys.path)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+_initialized: Any = None
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def pid_of(_: object = None) -> int:
+    return os.getpid()
+
+
+def slow_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def divide(a: float, b: float) -> float:
+    return a / b
+
+
+def fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+class Unpicklable(Exception):
+    """An exception that cannot be pickled (a lambda attribute)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.hook = lambda: None
+
+
+def raise_unpicklable() -> None:
+    raise Unpicklable("no pickle for me")
+
+
+def init_worker(value: Any) -> None:
+    global _initialized
+    _initialized = (value, os.getpid())
+
+
+def initialized(_: object = None) -> Any:
+    return _initialized
+
+
+def exit_hard(code: int) -> None:
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def kill_self(_: object = None) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def put_items(q: Any, worker: int, n: int) -> int:
+    for i in range(n):
+        q.put((worker, i))
+    return n
+
+
+def locked_increments(lock: Any, counter: Any, n: int) -> int:
+    for _ in range(n):
+        with lock:
+            counter.value += 1
+    return n
+
+
+def wait_event(event: Any, started: Any, timeout: float) -> bool:
+    started.put(os.getpid())
+    return bool(event.wait(timeout))
+
+
+def child_report(q: Any) -> None:
+    """Process target: report name, pid and parent as the child sees them."""
+    import gilbridge.multiprocessing as mp
+
+    me = mp.current_process()
+    parent = mp.parent_process()
+    q.put((me.name, me.pid, os.getpid(), parent.pid if parent else None, parent.name if parent else None))
+
+
+def print_lines(text: str) -> None:
+    print(text)
+    print(f"to stderr: {text}", file=sys.stderr)
+
+
+def exit_with(code: int) -> None:
+    sys.exit(code)
+
+
+def raise_runtime() -> None:
+    raise RuntimeError("child failed on purpose")
