@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+import gilbridge.multiprocessing as mp
+
 _initialized: Any = None
 
 
@@ -89,8 +91,6 @@ def wait_event(event: Any, started: Any, timeout: float) -> bool:
 
 def child_report(q: Any) -> None:
     """Process target: report name, pid and parent as the child sees them."""
-    import gilbridge.multiprocessing as mp
-
     me = mp.current_process()
     parent = mp.parent_process()
     q.put((me.name, me.pid, os.getpid(), parent.pid if parent else None, parent.name if parent else None))
@@ -107,3 +107,15 @@ def exit_with(code: int) -> None:
 
 def raise_runtime() -> None:
     raise RuntimeError("child failed on purpose")
+
+
+class Squarer(mp.Process):
+    """A Process subclass overriding run()."""
+
+    def __init__(self, q: Any, n: int) -> None:
+        super().__init__()
+        self.q = q
+        self.n = n
+
+    def run(self) -> None:
+        self.q.put(self.n * self.n)
