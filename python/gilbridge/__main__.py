@@ -47,12 +47,23 @@ def _cmd_host_stop(args: argparse.Namespace) -> int:
     if pid is None:
         info = _host.probe(address)
         pid = int(info.pid) if info is not None else None
+        if pid is not None and not _is_local(address):
+            print(f"error: the host at {address.target} is not on this machine "
+                  f"(its pid {pid} is not ours to signal)", file=sys.stderr)
+            return 1
     if pid is None:
         print(f"Bridge host not running (address {address.target})")
         return 0
     graceful = _host.stop_host(pid, timeout=args.timeout)
     print(f"Bridge host pid {pid} stopped" + ("" if graceful else " (killed)"))
     return 0
+
+
+def _is_local(address: _host.Address) -> bool:
+    if address.socket_path is not None:
+        return True
+    host = address.target.rsplit(":", 1)[0].strip("[]").lower()
+    return host in ("localhost", "127.0.0.1", "::1", "0.0.0.0", "")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import gc
 import os
 import queue
 import sys
@@ -59,6 +60,51 @@ class _AtExitFlushable(Protocol):
     def _session_lost(self) -> None: ...
 
 
+class _ForkGuard:
+    """Keeps fork() from happening while one of this process's threads is inside grpc.
+
+    Measured here: with GRPC_ENABLE_FORK_SUPPORT, a child forked while another thread was
+    starting or finishing an RPC (e.g. the queue feeder sending a batch) sometimes hangs
+    for good inside grpc's post-fork handler (a lock held by the vanished thread). Every
+    RPC this module makes runs between ``enter()`` and ``exit()``; an ``os.fork`` hook
+    waits (at most 2 s) for those to finish and holds new ones back until the fork is
+    done. Long waits never sit inside grpc: they wait on a plain Event set by the call's
+    done-callback.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._forking = False
+
+    def enter(self) -> None:
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._active += 1
+
+    def exit(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._active == 0 and self._forking:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        self._cond.acquire()  # held across fork(): no RPC can start meanwhile
+        self._forking = True
+        deadline = time.monotonic() + 2.0
+        while self._active:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._cond.wait(remaining)
+
+    def after_fork_parent(self) -> None:
+        self._forking = False
+        self._cond.notify_all()
+        self._cond.release()
+
+
 class Connection:
     """A session with the Bridge host over one gRPC channel. Thread-safe."""
 
@@ -88,6 +134,7 @@ class Connection:
         self._attachments: dict[str, Any] = {}
         self._attachments_lock = threading.Lock()
 
+        self.guard = _ForkGuard()
         self._session_lock = threading.Lock()
         self._refs_lock = threading.Lock()
         self._refs: dict[tuple[int, str], int] = {}
@@ -116,7 +163,7 @@ class Connection:
             client_name=f"python {argv}", pid=os.getpid(), language="python"
         )
         try:
-            reply = self.sessions.Hello(request, metadata=self.metadata, timeout=30)
+            reply = self.invoke(self.sessions.Hello, request, timeout=30)
         except self._grpc.RpcError as err:
             raise translate(err, self.address.target) from None
         self.session_id = reply.session_id
@@ -142,9 +189,9 @@ class Connection:
     def _keepalive(self, sid: str) -> float:
         """One KeepAlive; returns the lease the host granted."""
         now = time.monotonic()
-        reply = self.sessions.KeepAlive(
+        reply = self.invoke(
+            self.sessions.KeepAlive,
             self._pb.KeepAliveRequest(session_id=sid),
-            metadata=self.metadata,
             timeout=max(self.lease_seconds / 3.0, 1.0),
         )
         if sid == self.session_id:
@@ -197,7 +244,7 @@ class Connection:
             try:
                 if long_wait:
                     return self._wait_future(method, request, on_interrupt)
-                return method(request, metadata=self.metadata)
+                return self.invoke(method, request)
             except grpc.RpcError as err:
                 exc = translate(err, self.address.target)
             if attempt == 0 and isinstance(exc, ConnectionResetError) and sid and not self.closed:
@@ -211,23 +258,45 @@ class Connection:
             raise exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def invoke(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        """One plain blocking call (raises grpc.RpcError), fork-guarded."""
+        guard = self.guard
+        guard.enter()
+        try:
+            return method(request, metadata=self.metadata, timeout=timeout)
+        finally:
+            guard.exit()
+
     def _wait_future(self, method: Any, request: Any,
                      on_interrupt: Callable[[Any], None] | None) -> Any:
-        future = method.future(request, metadata=self.metadata)
+        done = threading.Event()
+        guard = self.guard
+        guard.enter()
         try:
-            while True:
-                try:
-                    return future.result(timeout=_POLL_SLICE)
-                except self._grpc.FutureTimeoutError:
-                    continue
+            future = method.future(request, metadata=self.metadata)
+            future.add_done_callback(lambda _f: done.set())
+        finally:
+            guard.exit()
+        try:
+            while not done.wait(_POLL_SLICE):  # interruptible; holds no grpc lock
+                pass
         except KeyboardInterrupt:
-            future.cancel()
+            guard.enter()
+            try:
+                future.cancel()
+            finally:
+                guard.exit()
             if on_interrupt is not None:
                 try:
                     on_interrupt(future)
                 except Exception:  # noqa: BLE001 - best effort while interrupted
                     pass
             raise
+        guard.enter()
+        try:
+            return future.result()
+        finally:
+            guard.exit()
 
     # ------------------------------------------------------------------ references
 
@@ -270,9 +339,9 @@ class Connection:
             if self.closed or sys.is_finalizing():
                 return
             try:
-                self.sessions.Detach(
+                self.invoke(
+                    self.sessions.Detach,
                     sessions_pb2.DetachRequest(session_id=self.session_id, kind=key[0], name=key[1]),
-                    metadata=self.metadata,
                     timeout=10,
                 )
             except Exception:  # noqa: BLE001 - detach is best effort
@@ -351,9 +420,9 @@ class Connection:
         self.closed = True
         self._background_work.put(None)
         try:
-            self.sessions.Goodbye(
+            self.invoke(
+                self.sessions.Goodbye,
                 self._pb.GoodbyeRequest(session_id=self.session_id),
-                metadata=self.metadata,
                 timeout=5,
             )
         except Exception:  # noqa: BLE001 - the lease ends the session anyway
@@ -456,6 +525,8 @@ def _close_current() -> None:
 
 def _after_fork_in_child() -> None:
     global _connection, _connection_lock, _exit_hooks_pid
+    if _gc_was_enabled:
+        gc.enable()
     _connection_lock = threading.Lock()  # another thread may have held it at fork time
     conn = _connection
     if conn is not None:
@@ -464,7 +535,38 @@ def _after_fork_in_child() -> None:
     _exit_hooks_pid = 0
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_gc_was_enabled = False
+
+
+def _before_fork() -> None:
+    global _gc_was_enabled
+    conn = _connection
+    if conn is not None and conn.pid == os.getpid():
+        conn.guard.before_fork()
+        # Let this module's threads that are runnable (a feeder just notified, the
+        # keep-alive thread waking up) reach their next blocking point: grpc's post-fork
+        # handler runs Python code in the child before CPython re-initialises the GIL,
+        # and hangs there if a thread was waiting for the GIL at fork time.
+        time.sleep(0.001)
+    # No garbage collection inside grpc's own post-fork handler: a finalizer run there
+    # can wait forever on a lock held by a thread that did not survive the fork.
+    _gc_was_enabled = gc.isenabled()
+    gc.disable()
+
+
+def _after_fork_in_parent() -> None:
+    if _gc_was_enabled:
+        gc.enable()
+    conn = _connection
+    if conn is not None and conn.pid == os.getpid():
+        conn.guard.after_fork_parent()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def release_ref_from_finalizer(pid: int, kind: int, name: str) -> None:

@@ -14,7 +14,7 @@ import numbers
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._connection import (
     LONG_WAIT_THRESHOLD,
@@ -117,7 +117,6 @@ class BridgeObject:
     _kind: int
     _name: str
     _finalizer: weakref.finalize
-    _family_kinds: ClassVar[tuple[int, ...]] = ()
 
     @property
     def name(self) -> str:
