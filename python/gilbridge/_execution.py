@@ -935,7 +935,31 @@ class PoolCore:
                 except Exception:  # noqa: BLE001 - host gone: the stream ends anyway
                     pass
         if wait:
-            wait_event(self._finished, 30.0)
+            self._wait_terminated(30.0)
+
+    def _wait_terminated(self, timeout: float, on_interrupt: Callable[[], None] | None = None) -> None:
+        """After TerminatePool: wait for the stream's end, asking the host every 0.5 s
+        whether the pool is finished and ending the stream ourselves when it is (the
+        host may not close the stream of a pool terminated while a replacement worker
+        was starting)."""
+        pb = _pb()
+        deadline = time.monotonic() + timeout
+        while not wait_event(self._finished, 0.5, on_interrupt):
+            finished = time.monotonic() > deadline
+            if not finished:
+                try:
+                    state = self.conn.call(self.conn.execution.GetPoolState, pb.PoolRequest(
+                        session_id=self.conn.session_id, pool_id=self.pool_id))
+                    finished = bool(state.finished)
+                except Exception:  # noqa: BLE001 - unknown pool / host gone: it is over
+                    finished = True
+            if finished:
+                try:
+                    self._watch.call.cancel()
+                except Exception:  # noqa: BLE001
+                    pass
+                wait_event(self._finished, 5.0)
+                return
 
     def interrupt(self) -> None:
         """Ctrl-C while waiting on this pool: terminate without waiting long."""
@@ -945,7 +969,10 @@ class PoolCore:
         """Block until the pool finished (after close: all work done and every worker
         exited; after terminate: workers killed). Ctrl-C terminates the pool."""
         join_thread(self._task_handler, None, self.interrupt)
-        wait_event(self._finished, None, self.interrupt)
+        if self.state == TERMINATE:
+            self._wait_terminated(30.0, self.interrupt)
+        else:
+            wait_event(self._finished, None, self.interrupt)
         join_thread(self._watch.thread, 5.0, self.interrupt)
 
     def at_exit(self, interrupted: bool) -> None:
