@@ -49,8 +49,9 @@ public sealed class HostLifecycleTests
             var errors = process.StandardError.ReadToEndAsync();
             using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await process.WaitForExitAsync(limit.Token);
-            Assert.NotEqual(0, process.ExitCode);
+            Assert.Equal(2, process.ExitCode);
             var text = await output + await errors;
+            Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:SocketPath must be an absolute path", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:LeaseSeconds must be", text, StringComparison.Ordinal);
         }
@@ -81,7 +82,7 @@ public sealed class HostLifecycleTests
             var output = second.StandardOutput.ReadToEndAsync();
             using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await second.WaitForExitAsync(limit.Token);
-            Assert.NotEqual(0, second.ExitCode);
+            Assert.Equal(2, second.ExitCode);
             Assert.Contains("already answers", await output + await errors, StringComparison.Ordinal);
             Assert.Equal(first.Pid, (await first.InfoAsync(limit.Token)).Pid);
         }

@@ -42,7 +42,7 @@ public sealed class TcpAuthenticationTests
     public async Task Tcp_without_a_token_refuses_to_start()
     {
         var error = await Assert.ThrowsAnyAsync<Exception>(() => HostProcess.StartAsync(tcpPort: FreePort(), token: ""));
-        Assert.Contains("exited during start-up", error.Message, StringComparison.Ordinal);
+        Assert.Contains("exited during start-up with code 2", error.Message, StringComparison.Ordinal);
     }
 
     private static int FreePort()

@@ -77,7 +77,7 @@ internal static class HostingExtensions
             var options = kestrel.ApplicationServices.GetRequiredService<IOptions<BridgeHostOptions>>().Value;
             if (ListenerLifecycle.SomeoneListens(options.SocketPath))
             {
-                throw new InvalidOperationException($"another Bridge host already answers on {options.SocketPath}");
+                throw new HostStartupException($"another Bridge host already answers on {options.SocketPath}");
             }
 
             RuntimePaths.PrepareSocketDirectory(options.SocketPath);
