@@ -1,6 +1,11 @@
-"""Command line: ``python -m gilbridge host start|stop|status``.
+"""Command line: ``python -m gilbridge host start|stop|status`` and
+``python -m gilbridge [run] script.py [args]``.
 
-Exit codes: 0 success; 3 "not running" (status); 1 errors.
+The second form runs an unmodified multiprocessing script on the Bridge: its
+``import multiprocessing`` is ``gilbridge.multiprocessing`` and
+``concurrent.futures.ProcessPoolExecutor`` is gilbridge's (see ``gilbridge._runner``).
+
+Exit codes: 0 success; 3 "not running" (status); 1 errors; a script's own exit status.
 """
 
 from __future__ import annotations
@@ -84,10 +89,29 @@ def build_parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=_cmd_host_stop)
     status = host_commands.add_parser("status", help="print version, pid, sessions, uptime")
     status.set_defaults(func=_cmd_host_status)
+    run = commands.add_parser(
+        "run", help="run a multiprocessing script on the Bridge (also: python -m gilbridge script.py)")
+    run.add_argument("script", help="the script to run as __main__")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="its arguments (sys.argv[1:])")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ._runner import run_script
+
+    return run_script(args.script, args.args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A script runs outside the error handling below (its exceptions are its own) and
+    # its options never reach argparse.
+    script_args = argv[1:] if argv[:1] == ["run"] and argv[1:2] not in (["-h"], ["--help"]) else argv
+    if script_args and (script_args is not argv or script_args[0].endswith(".py")):
+        from ._runner import run_script
+
+        return run_script(script_args[0], script_args[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,0 +1,198 @@
+"""``python -m gilbridge script.py``: unmodified multiprocessing scripts (the seed blog
+examples among them) run on the Bridge."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import CHILD_TIMEOUT
+
+pytestmark = pytest.mark.usefixtures("host")
+
+# Seed blog example (a): two processes started, never joined.
+SEED_A = """
+import multiprocessing
+import time
+
+def sleepy_man():
+    print('Starting to sleep')
+    time.sleep(1)
+    print('Done sleeping')
+
+tic = time.time()
+p1 = multiprocessing.Process(target=sleepy_man)
+p2 = multiprocessing.Process(target=sleepy_man)
+p1.start()
+p2.start()
+toc = time.time()
+
+print('Program finished in {:.4f} seconds'.format(toc - tic))
+"""
+
+# Seed blog example (b): three processes started in a loop, then joined.
+SEED_B = """
+import multiprocessing
+import os
+import time
+
+def sleepy_man(sec):
+    print('Starting to sleep for {} s in process {}'.format(sec, os.getpid()))
+    time.sleep(sec)
+    print('Done sleeping in process {}'.format(os.getpid()))
+
+tic = time.time()
+process_list = []
+for i in range(3):
+    p = multiprocessing.Process(target=sleepy_man, args=[1])
+    p.start()
+    process_list.append(p)
+
+for process in process_list:
+    process.join()
+
+toc = time.time()
+print('Done in {:.4f} seconds'.format(toc - tic))
+"""
+
+
+def run_gilbridge(tmp_path: Path, code: str, *args: str, name: str = "script.py",
+                  timeout: float = CHILD_TIMEOUT) -> tuple[int, str, str]:
+    """``python -m gilbridge <script> args``; killed by pid if it outlives ``timeout``."""
+    script = tmp_path / name
+    script.write_text(textwrap.dedent(code))
+    proc = subprocess.Popen([sys.executable, "-m", "gilbridge", *args[:1], str(script), *args[1:]]
+                            if args[:1] == ("run",) else
+                            [sys.executable, "-m", "gilbridge", str(script), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_seed_a_program_finishes_before_its_children(tmp_path: Path) -> None:
+    rc, out, err = run_gilbridge(tmp_path, SEED_A)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("Program finished"), out
+    assert lines[1:].count("Starting to sleep") == 2 and lines[1:].count("Done sleeping") == 2
+    # start() returns at once: the children sleep in parallel after the parent printed
+    assert float(lines[0].split()[-2]) < 1.0
+
+
+def test_seed_b_three_processes_run_in_parallel(tmp_path: Path) -> None:
+    rc, out, err = run_gilbridge(tmp_path, SEED_B)
+    assert rc == 0, err
+    started = re.findall(r"Starting to sleep for 1 s in process (\d+)", out)
+    done = re.findall(r"Done sleeping in process (\d+)", out)
+    assert len(set(started)) == 3 and sorted(started) == sorted(done), out
+    assert str(os.getpid()) not in started
+    total = float(re.search(r"Done in ([\d.]+) seconds", out).group(1))  # type: ignore[union-attr]
+    assert total < 2.5, out  # parallel: three 1 s sleeps, one of them on a cold worker
+
+
+def test_the_script_sees_the_bridge_modules_and_its_arguments(tmp_path: Path) -> None:
+    rc, out, err = run_gilbridge(tmp_path, """
+        import sys
+        import multiprocessing
+        import multiprocessing.pool
+        import concurrent.futures
+        from multiprocessing.pool import Pool, ThreadPool
+        from multiprocessing import util, shared_memory
+
+        print("mp", multiprocessing.__name__, multiprocessing.Process.__module__)
+        print("pool", Pool is multiprocessing.pool.Pool, Pool.__module__)
+        print("executor", concurrent.futures.ProcessPoolExecutor.__module__)
+        print("argv", sys.argv[1:], sys.argv[0].endswith("script.py"))
+        with ThreadPool(2) as tp:  # the stdlib's threads, still there
+            print("threads", tp.map(abs, [-1, -2]))
+        sys.exit(5)
+    """, "--flag", "value")
+    assert rc == 5, err
+    assert "mp gilbridge.multiprocessing gilbridge.multiprocessing.process" in out
+    assert "pool True gilbridge.multiprocessing.pool" in out
+    assert "executor gilbridge.futures" in out
+    assert "argv ['--flag', 'value'] True" in out
+    assert "threads [1, 2]" in out
+
+
+GUARDED = """
+import concurrent.futures
+import multiprocessing
+import os
+from dataclasses import dataclass
+
+@dataclass
+class Result:
+    value: int
+    pid: int
+
+def work(x):
+    return Result(x * x, os.getpid())
+
+class CustomError(Exception):
+    pass
+
+def fails(x):
+    raise CustomError(f"bad {x}")
+
+if __name__ == "__main__":
+    print("main runs once", flush=True)
+    with multiprocessing.Pool(2) as pool:
+        results = pool.map(work, range(6))
+        print("values", [r.value for r in results], type(results[0]).__name__)
+        print("lambda", pool.map(lambda x: x + 1, [1, 2]))
+        try:
+            pool.apply(fails, (3,))
+        except CustomError as exc:
+            print("caught", type(exc).__name__, exc)
+    with concurrent.futures.ProcessPoolExecutor(2) as ex:
+        print("executor", list(ex.map(work, [2, 3]))[0].value)
+"""
+
+
+def test_a_guarded_script_pool_and_executor(tmp_path: Path) -> None:
+    rc, out, err = run_gilbridge(tmp_path, GUARDED, "run")
+    assert rc == 0, err
+    assert out.count("main runs once") == 1
+    assert "values [0, 1, 4, 9, 16, 25] Result" in out
+    assert "lambda [2, 3]" in out
+    assert "caught CustomError bad 3" in out
+    assert "executor 4" in out
+
+
+def test_an_unguarded_script_pool_map(tmp_path: Path) -> None:
+    rc, out, err = run_gilbridge(tmp_path, """
+        import multiprocessing, os
+
+        def square(x):
+            return x * x
+
+        print("top level", os.getpid(), flush=True)
+        pool = multiprocessing.Pool(2)
+        print("squares", pool.map(square, range(5)))
+        pool.close()
+        pool.join()
+    """)
+    assert rc == 0, err
+    assert out.count("top level") == 1
+    assert "squares [0, 1, 4, 9, 16]" in out
+
+
+def test_missing_script_and_script_errors(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "gilbridge", str(tmp_path / "nope.py")],
+                          capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    assert proc.returncode == 2 and "can't open file" in proc.stderr
+    rc, out, err = run_gilbridge(tmp_path, "raise RuntimeError('script failed')\n")
+    assert rc == 1 and "RuntimeError: script failed" in err and "Traceback" in err
