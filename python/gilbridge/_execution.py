@@ -37,7 +37,6 @@ travels by value.
 
 from __future__ import annotations
 
-import ast
 import atexit
 import collections
 import io
@@ -45,7 +44,6 @@ import itertools
 import os
 import pickle
 import sys
-import sysconfig
 import threading
 import time
 import types
@@ -160,6 +158,8 @@ def python_library() -> str:
     """
     if _library_cache:
         return _library_cache[0]
+    import sysconfig
+
     cfg = sysconfig.get_config_var
     libdirs = [d for d in (cfg("LIBDIR"), cfg("LIBPL"), os.path.join(sys.base_prefix, "lib")) if d]
     multiarch = cfg("MULTIARCH")
@@ -195,7 +195,9 @@ class MainInfo:
 _main_cache: dict[tuple[str, float], MainInfo | None] = {}
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
+def _is_main_guard(node: Any) -> bool:
+    import ast
+
     if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
         return False
     test = node.test
@@ -207,8 +209,10 @@ def _is_main_guard(node: ast.stmt) -> bool:
     return has_name and has_main
 
 
-def _top_level_names(body: list[ast.stmt], names: set[str]) -> bool:
+def _top_level_names(body: list[Any], names: set[str]) -> bool:
     """Collect names bound at module level outside a main guard; True if a guard exists."""
+    import ast
+
     guarded = False
     for node in body:
         if _is_main_guard(node):
@@ -252,6 +256,8 @@ def main_info() -> MainInfo | None:
     if key in _main_cache:
         return _main_cache[key]
     info: MainInfo | None = None
+    import ast
+
     try:
         with open(path, "rb") as f:
             tree = ast.parse(f.read(), filename=path)

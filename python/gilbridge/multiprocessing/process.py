@@ -10,7 +10,10 @@ an uncaught exception prints its traceback on the child's stderr and gives 1. Th
 child's stdout/stderr come back as events and are written to this process's
 ``sys.stdout``/``sys.stderr`` as they arrive.
 
-``pid`` is the worker's OS pid; ``terminate()``/``kill()`` signal it (exit code -15/-9);
+``pid`` is the worker's OS pid; ``terminate()``/``kill()`` signal it (exit code -15/-9).
+``join()`` returns once the Process has finished (``run()``, its atexit handlers and its
+output done, the exit code reported); the worker process itself may need ~0.1 s more to
+disappear;
 ``sentinel`` is a pipe that becomes readable when the child has exited, so
 ``multiprocessing.connection.wait`` works. Started, unjoined children are tracked on this
 process's connection (``gilbridge._execution.ExecutionRuntime``): at exit daemonic ones
@@ -29,6 +32,7 @@ import weakref
 from multiprocessing import process as _stdlib_process
 from typing import Any
 
+from .. import _codec
 from .._execution import (
     RUN_PROCESS,
     ItemEncoder,
@@ -118,6 +122,18 @@ class _BridgePopen:
         kind = event.WhichOneof("event")
         if kind == "output":
             write_output(event.output)
+        elif kind == "result":
+            # The RUN_PROCESS task's value is the exit code, reported once run(), the
+            # atexit handlers and the output are done: the Process has finished, only
+            # the worker's own teardown is left (~0.1 s before the WorkerExit event).
+            result = event.result
+            if not result.HasField("error") and result.values:
+                try:
+                    code = _codec.decode(result.values[0])
+                except Exception:  # noqa: BLE001 - wait for WorkerExit instead
+                    code = None
+                if isinstance(code, int):
+                    self._set_exit(code)
         elif kind == "worker_exit":  # the pool's one worker
             self._set_exit(int(event.worker_exit.exit_code))
 
