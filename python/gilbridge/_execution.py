@@ -310,12 +310,17 @@ def _lookup_main(qualname: str) -> Any:
 
 
 _Pickler: type | None = None
+_forking_reducers: dict[type, Callable[[Any], Any]] = {}
 
 
 def _pickler_class() -> type:
     global _Pickler
     if _Pickler is None:
         import cloudpickle
+        from multiprocessing import connection  # noqa: F401 - registers its reducers
+        from multiprocessing.reduction import ForkingPickler
+
+        _forking_reducers.update(ForkingPickler._extra_reducers)  # type: ignore[attr-defined]
 
         class BridgePickler(cloudpickle.CloudPickler):  # type: ignore[misc, name-defined]
             """cloudpickle, except that functions and classes defined at the top level
@@ -326,6 +331,11 @@ def _pickler_class() -> type:
                 self._main_names = main_names
 
             def reducer_override(self, obj: Any) -> Any:
+                # multiprocessing's own reducers (Connection, socket: they refuse to
+                # travel to a worker instead of sending a meaningless fd number).
+                reducer = _forking_reducers.get(type(obj))
+                if reducer is not None:
+                    return reducer(obj)
                 names = self._main_names
                 if names and isinstance(obj, (type, types.FunctionType)) and \
                         getattr(obj, "__module__", None) == "__main__":
@@ -339,10 +349,37 @@ def _pickler_class() -> type:
     return _Pickler
 
 
+class _SpawningWorker:
+    """Stands for the stdlib's "spawning Popen" while objects are pickled for a worker,
+    as the stdlib's spawn sets one while pickling a child: stdlib manager proxies then
+    carry their authkey (a worker has another one) and AuthenticationStrings pickle.
+    File descriptors (Pipe connections, sockets) cannot follow: a worker is not a child
+    of this process."""
+
+    def duplicate_for_child(self, fd: int) -> int:
+        raise TypeError(
+            "file descriptors (multiprocessing Pipe connections, sockets) cannot be sent to "
+            "a Bridge worker, which is not a child of this process; use a gilbridge Queue")
+
+    @staticmethod
+    def DupFd(fd: int) -> Any:  # pragma: no cover - duplicate_for_child raises first
+        raise TypeError("file descriptors cannot be sent to a Bridge worker")
+
+
+_SPAWNING: Final = _SpawningWorker()
+
+
 def dumps(obj: Any, main_names: frozenset[str] | None = None) -> bytes:
     """cloudpickle ``obj`` (protocol 5) for a worker; see :func:`main_info`."""
+    from multiprocessing import context
+
     buf = io.BytesIO()
-    _pickler_class()(buf, main_names).dump(obj)
+    outer = context.get_spawning_popen()
+    context.set_spawning_popen(_SPAWNING)
+    try:
+        _pickler_class()(buf, main_names).dump(obj)
+    finally:
+        context.set_spawning_popen(outer)
     return buf.getvalue()
 
 

@@ -119,3 +119,7 @@ class Squarer(mp.Process):
 
     def run(self) -> None:
         self.q.put(self.n * self.n)
+
+
+def store_square(d: Any, k: int) -> None:
+    d[k] = k * k

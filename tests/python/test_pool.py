@@ -315,6 +315,25 @@ def test_event_releases_waiting_workers(pool: Pool) -> None:
     assert r.get(20) == [True, True]
 
 
+def test_stdlib_manager_proxies_travel_and_pipes_are_refused(pool: Pool) -> None:
+    # Pickled as the stdlib's spawn pickles a child: a proxy carries its authkey.
+    with stdlib_mp.get_context("spawn").Manager() as manager:
+        d = manager.dict()
+        pool.starmap(t.store_square, [(d, i) for i in range(3)])
+        p = mp.Process(target=t.store_square, args=(d, 5))
+        p.start()
+        p.join(30)
+        assert p.exitcode == 0
+        assert dict(d) == {0: 0, 1: 1, 2: 4, 5: 25}
+    a, b = stdlib_mp.Pipe()
+    with pytest.raises(TypeError, match="file descriptors"):
+        mp.Process(target=print, args=(a,)).start()
+    with pytest.raises(TypeError, match="file descriptors"):
+        pool.apply(print, (b,))
+    a.close()
+    b.close()
+
+
 # --------------------------------------------------------------------------- Ctrl-C
 
 
