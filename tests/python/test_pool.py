@@ -9,6 +9,7 @@ import multiprocessing as stdlib_mp
 import multiprocessing.pool as stdlib_pool
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -388,3 +389,17 @@ def _alive(pid: int) -> bool:
     from gilbridge._host import pid_alive
 
     return pid_alive(pid)
+
+
+def test_a_static_python_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sysconfig
+
+    from gilbridge import _execution
+
+    static = {"LIBDIR": "/nonexistent/lib", "LIBPL": None, "INSTSONAME": "libpython3.11.a",
+              "LDLIBRARY": "libpython3.11.a", "MULTIARCH": None, "Py_ENABLE_SHARED": 0}
+    monkeypatch.setattr(sysconfig, "get_config_var", static.get)
+    monkeypatch.setattr(sys, "base_prefix", "/nonexistent")
+    monkeypatch.setattr(_execution, "_library_cache", [])
+    with pytest.raises(RuntimeError, match="shared libpython.*--enable-shared"):
+        _execution.python_library()
