@@ -403,3 +403,16 @@ def test_a_static_python_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(_execution, "_library_cache", [])
     with pytest.raises(RuntimeError, match="shared libpython.*--enable-shared"):
         _execution.python_library()
+
+
+def test_a_quick_task_does_not_wait_behind_a_long_one_while_a_worker_is_free() -> None:
+    """The host hands each chunk to the least busy worker: with one worker asleep for 30 s,
+    a quick task runs on the other one at once instead of queueing behind the sleep."""
+    with mp.Pool(2) as p:
+        for _ in range(4):  # both workers have run Python chunks and announced their slots
+            p.map(abs, range(8), chunksize=1)
+        slow = p.apply_async(time.sleep, (30,))
+        time.sleep(0.5)
+        assert p.apply_async(abs, (-7,)).get(timeout=10) == 7
+        assert not slow.ready()
+        p.terminate()

@@ -63,7 +63,10 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
             _starting = Math.Max(0, _starting - 1);
             if (_terminated)
             {
+                // Terminated while this worker was starting: nothing will run on it, and the
+                // pool may now be finished.
                 Signals.Send(worker.Pid, Signals.Kill);
+                FinishIfDone();
                 return;
             }
 
@@ -252,21 +255,29 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
             return;
         }
 
-        var progress = true;
-        while (_pending.Count > 0 && progress)
+        // Each chunk goes to the least busy worker with a free slot, so a quick task does
+        // not queue behind a long one while another worker idles.
+        while (_pending.Count > 0 && LeastBusyWithCredit() is { } slot)
         {
-            progress = false;
-            foreach (var slot in _workers.Values)
+            var chunk = _pending.Dequeue();
+            slot.Credits--;
+            slot.Running[chunk.TaskId] = chunk;
+            slot.Worker.Commands.Writer.TryWrite(new WorkerCommand { Task = chunk });
+        }
+    }
+
+    private Slot? LeastBusyWithCredit()
+    {
+        Slot? best = null;
+        foreach (var slot in _workers.Values)
+        {
+            if (slot.Credits > 0 && !slot.Retiring && (best is null || slot.Running.Count < best.Running.Count))
             {
-                if (slot.Credits > 0 && !slot.Retiring && _pending.TryDequeue(out var chunk))
-                {
-                    slot.Credits--;
-                    slot.Running[chunk.TaskId] = chunk;
-                    slot.Worker.Commands.Writer.TryWrite(new WorkerCommand { Task = chunk });
-                    progress = true;
-                }
+                best = slot;
             }
         }
+
+        return best;
     }
 
     private void RetireIdleWorkersWhenClosed()
