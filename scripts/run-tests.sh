@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh), then runs every test: xunit (grains through Orleans'
 # in-process test cluster; the gRPC services against a real host process; C# <-> Python)
-# and pytest (the Python package against a real host process).
+# and pytest (the Python package against a real host process). Test projects run one
+# after another (-m:1): each starts real processes, and 2 cores are easily starved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,7 +11,7 @@ export GILBRIDGE_PYTHON="$PWD/.venv/bin/python"
 export GILBRIDGE_HOST_PATH="$PWD/artifacts/host/Bridge.Host"
 
 echo "== xunit"
-dotnet test Bridge.sln -c Release --no-build -nologo -v quiet \
+dotnet test Bridge.sln -c Release --no-build -nologo -v quiet -m:1 \
   --blame-hang --blame-hang-timeout 5m -- RunConfiguration.TestSessionTimeout=900000
 
 echo "== pytest"
