@@ -16,12 +16,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 from collections.abc import Iterable, Iterator
-from types import TracebackType
 from typing import Any, Final
 
 from .._connection import Connection, get_connection
 from ._base import LOCK, RLOCK, VALUE, BridgeObject
-from .synchronize import Lock, RLock
+from .synchronize import Lock, LockDelegate, RLock
 
 __all__ = [
     "Array",
@@ -303,7 +302,7 @@ class RawArray(_ArrayMixin):
 # ------------------------------------------------------------------------ synchronized
 
 
-class SynchronizedBase(_RawShared):
+class SynchronizedBase(LockDelegate, _RawShared):
     """Adds the lock to a shared value: ``get_lock``, ``get_obj``, ``acquire``,
     ``release`` and the context manager, as in ``multiprocessing.sharedctypes``."""
 
@@ -335,23 +334,6 @@ class SynchronizedBase(_RawShared):
         raw._is_array, raw._lock_name, raw._lock_kind = self._is_array, "", 0
         raw._bind(conn, VALUE, self._name)
         return raw  # type: ignore[no-any-return]
-
-    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
-        return self._lock.acquire(block, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return self._lock.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._lock.__exit__(exc_type, exc, tb)
 
 
 class Synchronized(SynchronizedBase, _ValueMixin):

@@ -301,7 +301,32 @@ class Event(BridgeObject):
 # --------------------------------------------------------------------------- condition
 
 
-class Condition(BridgeObject):
+class LockDelegate:
+    """``acquire``/``release`` and the context manager, forwarded to ``self._lock``
+    (Condition and synchronized shared values guard themselves with a Bridge lock)."""
+
+    _lock: Lock | RLock
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Acquire the underlying lock (see Lock.acquire: blocks at most ``timeout`` s)."""
+        return self._lock.acquire(block, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.__exit__(exc_type, exc, tb)
+
+
+class Condition(LockDelegate, BridgeObject):
     """A condition variable (``multiprocessing.Condition``) over a bridge Lock or RLock
     (a new RLock when ``lock`` is None)."""
 
@@ -336,24 +361,6 @@ class Condition(BridgeObject):
             conn.drop_ref(CONDITION, obj_name)
             raise
         self._bind(conn, CONDITION, obj_name)
-
-    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
-        """Acquire the underlying lock (see Lock.acquire)."""
-        return self._lock.acquire(block, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return self._lock.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._lock.__exit__(exc_type, exc, tb)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Release the lock (all recursion levels), block until notified or ``timeout``
