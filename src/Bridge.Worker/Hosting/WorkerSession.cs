@@ -41,6 +41,7 @@ internal sealed class WorkerSession(
 
     // How long the final results and output may take to reach the host at exit.
     private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan HostAcknowledgeTimeout = TimeSpan.FromSeconds(5);
 
     private readonly TaskCompletionSource<Outcome> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
@@ -67,7 +68,7 @@ internal sealed class WorkerSession(
             Hello = new WorkerHello { Pid = _pid, WorkerToken = options.WorkerToken, KernelSlots = kernels.Slots },
         });
         var writer = WriteAsync(call.RequestStream, lifetime.Token);
-        _ = ReadAsync(call.ResponseStream, lifetime.Token);
+        var reader = ReadAsync(call.ResponseStream, lifetime.Token);
         _ = WatchParentAsync(lifetime.Token);
 
         Outcome outcome;
@@ -98,6 +99,18 @@ internal sealed class WorkerSession(
             catch (Exception exception) when (exception is TimeoutException or OperationCanceledException or RpcException)
             {
                 // Exiting anyway: the host sees the exit and fails what it did not receive.
+            }
+
+            // A written message may still sit in the HTTP/2 send buffer; exiting now would
+            // drop it with the connection. The host ends the call only after it has read
+            // our end of stream, so wait (bounded) for that before exiting.
+            try
+            {
+                await reader.WaitAsync(HostAcknowledgeTimeout, cancellationToken);
+            }
+            catch (Exception exception) when (exception is TimeoutException or OperationCanceledException)
+            {
+                // The host did not end the call in time: exit anyway.
             }
         }
 
