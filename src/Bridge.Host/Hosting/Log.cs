@@ -15,8 +15,6 @@ internal static partial class Log
     [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "Unexpected error in {Method}")]
     public static partial void UnexpectedError(ILogger logger, Exception exception, string method);
 
-    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Another host already answers on {SocketPath}; exiting")]
-    public static partial void AlreadyRunning(ILogger logger, string socketPath);
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Debug, Message = "Worker {Pid} started for {Environment}")]
     public static partial void WorkerStarted(ILogger logger, int pid, string environment);
