@@ -287,6 +287,7 @@ def python_environment(conn: Connection, main: MainInfo | None) -> execution_pb2
         working_directory=cwd,
         environment=environment,
         main_path=main.path if main else "",
+        argv=[str(arg) for arg in sys.argv],
     )
 
 
@@ -657,6 +658,20 @@ class Task:
     prepare: Callable[[], bool] | None = None
 
 
+def encode_items(chunk: Any, task: Task, encoder: ItemEncoder) -> None:
+    """Fills ``chunk`` with the task's items: a Python chunk of several items as ONE
+    MessagePack array (``packed_items``: one encode here, one decode in the worker,
+    instead of one per item), anything else, or a packed chunk over the host's payload
+    limit, one payload per item (each item then has the limit to itself)."""
+    if len(task.items) > 1 and not task.function.is_kernel:
+        try:
+            chunk.packed_items = encoder.encode(task.items)
+            return
+        except _codec.PayloadTooLarge:
+            pass
+    chunk.items.extend([encoder.encode(x) for x in task.items])
+
+
 # Error delivered for a task whose generation failed (stdlib _helper_reraises_exception).
 @dataclass(slots=True)
 class FailedTask:
@@ -766,10 +781,10 @@ class PoolCore:
                         self._release_slot()
                         continue
                     try:
-                        function = task.function.message(self.main_names)
-                        items = [encoder.encode(x) for x in task.items]
-                        chunk = pb.TaskChunk(task_id=next(self._task_ids), function=function,
-                                             style=task.style, items=items)
+                        chunk = pb.TaskChunk(task_id=next(self._task_ids),
+                                             function=task.function.message(self.main_names),
+                                             style=task.style)
+                        encode_items(chunk, task, encoder)
                     except Exception as exc:  # noqa: BLE001 - the task's own failure
                         self._release_slot()
                         self._deliver(task.job, task.index, (False, exc))
@@ -827,7 +842,7 @@ class PoolCore:
                 size = 0
                 while self._submit_queue and len(batch) < SUBMIT_MAX_CHUNKS:
                     chunk, task = self._submit_queue[0]
-                    n = sum(len(i) for i in chunk.items) + len(chunk.function.python)
+                    n = sum(len(i) for i in chunk.items) + len(chunk.packed_items) + len(chunk.function.python)
                     if batch and size + n > SUBMIT_MAX_BYTES:
                         break
                     batch.append(self._submit_queue.popleft())
@@ -903,7 +918,8 @@ class PoolCore:
         else:
             try:
                 alias_main_module()
-                values = [_codec.decode(v) for v in result.values]
+                values = _codec.decode(result.packed_values) if result.packed_values \
+                    else [_codec.decode(v) for v in result.values]
                 obj = (True, values[0] if task.single else values)
             except Exception as exc:  # noqa: BLE001 - an undecodable result fails its task
                 obj = (False, exc)

@@ -12,15 +12,16 @@ Interop is kept to a handful of calls per chunk: .NET hands over the protobuf by
 between (unpickling the function, decoding the MessagePack items, calling, encoding)
 happens here, in Python.
 
-* :func:`assign` applies the pool's ``Assignment`` once: ``sys.path``, working
+* :func:`prepare` applies the client's environment once: ``sys.path``, working
   directory, environment, output forwarding, the parent's ``__main__`` run as
-  ``__mp_main__`` (as the stdlib's spawn does) and the pool initializer.
+  ``__mp_main__`` (as the stdlib's spawn does); a warm worker may do it before its pool
+  exists. :func:`assign` then names the process and runs the pool initializer.
 * :func:`run_chunk` runs one chunk of calls (styles CALL, MAP, STARMAP).
 * :func:`run_process` runs a pickled ``multiprocessing`` Process object as the stdlib's
   spawned child does and returns its exit code.
 * :func:`at_exit` runs the ``atexit`` handlers before a clean (Shutdown) exit.
 
-:func:`run_chunk` works without :func:`assign` too (it is tested in-process that way).
+:func:`run_chunk` works without :func:`prepare`/:func:`assign` too (it is tested in-process that way).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import msgpack
 from . import _codec
 from ._proto.bridge.v1 import execution_pb2 as _pb
 
-__all__ = ["assign", "at_exit", "flush_output", "run_chunk", "run_process"]
+__all__ = ["assign", "at_exit", "flush_output", "prepare", "run_chunk", "run_process"]
 
 #: How the .NET side receives output: ``sink(stream, text)`` with stream 1 (stdout) or 2.
 OutputSink = Callable[[int, str], None]
@@ -191,26 +192,24 @@ class _Worker:
 _worker = _Worker()
 
 
-def assign(
+def prepare(
     sys_path: Iterable[str],
     working_directory: str,
     environment: Mapping[str, str],
     main_path: str,
-    initializer: bytes,
-    name: str,
+    argv: Iterable[str],
     output: OutputSink | None,
 ) -> None:
-    """Makes this interpreter look like the client's spawned child, then runs the
-    pool initializer.
-
-    ``initializer`` is ``cloudpickle.dumps((f, args))`` or empty. Exceptions propagate:
-    the worker reports them and exits (the host replaces it).
-    """
+    """Makes this interpreter look like the client's spawned child: ``sys.path``,
+    working directory, environment, ``sys.argv``, forwarded output and the parent's ``__main__`` run
+    as ``__mp_main__``. A warm worker does this ahead of its pool (the host sends the
+    environment of a session's earlier pools); :func:`assign` finishes the job.
+    Exceptions propagate: the worker reports them and exits."""
     sys.path[:] = list(sys_path)
     if working_directory:
         os.chdir(working_directory)
     os.environ.update(environment)
-    sys.argv = [main_path] if main_path else [""]
+    sys.argv = list(argv) or ([main_path] if main_path else [""])
     if output is not None:
         _worker.install_output(output)
     # The host's pipe is not the user's terminal; a stdlib spawned child reads nothing either.
@@ -221,10 +220,19 @@ def assign(
 
     # fork inside this process would fork the whole .NET runtime with its threads.
     multiprocessing.set_start_method("spawn", force=True)
-    if name:
-        multiprocessing.current_process().name = name
     if main_path:
         multiprocessing.spawn._fixup_main_from_path(main_path)  # type: ignore[attr-defined]
+    _worker.flush()
+
+
+def assign(initializer: bytes, name: str) -> None:
+    """Joins the pool once :func:`prepare` has run: names the process and runs the pool
+    initializer (``cloudpickle.dumps((f, args))`` or empty). Exceptions propagate: the
+    worker reports them and exits (the host replaces it)."""
+    import multiprocessing
+
+    if name:
+        multiprocessing.current_process().name = name
     if initializer:
         function, args = pickle.loads(initializer)
         function(*args)
@@ -286,19 +294,30 @@ def run_chunk(data: bytes | bytearray | memoryview) -> bytes:
         if chunk.function.WhichOneof("kind") != "python":
             raise TypeError("this chunk's function is not a Python callable")
         function = _worker.functions.get(chunk.function.python)
-        items = chunk.items
-        decoded = _decode_all(items)
-        arguments: Iterable[Any] = decoded if decoded is not None else map(_codec.decode, items)
+        packed = chunk.packed_items
+        arguments: Iterable[Any]
+        if packed:
+            arguments = _codec.decode(packed)
+            if type(arguments) is not list:
+                raise TypeError(f"packed_items must be a MessagePack array, not {type(arguments).__qualname__}")
+        else:
+            items = chunk.items
+            decoded = _decode_all(items)
+            arguments = decoded if decoded is not None else map(_codec.decode, items)
         if style == _MAP:
-            values.extend([encode(function(argument)) for argument in arguments])
+            outcomes = [function(argument) for argument in arguments]
         elif style == _STARMAP:
-            values.extend([encode(function(*argument)) for argument in arguments])
+            outcomes = [function(*argument) for argument in arguments]
         elif style == _CALL:
-            values.extend([encode(function(*args, **kwargs)) for args, kwargs in arguments])
+            outcomes = [function(*args, **kwargs) for args, kwargs in arguments]
         else:
             raise ValueError(
                 f"call style {style} is not run by run_chunk (RUN_PROCESS needs a process-mode worker)"
             )
+        if packed:
+            result.packed_values = encode(outcomes)
+        else:
+            values.extend([encode(outcome) for outcome in outcomes])
     except BaseException as exc:  # noqa: BLE001 - as concurrent.futures: SystemExit in a task is the task's error
         _fill_error(result.error, exc)
     finally:

@@ -70,7 +70,11 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
                 return;
             }
 
-            worker.Pool = this;
+            foreach (var output in worker.Attach(this))
+            {
+                _events.Writer.TryWrite(new PoolEvent { Output = output });
+            }
+
             _workers[worker.Pid] = new Slot(worker);
             worker.Commands.Writer.TryWrite(new WorkerCommand
             {

@@ -100,7 +100,7 @@ internal sealed class PoolRegistry : IDisposable
         WorkerProcess worker;
         try
         {
-            worker = _launcher.Acquire(pool.Spec.Python);
+            worker = _launcher.Acquire(pool.Spec.Python, pool.OwnerSession);
             await worker.Connected.WaitAsync(_workerStart, cancellationToken);
         }
         catch (Exception ex) when (ex is TimeoutException or InvalidOperationException)

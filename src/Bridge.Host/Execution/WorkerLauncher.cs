@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
+using System.Text;
 using Bridge.Contracts.V1;
+using Bridge.Core.Sessions;
 using Bridge.Host.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -12,50 +14,78 @@ namespace Bridge.Host.Execution;
 /// Pool or Process does not pay .NET and CPython start-up. A worker proves who it is with
 /// the random token it was started with.
 /// </summary>
-internal sealed class WorkerLauncher(
-    IOptions<BridgeHostOptions> options,
-    IHostApplicationLifetime lifetime,
-    ILogger<WorkerLauncher> logger) : IHostedService
+internal sealed class WorkerLauncher : IHostedService, IDisposable
 {
-    private readonly BridgeHostOptions _options = options.Value;
+    private readonly BridgeHostOptions _options;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly SessionTracker _sessions;
+    private readonly ILogger<WorkerLauncher> _logger;
     private readonly ConcurrentDictionary<string, WorkerProcess> _byToken = new();
+
+    // Idle workers with Python initialized, by EnvironmentKey.
     private readonly ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> _warm = new();
+
+    // Idle workers that have also applied one session's environment (its sys.path, cwd,
+    // variables and main module), by PreparedKey: a pool of that session with that
+    // environment starts with no Python work left but its initializer.
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> _prepared = new();
+
+    // PreparedKeys that have taken a worker before: a session prepares once it shows
+    // it starts pools repeatedly, so one-pool scripts do not pay for prepared workers.
+    private readonly ConcurrentDictionary<string, byte> _repeatUsers = new();
+
+    // PreparedKeys whose preparation killed a worker (the main module raised): not again.
+    private readonly ConcurrentDictionary<string, byte> _unpreparable = new();
+
+    public WorkerLauncher(
+        IOptions<BridgeHostOptions> options,
+        IHostApplicationLifetime lifetime,
+        SessionTracker sessions,
+        ILogger<WorkerLauncher> logger)
+    {
+        _options = options.Value;
+        _lifetime = lifetime;
+        _sessions = sessions;
+        _logger = logger;
+        _sessions.SessionEnded += OnSessionEnded;
+    }
 
     public static string EnvironmentKey(PythonEnvironment? python) =>
         python is null || string.IsNullOrEmpty(python.Library) ? "dotnet" : $"{python.Executable}|{python.Library}";
 
     public WorkerProcess? FindByToken(string token) => _byToken.GetValueOrDefault(token);
 
-    /// <summary>A warm worker for the environment, or a new one; the caller awaits Connected.</summary>
-    public WorkerProcess Acquire(PythonEnvironment? python)
+    /// <summary>
+    /// A worker for a pool of <paramref name="sessionId"/>: one prepared with this
+    /// environment, else a warm one, else a new one; the caller awaits Connected.
+    /// </summary>
+    public WorkerProcess Acquire(PythonEnvironment? python, string sessionId)
     {
         var key = EnvironmentKey(python);
-        WorkerProcess? worker = null;
-        if (_warm.TryGetValue(key, out var idle))
+        var preparedKey = PreparedKey(python, sessionId);
+        var worker = preparedKey is null ? null : TakeIdle(_prepared, preparedKey);
+        var tookPrepared = worker is not null;
+        worker ??= TakeIdle(_warm, key) ?? Launch(python, key, preparedFor: null);
+        if (!tookPrepared)
         {
-            while (idle.TryDequeue(out var candidate))
-            {
-                if (!candidate.Exited.IsCompleted)
-                {
-                    worker = candidate;
-                    break;
-                }
-            }
+            Replenish(_warm, key, python, preparedFor: null);
         }
 
-        worker ??= Launch(python, key);
-        Replenish(python, key);
+        if (preparedKey is not null && !_unpreparable.ContainsKey(preparedKey) && !_repeatUsers.TryAdd(preparedKey, 0))
+        {
+            Replenish(_prepared, preparedKey, python, preparedFor: preparedKey);
+        }
+
         return worker;
     }
 
-    /// <summary>Starts warm workers for an environment ahead of its first pool.</summary>
-    public void Prewarm(PythonEnvironment? python) => Replenish(python, EnvironmentKey(python));
+    public void Dispose() => _sessions.SessionEnded -= OnSessionEnded;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         // Workers hold Work streams open; the server's graceful stop would wait for them,
         // so they are told to go first.
-        lifetime.ApplicationStopping.Register(StopAllWorkers);
+        _lifetime.ApplicationStopping.Register(StopAllWorkers);
         return Task.CompletedTask;
     }
 
@@ -78,16 +108,79 @@ internal sealed class WorkerLauncher(
         }
     }
 
-    private void Replenish(PythonEnvironment? python, string key)
+    private static WorkerProcess? TakeIdle(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key)
     {
-        var idle = _warm.GetOrAdd(key, _ => new ConcurrentQueue<WorkerProcess>());
-        while (idle.Count(w => !w.Exited.IsCompleted) < _options.WarmWorkers)
+        if (idle.TryGetValue(key, out var queue))
         {
-            idle.Enqueue(Launch(python, key));
+            while (queue.TryDequeue(out var candidate))
+            {
+                if (!candidate.Exited.IsCompleted)
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private void Replenish(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor)
+    {
+        var queue = idle.GetOrAdd(key, _ => new ConcurrentQueue<WorkerProcess>());
+        while (queue.Count(w => !w.Exited.IsCompleted) < _options.WarmWorkers)
+        {
+            queue.Enqueue(Launch(python, EnvironmentKey(python), preparedFor));
         }
     }
 
-    private WorkerProcess Launch(PythonEnvironment? python, string key)
+    /// <summary>Null when nothing can be prepared: no Python, or no session to scope it to.</summary>
+    private static string? PreparedKey(PythonEnvironment? python, string sessionId)
+    {
+        if (python is null || string.IsNullOrEmpty(python.Library) || string.IsNullOrEmpty(sessionId))
+        {
+            return null;
+        }
+
+        // Map order is not part of an environment's identity: hash the variables sorted.
+        var text = new StringBuilder();
+        text.Append(python.Executable).Append('\0').Append(python.Library).Append('\0')
+            .Append(python.WorkingDirectory).Append('\0').Append(python.MainPath).Append('\0');
+        foreach (var entry in python.SysPath)
+        {
+            text.Append(entry).Append('\u0001');
+        }
+
+        foreach (var (name, value) in python.Environment.OrderBy(pair => pair.Key, StringComparer.Ordinal))
+        {
+            text.Append('\0').Append(name).Append('=').Append(value);
+        }
+
+        return sessionId + "|" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
+    /// <summary>A session's prepared workers ran its main module: nobody else may use them.</summary>
+    private void OnSessionEnded(string sessionId)
+    {
+        var prefix = sessionId + "|";
+        foreach (var key in _prepared.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
+        {
+            if (_prepared.TryRemove(key, out var queue))
+            {
+                while (queue.TryDequeue(out var worker))
+                {
+                    Signals.Send(worker.Pid, Signals.Terminate);
+                }
+            }
+        }
+
+        foreach (var key in _repeatUsers.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
+        {
+            _repeatUsers.TryRemove(key, out _);
+            _unpreparable.TryRemove(key, out _);
+        }
+    }
+
+    private WorkerProcess Launch(PythonEnvironment? python, string key, string? preparedFor)
     {
         var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
         var start = new ProcessStartInfo(_options.WorkerPath)
@@ -115,18 +208,29 @@ internal sealed class WorkerLauncher(
             throw new InvalidOperationException($"could not start the worker {_options.WorkerPath}");
         }
 
-        var worker = new WorkerProcess(process, token, key);
+        var worker = new WorkerProcess(process, token, key) { PreparedFor = preparedFor };
         _byToken[token] = worker;
+        if (preparedFor is not null)
+        {
+            // Queued until the worker connects; it applies the environment while idle.
+            worker.Commands.Writer.TryWrite(new WorkerCommand { Prepare = python });
+        }
+
         process.OutputDataReceived += (_, line) => LogWorkerLine(worker, line.Data);
         process.ErrorDataReceived += (_, line) => LogWorkerLine(worker, line.Data);
         process.Exited += (_, _) =>
         {
             _byToken.TryRemove(token, out _);
+            if (preparedFor is not null && worker.Pool is null && !_lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                _unpreparable.TryAdd(preparedFor, 0);
+            }
+
             worker.MarkExited();
         };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        Log.WorkerStarted(logger, worker.Pid, key);
+        Log.WorkerStarted(_logger, worker.Pid, key);
         return worker;
     }
 
@@ -134,7 +238,7 @@ internal sealed class WorkerLauncher(
     {
         if (!string.IsNullOrEmpty(line))
         {
-            Log.WorkerOutput(logger, worker.Pid, line);
+            Log.WorkerOutput(_logger, worker.Pid, line);
         }
     }
 }

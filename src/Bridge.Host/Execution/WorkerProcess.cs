@@ -12,6 +12,12 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
 {
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // A main module that prints in a loop must not grow a warm worker's buffer forever.
+    private const int MaxHeldOutput = 256;
+
+    private readonly Lock _gate = new();
+    private readonly List<OutputText> _heldOutput = [];
+    private ExecutionPool? _pool;
     private int? _reportedExitCode;
 
     public Process Process { get; } = process;
@@ -32,7 +38,54 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
     public int KernelSlots { get; set; } = 1;
 
     /// <summary>The pool it serves; null while warm.</summary>
-    public ExecutionPool? Pool { get; set; }
+    public ExecutionPool? Pool
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _pool;
+            }
+        }
+    }
+
+    /// <summary>The session-and-environment key it was prepared for; null: not prepared.</summary>
+    public string? PreparedFor { get; init; }
+
+    /// <summary>
+    /// Keeps output written while warm (the parent's main module run by Prepare) for the
+    /// pool the worker joins later, as a spawned child's output reaches its parent's
+    /// terminal; false once the worker serves a pool (forward it there instead).
+    /// </summary>
+    public bool TryHoldOutput(OutputText output)
+    {
+        lock (_gate)
+        {
+            if (_pool is not null)
+            {
+                return false;
+            }
+
+            if (_heldOutput.Count < MaxHeldOutput)
+            {
+                _heldOutput.Add(output);
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Joins <paramref name="pool"/>; returns the output held while warm.</summary>
+    public IReadOnlyList<OutputText> Attach(ExecutionPool pool)
+    {
+        lock (_gate)
+        {
+            _pool = pool;
+            var held = _heldOutput.ToArray();
+            _heldOutput.Clear();
+            return held;
+        }
+    }
 
     public void MarkConnected() => _connected.TrySetResult();
 

@@ -130,7 +130,11 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
                     worker.Pool?.OnResult(worker, message.Result);
                     break;
                 case WorkerMessage.MessageOneofCase.Output:
-                    worker.Pool?.OnOutput(message.Output);
+                    if (!worker.TryHoldOutput(message.Output))
+                    {
+                        worker.Pool?.OnOutput(message.Output);
+                    }
+
                     break;
                 case WorkerMessage.MessageOneofCase.ProcessExit:
                     worker.ReportExitCode(message.ProcessExit.ExitCode);

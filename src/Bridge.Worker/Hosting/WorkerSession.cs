@@ -10,7 +10,8 @@ namespace Bridge.Worker.Hosting;
 /// <summary>
 /// One worker's life on its Work stream:
 /// <code>
-/// Hello ─► Assignment ─► (Python: sys.path, cwd, env, __mp_main__, initializer) ─► Ready{n}
+/// Hello ─► [Prepare (Python: sys.path, cwd, env, __mp_main__), while warm]
+///   ─► Assignment ─► (the same unless prepared for it; the initializer) ─► Ready{n}
 ///   TaskChunk ─► Python thread (one at a time) | kernel threads (up to kernel_slots)
 ///   TaskResult + Ready{1} ◄─ as each chunk finishes; OutputText ◄─ whenever user code prints
 ///   Shutdown ─► finish the running chunks ─► complete the stream ─► exit 0
@@ -164,6 +165,20 @@ internal sealed class WorkerSession(
                 return;
             }
 
+            if (commands.Current.CommandCase == WorkerCommand.CommandOneofCase.Prepare)
+            {
+                if (!await PrepareAsync(commands.Current.Prepare, cancellationToken))
+                {
+                    return;
+                }
+
+                if (!await commands.MoveNext(cancellationToken))
+                {
+                    HostLost("the stream ended before the assignment");
+                    return;
+                }
+            }
+
             if (commands.Current.CommandCase != WorkerCommand.CommandOneofCase.Assign)
             {
                 Log.UnexpectedCommand(logger, commands.Current.CommandCase.ToString(), "the first command must be the assignment");
@@ -222,6 +237,36 @@ internal sealed class WorkerSession(
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>
+    /// Applies a session's environment while still warm; false (and the session finishing
+    /// with exit 1) when it fails. The host stops preparing for an environment whose
+    /// preparation killed a worker, so a broken script costs one worker, not a loop.
+    /// </summary>
+    private async Task<bool> PrepareAsync(PythonEnvironment environment, CancellationToken cancellationToken)
+    {
+        if (python is null)
+        {
+            return FailAssignment(new InvalidOperationException("asked to prepare Python, but this worker was started without --python-library"));
+        }
+
+        try
+        {
+            await python.Thread.Ready.WaitAsync(cancellationToken);
+            await python.PrepareAsync(environment, output.Write, cancellationToken);
+            return true;
+        }
+        catch (PythonFailure failure)
+        {
+            output.Write(OutputForwarder.StandardError, failure.PythonTraceback);
+            return FailAssignment(failure);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            output.Write(OutputForwarder.StandardError, $"Bridge worker {_pid}: Python could not start: {exception.Message}\n");
+            return FailAssignment(exception);
         }
     }
 

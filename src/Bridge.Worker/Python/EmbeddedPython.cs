@@ -19,56 +19,27 @@ internal sealed class EmbeddedPython(PythonThread thread)
     private PyObject? _flushOutput;
     private PyObject? _atExit;
     private PyObject? _bytearray;
+    private PyObject? _module;
+
+    // The environment Prepare applied; touched only on the Python thread.
+    private PythonEnvironment? _preparedFor;
 
     public PythonThread Thread { get; } = thread;
 
     public bool IsAssigned => Volatile.Read(ref _runChunk) is not null;
 
     /// <summary>
-    /// Applies the pool's assignment: the client's sys.path first (gilbridge itself comes
-    /// from the client's environment), then gilbridge._worker.assign does the rest.
+    /// Applies a client's environment ahead of (or as part of) an assignment: the
+    /// client's sys.path first (gilbridge itself comes from the client's environment),
+    /// then gilbridge._worker.prepare (cwd, environment, output, __mp_main__).
     /// A Python exception surfaces as <see cref="PythonFailure"/> with its traceback.
     /// </summary>
-    public Task AssignAsync(Assignment assignment, Action<int, string> output, CancellationToken cancellationToken)
-    {
-        var python = assignment.Python ?? new PythonEnvironment();
-        return Thread.InvokeAsync(() =>
+    public Task PrepareAsync(PythonEnvironment environment, Action<int, string> output, CancellationToken cancellationToken) =>
+        Thread.InvokeAsync(() =>
         {
             try
             {
-                using var sys = Py.Import("sys");
-                using var path = new PyList();
-                foreach (var entry in python.SysPath)
-                {
-                    using var item = new PyString(entry);
-                    path.Append(item);
-                }
-
-                sys.SetAttr("path", path);
-                using var module = Py.Import("gilbridge._worker");
-                using var environment = new PyDict();
-                foreach (var (key, value) in python.Environment)
-                {
-                    using var pyKey = new PyString(key);
-                    using var pyValue = new PyString(value);
-                    environment.SetItem(pyKey, pyValue);
-                }
-
-                using var builtins = Py.Import("builtins");
-                var bytearray = builtins.GetAttr("bytearray");
-                using var workingDirectory = new PyString(python.WorkingDirectory);
-                using var mainPath = new PyString(python.MainPath);
-                using var initializer = ToBytearray(bytearray, assignment.Initializer.ToByteArray());
-                using var name = new PyString(assignment.Name);
-                using var sink = output.ToPython();
-                using var assign = module.GetAttr("assign");
-                using var _ = assign.Invoke(path, workingDirectory, environment, mainPath, initializer, name, sink);
-
-                _bytearray = bytearray;
-                _flushOutput = module.GetAttr("flush_output");
-                _atExit = module.GetAttr("at_exit");
-                _runProcess = module.GetAttr("run_process");
-                Volatile.Write(ref _runChunk, module.GetAttr("run_chunk"));
+                Prepare(environment, output);
                 return true;
             }
             catch (PythonException exception)
@@ -76,6 +47,79 @@ internal sealed class EmbeddedPython(PythonThread thread)
                 throw PythonFailure.From(exception);
             }
         }, cancellationToken);
+
+    /// <summary>
+    /// Applies the pool's assignment: the environment unless <see cref="PrepareAsync"/>
+    /// already applied this same one, then gilbridge._worker.assign (the process name
+    /// and the pool initializer).
+    /// </summary>
+    public Task AssignAsync(Assignment assignment, Action<int, string> output, CancellationToken cancellationToken)
+    {
+        var environment = assignment.Python ?? new PythonEnvironment();
+        return Thread.InvokeAsync(() =>
+        {
+            try
+            {
+                if (_module is null || !environment.Equals(_preparedFor))
+                {
+                    Prepare(environment, output);
+                }
+
+                using var initializer = ToBytearray(_bytearray!, assignment.Initializer.ToByteArray());
+                using var name = new PyString(assignment.Name);
+                using var assign = _module!.GetAttr("assign");
+                using var _ = assign.Invoke(initializer, name);
+
+                _flushOutput = _module.GetAttr("flush_output");
+                _atExit = _module.GetAttr("at_exit");
+                _runProcess = _module.GetAttr("run_process");
+                Volatile.Write(ref _runChunk, _module.GetAttr("run_chunk"));
+                return true;
+            }
+            catch (PythonException exception)
+            {
+                throw PythonFailure.From(exception);
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary>Runs on the Python thread with the GIL held.</summary>
+    private void Prepare(PythonEnvironment environment, Action<int, string> output)
+    {
+        using var sys = Py.Import("sys");
+        using var path = new PyList();
+        foreach (var entry in environment.SysPath)
+        {
+            using var item = new PyString(entry);
+            path.Append(item);
+        }
+
+        sys.SetAttr("path", path);
+        var module = Py.Import("gilbridge._worker");
+        using var variables = new PyDict();
+        foreach (var (key, value) in environment.Environment)
+        {
+            using var pyKey = new PyString(key);
+            using var pyValue = new PyString(value);
+            variables.SetItem(pyKey, pyValue);
+        }
+
+        using var argv = new PyList();
+        foreach (var entry in environment.Argv)
+        {
+            using var item = new PyString(entry);
+            argv.Append(item);
+        }
+
+        using var builtins = Py.Import("builtins");
+        using var workingDirectory = new PyString(environment.WorkingDirectory);
+        using var mainPath = new PyString(environment.MainPath);
+        using var sink = output.ToPython();
+        using var prepare = module.GetAttr("prepare");
+        using var _ = prepare.Invoke(path, workingDirectory, variables, mainPath, argv, sink);
+        _bytearray ??= builtins.GetAttr("bytearray");
+        _module = module;
+        _preparedFor = environment;
     }
 
     /// <summary>

@@ -1,0 +1,81 @@
+"""Warm workers prepared with a session's environment (its sys.path, cwd, variables and
+main module), so that the session's later pools and Processes start without running the
+main module again: each worker runs it exactly once, what it prints reaches the parent,
+and no prepared worker outlives its session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import CHILD_TIMEOUT, wait_for
+
+pytestmark = pytest.mark.usefixtures("host")
+
+SCRIPT = """
+    import os, sys, time
+    import gilbridge.multiprocessing as mp
+
+    print(f"top-level {os.getpid()} {__name__}", flush=True)
+    if __name__ == "__mp_main__":
+        # Every worker that runs this module leaves its pid behind.
+        open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+
+    def whoami():
+        return os.getpid()
+
+    if __name__ == "__main__":
+        pool_pids = []
+        for _ in range(4):
+            with mp.Pool(1) as pool:
+                pool_pids.append(pool.apply(whoami))
+            time.sleep(1.0)  # the host prepares replacements meanwhile
+        for _ in range(3):
+            p = mp.Process(target=whoami)
+            p.start()
+            p.join()
+            assert p.exitcode == 0, p.exitcode
+            time.sleep(0.5)
+        print("pool pids", *pool_pids, flush=True)
+"""
+
+
+def _alive(pid: int) -> bool:
+    from gilbridge._host import pid_alive
+
+    return pid_alive(pid)
+
+
+def test_each_worker_runs_the_main_module_once_and_none_outlives_the_session(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    proc = subprocess.Popen([sys.executable, str(script), str(marks)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=CHILD_TIMEOUT * 2)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    pool_pids = [int(p) for p in lines[-1].split()[2:]]
+    assert len(pool_pids) == 4 and len(set(pool_pids)) == 4, lines[-1]
+    for pid in pool_pids:
+        # Ran the main module once (prepared ahead or at assignment, never both), and
+        # what it printed then reached this parent's stdout.
+        assert lines.count(f"top-level {pid} __mp_main__") == 1, out
+    # Workers that ran the main module (some prepared and never used) are gone once the
+    # session has ended.
+    ran_main = [int(p.name) for p in marks.iterdir()]
+    assert set(pool_pids) <= set(ran_main)
+    assert wait_for(lambda: not any(_alive(pid) for pid in ran_main), timeout=15), \
+        [pid for pid in ran_main if _alive(pid)]
