@@ -132,10 +132,9 @@ def test_asyncresult_get_timeout_ready_successful(pool: Pool) -> None:
     with pytest.raises(ValueError, match="not ready"):
         r.successful()
     assert not r.ready()
-    started = time.monotonic()
     with pytest.raises(stdlib_mp.TimeoutError):
         r.get(timeout=0.1)
-    assert time.monotonic() - started < 1.0
+    assert not r.ready()  # it gave up before the task could finish
     assert r.get(timeout=30) is None
     assert r.ready() and r.successful()
     it = pool.imap(time.sleep, [1.0])
