@@ -42,6 +42,7 @@ from ._base import (
     QUEUE,
     SIMPLE_QUEUE,
     BridgeObject,
+    check_timeout,
     wait_policy,
 )
 
@@ -307,14 +308,19 @@ class _BaseQueue(BridgeObject):
         """
         st = self._local()
         self._check_closed(st)
+        if self._maxsize <= 0 and self._buffered_put:
+            # The hot path: no wait policy to build (an unbounded put never waits), but
+            # the stdlib's argument checks still apply.
+            if block:
+                check_timeout(timeout)
+            data = encode(obj, get_connection().max_payload)
+            st.raise_error()
+            st.enqueue(data)
+            return
         policy, long_wait = wait_policy(block, timeout)
         conn = get_connection()
         data = encode(obj, conn.max_payload)
         if self._maxsize <= 0:
-            if self._buffered_put:
-                st.raise_error()
-                st.enqueue(data)
-                return
             policy, long_wait = _wait(True), False
         st.flush(conn)
         reply = conn.call(
@@ -338,7 +344,8 @@ class _BaseQueue(BridgeObject):
         """
         st = self._local()
         self._check_closed(st)
-        policy, long_wait = wait_policy(block, timeout)
+        if block:
+            check_timeout(timeout)
         with st.get_lock:
             if st.prefetch:
                 get_connection().check_session()  # stale after a lapsed lease?
@@ -347,6 +354,7 @@ class _BaseQueue(BridgeObject):
                 with st.ack_lock:
                     st.unacked += 1
             else:
+                policy, long_wait = wait_policy(block, timeout)
                 conn = get_connection()
                 st.flush(conn)
                 data = self._fetch(st, conn, policy, long_wait)
