@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, Union, runtime_checkable
 if TYPE_CHECKING:  # pragma: no cover
     from concurrent.futures import Future
 
-__all__ = ["LINE_INTERVAL", "Progress", "ProgressOption", "TextBar", "check_option", "open_progress",
-           "track_futures"]
+__all__ = ["LINE_INTERVAL", "Progress", "ProgressOption", "SupportsUpdate", "TextBar", "check_option",
+           "open_progress", "track_futures"]
 
 # The built-in bar: redraws on a terminal at most this often (seconds) ...
 REDRAW_INTERVAL: Final = 0.1

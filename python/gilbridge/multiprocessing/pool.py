@@ -356,8 +356,6 @@ AsyncResult = ApplyResult
 class MapResult(ApplyResult):
     """The result of :meth:`Pool.map_async` / :meth:`Pool.starmap_async`."""
 
-    _progress: Progress | None = None
-
     def __init__(self, pool: Pool, chunksize: int, length: int, callback: Callable[[Any], object] | None,
                  error_callback: Callable[[BaseException], object] | None,
                  *, progress: Progress | None = None) -> None:
@@ -422,8 +420,6 @@ class MapResult(ApplyResult):
 
 class IMapIterator:
     """The iterator :meth:`Pool.imap` returns (``multiprocessing.pool.IMapIterator``)."""
-
-    _progress: Progress | None = None
 
     def __init__(self, pool: Pool, *, progress: Progress | None = None, chunked: bool = False) -> None:
         self._pool: Pool | None = pool
