@@ -33,6 +33,7 @@ from concurrent.futures import as_completed, wait
 from typing import Any
 
 from ._execution import CALL, STARMAP, FunctionRef, PoolCore, Task
+from ._progress import ProgressOption, check_option, track_futures
 from ._remote import BrokenProcessPool
 
 __all__ = [
@@ -215,12 +216,19 @@ class ProcessPoolExecutor(Executor):
         return future
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
-            chunksize: int = 1) -> Iterator[Any]:
+            chunksize: int = 1, progress: ProgressOption = False) -> Iterator[Any]:
         """``map(fn, *iterables)`` on the workers, ``chunksize`` calls per task; results
         in order. Submits everything at once (as the stdlib does); the iterator raises
-        TimeoutError when a result is not ready ``timeout`` seconds after this call."""
+        TimeoutError when a result is not ready ``timeout`` seconds after this call.
+
+        ``progress`` (a Bridge extension): False (default) draws nothing; True, or a
+        description string, draws a bar on stderr counting completed items (tqdm when
+        installed, else a plain text bar), closed once every chunk is done, failed or
+        cancelled; an object with ``update(n)`` (not closed here) or a callable ``fn(n)``
+        is told each completed chunk's item count. Raises TypeError for another kind."""
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
+        check_option(progress)
         end_time = None if timeout is None else timeout + time.monotonic()
         with self._shutdown_lock:
             if self._broken:
@@ -230,6 +238,7 @@ class ProcessPoolExecutor(Executor):
             core = self._ensure_core()
             function = FunctionRef(fn)
             futures = []
+            sizes = []
             it = zip(*iterables)
             while True:
                 chunk = [tuple(args) for args in itertools.islice(it, chunksize)]
@@ -240,6 +249,9 @@ class ProcessPoolExecutor(Executor):
                 job = _FutureJob(future, core.cache)
                 core.put([Task(job, 0, function, STARMAP, chunk, False, prepare=job.prepare)])
                 futures.append(future)
+                sizes.append(len(chunk))
+        # Everything is submitted, so the total is known; chunks done meanwhile count at once.
+        track_futures(progress, futures, sizes)
 
         def result_iterator() -> Iterator[Any]:
             try:

@@ -12,7 +12,10 @@ data flow). Differences from the stdlib, all in the direction of not hanging:
 * after ``terminate()`` (or a Ctrl-C while waiting), results that can no longer arrive
   fail with BrokenProcessPool instead of blocking forever;
 * a callback that raises is reported on stderr; it does not kill the result handler;
-* ``processes=None`` means the host's CPU count; ``context`` is accepted and ignored.
+* ``processes=None`` means the host's CPU count; ``context`` is accepted and ignored;
+* ``map``, ``map_async``, ``starmap``, ``starmap_async``, ``imap`` and ``imap_unordered``
+  take keyword-only ``progress=`` (default False: nothing drawn): True or a description
+  draws a bar on stderr counting completed items (see ``gilbridge._progress``).
 
 ``gilbridge.dotnet("Ns.Type.Method")`` kernels are callables here too: they run in the
 workers' .NET runtime without the GIL.
@@ -43,6 +46,7 @@ from .._execution import (
     Task,
     wait_event,
 )
+from .._progress import Progress, ProgressOption, open_progress
 
 __all__ = [
     "ApplyResult", "AsyncResult", "IMapIterator", "IMapUnorderedIterator", "MapResult",
@@ -137,30 +141,42 @@ class Pool:
         self._core.put([task])
         return result
 
-    def map(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None) -> list[Any]:
-        """``[func(x) for x in iterable]`` in chunks; blocks until all are done."""
-        return self._map_async(func, iterable, MAP, chunksize).get()
+    def map(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None,
+            *, progress: ProgressOption = False) -> list[Any]:
+        """``[func(x) for x in iterable]`` in chunks; blocks until all are done.
+
+        ``progress``: False (default) draws nothing; True, or a description string, draws
+        a bar on stderr counting completed items (tqdm when installed, else a plain text
+        bar); an object with ``update(n)`` (e.g. your own tqdm, not closed here) or a
+        callable ``fn(n)`` is told each completed chunk's item count. Raises TypeError
+        for another kind of value."""
+        return self._map_async(func, iterable, MAP, chunksize, progress=progress).get()
 
     def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
-                chunksize: int | None = None) -> list[Any]:
-        """``[func(*args) for args in iterable]``; blocks until all are done."""
-        return self._map_async(func, iterable, STARMAP, chunksize).get()
+                chunksize: int | None = None, *, progress: ProgressOption = False) -> list[Any]:
+        """``[func(*args) for args in iterable]``; blocks until all are done.
+        ``progress`` as for :meth:`map`."""
+        return self._map_async(func, iterable, STARMAP, chunksize, progress=progress).get()
 
     def map_async(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None,
                   callback: Callable[[Any], object] | None = None,
-                  error_callback: Callable[[BaseException], object] | None = None) -> MapResult:
-        """Asynchronous :meth:`map`."""
-        return self._map_async(func, iterable, MAP, chunksize, callback, error_callback)
+                  error_callback: Callable[[BaseException], object] | None = None,
+                  *, progress: ProgressOption = False) -> MapResult:
+        """Asynchronous :meth:`map`; a bar (``progress``) closes when the job completes,
+        fails or the pool is terminated."""
+        return self._map_async(func, iterable, MAP, chunksize, callback, error_callback, progress)
 
     def starmap_async(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]],
                       chunksize: int | None = None, callback: Callable[[Any], object] | None = None,
-                      error_callback: Callable[[BaseException], object] | None = None) -> MapResult:
-        """Asynchronous :meth:`starmap`."""
-        return self._map_async(func, iterable, STARMAP, chunksize, callback, error_callback)
+                      error_callback: Callable[[BaseException], object] | None = None,
+                      *, progress: ProgressOption = False) -> MapResult:
+        """Asynchronous :meth:`starmap`; ``progress`` as for :meth:`map_async`."""
+        return self._map_async(func, iterable, STARMAP, chunksize, callback, error_callback, progress)
 
     def _map_async(self, func: Callable[..., Any], iterable: Iterable[Any], style: int,
                    chunksize: int | None = None, callback: Callable[[Any], object] | None = None,
-                   error_callback: Callable[[BaseException], object] | None = None) -> MapResult:
+                   error_callback: Callable[[BaseException], object] | None = None,
+                   progress: ProgressOption = False) -> MapResult:
         self._check_running()
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
@@ -172,31 +188,36 @@ class Pool:
         if len(items) == 0:
             chunksize = 0
         function = FunctionRef(func)
-        result = MapResult(self, chunksize, len(items), callback, error_callback=error_callback)
+        bar = open_progress(progress, len(items))
+        result = MapResult(self, chunksize, len(items), callback, error_callback=error_callback,
+                           progress=bar)
         self._core.put(_guarded(result, _chunks(items, chunksize), function, style, single=False))
         return result
 
-    def imap(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
-        """Lazy, ordered :meth:`map`: items are consumed as workers free up."""
-        return self._imap(IMapIterator, func, iterable, chunksize)
+    def imap(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1,
+             *, progress: ProgressOption = False) -> Iterator[Any]:
+        """Lazy, ordered :meth:`map`: items are consumed as workers free up.
+        ``progress`` as for :meth:`map`; the total is ``len(iterable)`` when it has one,
+        else unknown (the bar counts up)."""
+        return self._imap(IMapIterator, func, iterable, chunksize, progress)
 
     def imap_unordered(self, func: Callable[[Any], Any], iterable: Iterable[Any],
-                       chunksize: int = 1) -> Iterator[Any]:
+                       chunksize: int = 1, *, progress: ProgressOption = False) -> Iterator[Any]:
         """Like :meth:`imap`, results in completion order."""
-        return self._imap(IMapUnorderedIterator, func, iterable, chunksize)
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize, progress)
 
     def _imap(self, cls: type[IMapIterator], func: Callable[[Any], Any], iterable: Iterable[Any],
-              chunksize: int) -> Iterator[Any]:
+              chunksize: int, progress: ProgressOption) -> Iterator[Any]:
         self._check_running()
         function = FunctionRef(func)
         if chunksize == 1:
-            result = cls(self)
+            result = cls(self, progress=open_progress(progress, sized=iterable))
             self._core.put(_SetLength(
                 _guarded(result, ([x] for x in iterable), function, MAP, single=True), result))
             return result
         if chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        result = cls(self)
+        result = cls(self, progress=open_progress(progress, sized=iterable), chunked=True)
         self._core.put(_SetLength(
             _guarded(result, _chunks(iterable, chunksize), function, MAP, single=False), result))
         return (item for chunk in result for item in chunk)
@@ -336,13 +357,17 @@ class MapResult(ApplyResult):
     """The result of :meth:`Pool.map_async` / :meth:`Pool.starmap_async`."""
 
     def __init__(self, pool: Pool, chunksize: int, length: int, callback: Callable[[Any], object] | None,
-                 error_callback: Callable[[BaseException], object] | None) -> None:
+                 error_callback: Callable[[BaseException], object] | None,
+                 *, progress: Progress | None = None) -> None:
         ApplyResult.__init__(self, pool, callback, error_callback=error_callback)
         self._success = True
         self._value: Any = [None] * length
         self._chunksize = chunksize
+        self._progress = progress
         if chunksize <= 0:
             self._number_left = 0
+            if progress is not None:
+                progress.close()
             self._event.set()
             del self._cache[self._job]
         else:
@@ -351,6 +376,11 @@ class MapResult(ApplyResult):
     def _set(self, i: int, success_result: tuple[bool, Any]) -> None:
         self._number_left -= 1
         success, result = success_result
+        if self._progress is not None:
+            if success:
+                self._progress.update(len(result))
+            if self._number_left == 0:
+                self._progress.close()
         if success and self._success:
             self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
             if self._number_left == 0:
@@ -373,6 +403,8 @@ class MapResult(ApplyResult):
                 self._pool = None
 
     def _abort(self, exc: BaseException) -> None:
+        if self._progress is not None:
+            self._progress.close()
         if self._event.is_set():
             return
         if self._success:
@@ -389,9 +421,12 @@ class MapResult(ApplyResult):
 class IMapIterator:
     """The iterator :meth:`Pool.imap` returns (``multiprocessing.pool.IMapIterator``)."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, progress: Progress | None = None, chunked: bool = False) -> None:
         self._pool: Pool | None = pool
         self._core = pool._core
+        self._progress = progress
+        # Results are lists of a chunk's values (imap with chunksize > 1), not one value.
+        self._chunked = chunked
         self._cond = threading.Condition(threading.Lock())
         self._job = next(job_counter)
         self._cache = pool._cache
@@ -449,7 +484,12 @@ class IMapIterator:
                 pass
             raise
 
+    def _count_progress(self, obj: tuple[bool, Any]) -> None:
+        if self._progress is not None and obj[0]:
+            self._progress.update(len(obj[1]) if self._chunked else 1)
+
     def _set(self, i: int, obj: tuple[bool, Any]) -> None:
+        self._count_progress(obj)
         with self._cond:
             if self._index == i:
                 self._items.append(obj)
@@ -463,6 +503,7 @@ class IMapIterator:
                 self._unsorted[i] = obj
 
             if self._index == self._length:
+                self._finish_progress()
                 del self._cache[self._job]
                 self._pool = None
 
@@ -470,11 +511,17 @@ class IMapIterator:
         with self._cond:
             self._length = length
             if self._index == self._length:
+                self._finish_progress()
                 self._cond.notify()
                 self._cache.pop(self._job, None)
                 self._pool = None
 
+    def _finish_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+
     def _abort(self, exc: BaseException) -> None:
+        self._finish_progress()
         with self._cond:
             if self._length is not None and self._index >= self._length:
                 return
@@ -494,10 +541,12 @@ class IMapUnorderedIterator(IMapIterator):
     """The iterator :meth:`Pool.imap_unordered` returns."""
 
     def _set(self, i: int, obj: tuple[bool, Any]) -> None:
+        self._count_progress(obj)
         with self._cond:
             self._items.append(obj)
             self._index += 1
             self._cond.notify()
             if self._index == self._length:
+                self._finish_progress()
                 del self._cache[self._job]
                 self._pool = None
