@@ -200,6 +200,20 @@ def _idle_timeout() -> int:
         raise ValueError(f"{ENV_IDLE_TIMEOUT} must be a number of seconds, got {raw!r}") from None
 
 
+def _prewarm_arguments() -> list[str]:
+    """Host options that start warm workers for this interpreter with the host, so the
+    first pool does not wait for a cold one; none when libpython cannot be found (the
+    pool then says why)."""
+    from ._execution import python_library
+
+    try:
+        library = python_library()
+    except Exception:  # noqa: BLE001 - prewarming is an optimization
+        return []
+    return [f"--Bridge:PrewarmPythonExecutable={sys.executable}",
+            f"--Bridge:PrewarmPythonLibrary={library}"]
+
+
 def ensure_host(address: Address | None = None) -> sessions_pb2.HostInfo:
     """Return the running default host's info, starting the host when none answers.
 
@@ -244,6 +258,7 @@ def _start_locked(rdir: Path, address: Address) -> sessions_pb2.HostInfo:
                     f"--Bridge:SocketPath={sock}",
                     f"--Bridge:PidFile={rdir / 'host.pid'}",
                     f"--Bridge:IdleTimeoutSeconds={_idle_timeout()}",
+                    *_prewarm_arguments(),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,

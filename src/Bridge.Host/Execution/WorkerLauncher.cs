@@ -86,6 +86,13 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         // Workers hold Work streams open; the server's graceful stop would wait for them,
         // so they are told to go first.
         _lifetime.ApplicationStopping.Register(StopAllWorkers);
+        if (!string.IsNullOrEmpty(_options.PrewarmPythonExecutable))
+        {
+            // Once listening: a worker connects back at once and must find the socket.
+            var python = new PythonEnvironment { Executable = _options.PrewarmPythonExecutable, Library = _options.PrewarmPythonLibrary };
+            _lifetime.ApplicationStarted.Register(() => Replenish(_warm, EnvironmentKey(python), python, preparedFor: null));
+        }
+
         return Task.CompletedTask;
     }
 

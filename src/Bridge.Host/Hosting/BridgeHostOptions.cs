@@ -43,6 +43,16 @@ internal sealed class BridgeHostOptions
     /// <summary>How long a new worker may take to connect.</summary>
     public double WorkerStartSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// A Python interpreter (sys.executable) whose warm workers start with the host, before
+    /// any client asks: a client that starts the host passes its own, so its first pool
+    /// does not wait for a cold worker. Empty: none. Goes with <see cref="PrewarmPythonLibrary"/>.
+    /// </summary>
+    public string PrewarmPythonExecutable { get; set; } = "";
+
+    /// <summary>The shared libpython of <see cref="PrewarmPythonExecutable"/>.</summary>
+    public string PrewarmPythonLibrary { get; set; } = "";
+
     public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
 }
 
@@ -102,6 +112,16 @@ internal sealed class BridgeHostOptionsValidator : IValidateOptions<BridgeHostOp
         if (!double.IsFinite(options.WorkerStartSeconds) || options.WorkerStartSeconds <= 0)
         {
             failures.Add($"Bridge:WorkerStartSeconds must be > 0 (got {options.WorkerStartSeconds})");
+        }
+
+        if (string.IsNullOrEmpty(options.PrewarmPythonExecutable) != string.IsNullOrEmpty(options.PrewarmPythonLibrary))
+        {
+            failures.Add("Bridge:PrewarmPythonExecutable and Bridge:PrewarmPythonLibrary go together");
+        }
+        else if (!string.IsNullOrEmpty(options.PrewarmPythonExecutable)
+            && !(File.Exists(options.PrewarmPythonExecutable) && File.Exists(options.PrewarmPythonLibrary)))
+        {
+            failures.Add($"Bridge:PrewarmPythonExecutable '{options.PrewarmPythonExecutable}' and Bridge:PrewarmPythonLibrary '{options.PrewarmPythonLibrary}' must both exist");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
