@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
 from ._catalogue import SECONDS
@@ -55,6 +56,10 @@ def _rows(result: WorkloadResult) -> list[list[str]]:
         if speedup.target.factor < 1 and observed:  # a "k× faster" target
             speed = f"{number(1 / observed)}× faster" if observed <= 1 else f"{number(observed)}× slower"
             notes.setdefault(speedup.target.contender, []).append(f"{speed} than {speedup.target.reference}")
+    for name, contender in result.contenders.items():
+        busy = [extra["cores_busy"] for extra in contender.extras if "cores_busy" in extra]
+        if busy:
+            notes.setdefault(name, []).append(f"{statistics.median(busy):.1f} cores busy")
     rows: list[list[str]] = []
     for index, (name, contender) in enumerate(result.contenders.items()):
         first = w.key if index == 0 else ""

@@ -259,8 +259,10 @@ class MapBench(_WarmPool):
 
 
 class CpuBench(_WarmPool):
-    """``pool.starmap(count_primes or the C# kernel, 16 ranges, chunksize=1)``; the
-    total is reported so the runs can be checked against each other."""
+    """``pool.starmap(count_primes or the C# kernel, 16 ranges, chunksize=1)``. Reports
+    the total, so the contenders can be checked against each other, and the pool
+    workers' CPU seconds over the wall time ("cores busy": ~2 when both of 2 workers
+    compute the whole time)."""
 
     def __init__(self, contender: str, sizes: Sizes) -> None:
         super().__init__(contender, sizes)
@@ -273,9 +275,27 @@ class CpuBench(_WarmPool):
         self._ranges = prime_ranges(sizes.primes_below)
         self._pool.starmap(self._function, [(0, 1000)] * sizes.workers, chunksize=1)
 
+    def _worker_pids(self) -> list[int]:
+        if hasattr(self._pool, "worker_pids"):  # Bridge
+            return list(self._pool.worker_pids)
+        return [p.pid for p in self._pool._pool]  # the stdlib's worker Process objects
+
     def sample(self) -> Sample:
+        pids = self._worker_pids()
+        before = sum(_cpu_seconds(pid) for pid in pids)
         elapsed, counts = _timed(lambda: self._pool.starmap(self._function, self._ranges, chunksize=1))
-        return Sample(elapsed, {"primes": int(sum(counts))})
+        busy = (sum(_cpu_seconds(pid) for pid in pids) - before) / elapsed
+        return Sample(elapsed, {"primes": int(sum(counts)), "cores_busy": round(busy, 3)})
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of ``pid`` so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class QueueBench(Bench):
