@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (a fraction of the default work; for tests)")
     parser.add_argument("--primes-below", type=_positive_int, metavar="N",
-                        help="cpu: count the primes below N (default 2,000,000; --quick 200,000)")
+                        help="cpu: count the primes below N (default 20,000,000; --quick 200,000)")
     parser.add_argument("--queue-items", type=_positive_int, metavar="N",
                         help="queue: items per repetition (default 100,000; --quick 5,000)")
     parser.add_argument("--output-dir", type=Path, default=Path(DEFAULT_OUTPUT_DIR), metavar="DIR",

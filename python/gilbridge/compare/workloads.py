@@ -38,7 +38,9 @@ class Sizes:
     workers: int = 2
     seed_sleep: float = 1.0
     map_items: int = MAP_ITEMS
-    primes_below: int = 2_000_000
+    # The Python sieve needs ~1 CPU-second here (~0.1 s at 2,000,000, where 16 tasks of
+    # ~6 ms would time the pool's per-task overhead rather than CPU-bound work).
+    primes_below: int = 20_000_000
     queue_items: int = 100_000
     lock_pairs: int = 2_000           # Manager and Bridge locks (each pair is a round trip)
     local_lock_pairs: int = 200_000   # the stdlib's Lock (tens of ns a pair)
