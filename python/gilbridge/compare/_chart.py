@@ -75,8 +75,12 @@ def _panel(ax: Any, result: WorkloadResult) -> None:
     ax.barh(positions, values, xerr=[lows, highs], color=colours, capsize=3)
     ax.set_yticks(positions, names)
     ax.invert_yaxis()
+    right = max(v + h for v, h in zip(values, highs))
     if min(values) > 0 and max(values) / min(values) > LOG_SCALE_SPREAD:
         ax.set_xscale("log")
+        ax.set_xlim(min(values) / 2, right * 8)  # room for the labels right of the bars
+    else:
+        ax.set_xlim(0, right * 1.45)
     ratios = result.ratios()
     for position, name, value, high in zip(positions, names, values, highs):
         ratio = ratios.get(name)
@@ -91,7 +95,6 @@ def _panel(ax: Any, result: WorkloadResult) -> None:
     better = "higher is better" if w.higher_is_better else "lower is better"
     ax.set_xlabel(f"{shown} ({better})", fontsize=8)
     ax.set_title("\n".join(textwrap.wrap(f"{w.key}: {w.title}", 60)), fontsize=9)
-    ax.margins(x=0.25)
 
 
 def _target_line(result: WorkloadResult, limit: float | None, reference: str | None,
