@@ -129,9 +129,6 @@ def run(args: argparse.Namespace) -> int:
     heading = (f"Bridge vs stdlib multiprocessing: medians of {args.repeats} interleaved "
                f"repetitions, {sizes.workers} workers, {facts['cpu_count']} CPUs, "
                f"Python {facts['python']}" + (" (--quick sizes)" if args.quick else ""))
-    print(render(results, heading, [_sizes_line(sizes)]))
-    if interrupted:
-        print("\ninterrupted (Ctrl-C): the figures above are the workloads that finished")
     document = {
         "machine": facts,
         "settings": {"workloads": [w.key for w in workloads], "repeats": args.repeats,
@@ -141,18 +138,22 @@ def run(args: argparse.Namespace) -> int:
         "interrupted": interrupted,
         "seconds": seconds,
     }
+    # The files first: the figures survive a closed stdout (| head).
     json_path = output_dir / "compare.json"
     json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     written = [str(json_path)]
-    if args.no_chart:
-        pass
-    elif matplotlib_available():
+    chart_note = ""
+    if not args.no_chart and matplotlib_available():
         chart_path = output_dir / "compare.png"
         write_chart(results, chart_path, heading)
         written.append(str(chart_path))
-    else:
-        print("no chart: matplotlib is not importable (Debian: apt-get install python3-matplotlib)")
-    print(f"\nwritten: {', '.join(written)}; total {seconds:.0f} s")
+    elif not args.no_chart:
+        chart_note = "no chart: matplotlib is not importable (Debian: apt-get install python3-matplotlib)\n"
+
+    print(render(results, heading, [_sizes_line(sizes)]))
+    if interrupted:
+        print("\ninterrupted (Ctrl-C): the figures above are the workloads that finished")
+    print(f"\n{chart_note}written: {', '.join(written)}; total {seconds:.0f} s")
     if interrupted:
         return 130
     return 1 if document["failed"] else 0
