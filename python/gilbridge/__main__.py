@@ -1,7 +1,10 @@
-"""Command line: ``python -m gilbridge host start|stop|status`` and
-``python -m gilbridge [run] script.py [args]``.
+"""Command line: ``python -m gilbridge host start|stop|status``,
+``python -m gilbridge compare [options]`` and ``python -m gilbridge [run] script.py [args]``.
 
-The second form runs an unmodified multiprocessing script on the Bridge: its
+``compare`` times the same workloads on the stdlib and on the Bridge side by side (see
+``gilbridge.compare``).
+
+The last form runs an unmodified multiprocessing script on the Bridge: its
 ``import multiprocessing`` is ``gilbridge.multiprocessing`` and
 ``concurrent.futures.ProcessPoolExecutor`` is gilbridge's (see ``gilbridge._runner``).
 
@@ -94,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("script", help="the script to run as __main__")
     run.add_argument("args", nargs=argparse.REMAINDER, help="its arguments (sys.argv[1:])")
     run.set_defaults(func=_cmd_run)
+    from . import compare as compare_command
+
+    compare = commands.add_parser(
+        "compare", help="time workloads on the stdlib and on the Bridge, side by side",
+        description=compare_command.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    compare_command.add_arguments(compare)
+    compare.set_defaults(func=_cmd_compare)
     return parser
 
 
@@ -101,6 +111,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._runner import run_script
 
     return run_script(args.script, args.args)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import run
+
+    return run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,1 +1,0 @@
-"""Benchmarks that time Bridge beside the stdlib in the same run (ratios, not absolutes)."""

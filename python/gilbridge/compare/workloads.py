@@ -1,0 +1,483 @@
+"""The workloads ``compare`` times, and the functions they run in worker processes.
+
+The functions (:func:`noop`, :func:`trivial`, :func:`count_primes`, the queue's producer
+and consumer) live in this importable module so the stdlib and Bridge pickle them alike,
+by reference. A *bench* is one contender of one workload, set up once (pools created and
+warmed here, outside the timing) and then sampled repeatedly; :func:`open_bench` makes
+one. Benches run inside a runner process (:mod:`gilbridge.compare._runner`): the stdlib
+ones in a process that never imports grpc (so ``fork`` is the plain stdlib fork), the
+Bridge ones in another.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+ITEM: Final = b"0123456789abcdef"  # 16 bytes, like the platform notes' stdlib baseline
+PRIME_CHUNKS: Final = 16
+MAP_ITEMS: Final = 100_000
+SEED_PROCESSES: Final = 3
+READY_TIMEOUT: Final = 60.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each workload is (``--quick`` makes them small)."""
+
+    workers: int = 2
+    seed_sleep: float = 1.0
+    map_items: int = MAP_ITEMS
+    # The Python sieve needs ~1 CPU-second here (~0.1 s at 2,000,000, where 16 tasks of
+    # ~6 ms would time the pool's per-task overhead rather than CPU-bound work).
+    primes_below: int = 20_000_000
+    queue_items: int = 100_000
+    lock_pairs: int = 2_000           # Manager and Bridge locks (each pair is a round trip)
+    local_lock_pairs: int = 200_000   # the stdlib's Lock (tens of ns a pair)
+    apply_calls: int = 200
+    cold_items: int = 100
+
+    @classmethod
+    def quick(cls, workers: int) -> Sizes:
+        return cls(workers=workers, seed_sleep=0.2, map_items=10_000, primes_below=200_000,
+                   queue_items=5_000, lock_pairs=200, local_lock_pairs=20_000, apply_calls=50,
+                   cold_items=10)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timed repetition: ``value`` in the workload's unit, plus facts to check."""
+
+    value: float
+    extra: dict[str, Any]
+
+
+class Bench:
+    """One contender of one workload. :meth:`sample` blocks for one timed repetition."""
+
+    def sample(self) -> Sample:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the setup made (pools, managers); outside any timing."""
+
+
+# ------------------------------------------------------------------ worker-side functions
+
+
+def noop() -> None:
+    """The trivial target."""
+
+
+def trivial(x: int) -> int:
+    """The trivial mapped function."""
+    return x
+
+
+def count_primes(start: int, stop: int) -> int:
+    """The primes p with ``start <= p < stop``, exactly what
+    ``Bridge.Kernels.Primes.Count(start, stop)`` counts (values below 2 count from 2; an
+    empty or inverted range is 0), by the same sieve of Eratosthenes (base primes up to
+    √(stop-1), composites crossed off from max(p², the first multiple ≥ start)), in pure
+    Python loops: CPU-bound interpreter work that holds the GIL."""
+    start = max(start, 2)
+    if stop <= start:
+        return 0
+    limit = math.isqrt(stop - 1)
+    small = bytearray(limit + 1)
+    base: list[int] = []
+    for i in range(2, limit + 1):
+        if not small[i]:
+            base.append(i)
+            for m in range(i * i, limit + 1, i):
+                small[m] = 1
+    length = stop - start
+    composite = bytearray(length)
+    for p in base:
+        first = max(p * p, (start + p - 1) // p * p)
+        for m in range(first - start, length, p):
+            composite[m] = 1
+    return composite.count(0)
+
+
+def prime_ranges(below: int, chunks: int = PRIME_CHUNKS) -> list[tuple[int, int]]:
+    """``chunks`` consecutive (start, stop) ranges covering [0, below)."""
+    step = -(-below // chunks)
+    return [(i * step, min((i + 1) * step, below)) for i in range(chunks) if i * step < below]
+
+
+def _producer(q: Any, items: int, ready: Any, go: Any) -> None:
+    q.qsize()  # connect (Bridge) before saying ready
+    ready.wait(READY_TIMEOUT)
+    go.wait(READY_TIMEOUT)
+    put = q.put
+    for _ in range(items):
+        put(ITEM)
+    if hasattr(q, "close"):
+        q.close()
+        q.join_thread()
+
+
+def _consumer(q: Any, items: int, ready: Any, go: Any, done: Any) -> None:
+    q.qsize()
+    ready.wait(READY_TIMEOUT)
+    go.wait(READY_TIMEOUT)
+    get = q.get
+    for _ in range(items):
+        get()
+    done.send(time.perf_counter())
+
+
+# ------------------------------------------------------------------ contexts
+
+
+def _stdlib(method: str | None) -> Any:
+    import multiprocessing
+
+    return multiprocessing.get_context(method)
+
+
+def _bridge() -> Any:
+    import gilbridge.multiprocessing
+
+    return gilbridge.multiprocessing
+
+
+def _context(contender: str) -> Any:
+    """The multiprocessing module or context a contender's label names."""
+    if contender.startswith("bridge"):
+        return _bridge()
+    for method in ("spawn", "fork", "forkserver"):
+        if method in contender.split():
+            return _stdlib(method)
+    return _stdlib(None)
+
+
+def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = action()
+    return time.perf_counter() - start, result
+
+
+# ------------------------------------------------------------------ benches
+
+
+class SeedBench(Bench):
+    """The seed blog's example: three Processes that each sleep, started then joined."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._ctx = _context(contender)
+        self._sleep = sizes.seed_sleep
+
+    def sample(self) -> Sample:
+        def run() -> list[int | None]:
+            processes = [self._ctx.Process(target=time.sleep, args=(self._sleep,))
+                         for _ in range(SEED_PROCESSES)]
+            for p in processes:
+                p.start()
+            for p in processes:
+                p.join()
+            return [p.exitcode for p in processes]
+
+        elapsed, codes = _timed(run)
+        _check_exit_codes(codes)
+        return Sample(elapsed, {})
+
+
+class ProcessBench(Bench):
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._ctx = _context(contender)
+
+    def sample(self) -> Sample:
+        def run() -> int | None:
+            p = self._ctx.Process(target=noop)
+            p.start()
+            p.join()
+            return p.exitcode  # type: ignore[no-any-return]
+
+        elapsed, code = _timed(run)
+        _check_exit_codes([code])
+        return Sample(elapsed, {})
+
+
+class PoolStartBench(Bench):
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._ctx = _context(contender)
+        self._workers = sizes.workers
+
+    def sample(self) -> Sample:
+        pool: Any = None
+
+        def run() -> None:
+            nonlocal pool
+            pool = self._ctx.Pool(self._workers)
+            pool.apply(noop)
+
+        try:
+            elapsed, _ = _timed(run)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        return Sample(elapsed, {})
+
+
+class _WarmPool(Bench):
+    """A pool created and warmed at setup; samples reuse it."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._pool = _context(contender).Pool(sizes.workers)
+        try:
+            self._pool.map(trivial, range(sizes.workers * 50))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+
+class MapBench(_WarmPool):
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        super().__init__(contender, sizes)
+        self._items = range(sizes.map_items)
+
+    def sample(self) -> Sample:
+        elapsed, result = _timed(lambda: self._pool.map(trivial, self._items))
+        if len(result) != len(self._items) or result[-1] != self._items[-1]:
+            raise AssertionError(f"map returned {len(result)} results, expected {len(self._items)}")
+        return Sample(elapsed, {})
+
+
+class CpuBench(_WarmPool):
+    """``pool.starmap(count_primes or the C# kernel, 16 ranges, chunksize=1)``. Reports
+    the total, so the contenders can be checked against each other, and the pool
+    workers' CPU seconds over the wall time ("cores busy": ~2 when both of 2 workers
+    compute the whole time)."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        super().__init__(contender, sizes)
+        if contender.endswith("kernel"):
+            import gilbridge
+
+            self._function: Callable[..., Any] = gilbridge.dotnet("Bridge.Kernels.Primes.Count")
+        else:
+            self._function = count_primes
+        self._ranges = prime_ranges(sizes.primes_below)
+        self._pool.starmap(self._function, [(0, 1000)] * sizes.workers, chunksize=1)
+
+    def _worker_pids(self) -> list[int]:
+        if hasattr(self._pool, "worker_pids"):  # Bridge
+            return list(self._pool.worker_pids)
+        return [p.pid for p in self._pool._pool]  # the stdlib's worker Process objects
+
+    def sample(self) -> Sample:
+        pids = self._worker_pids()
+        before = sum(_cpu_seconds(pid) for pid in pids)
+        elapsed, counts = _timed(lambda: self._pool.starmap(self._function, self._ranges, chunksize=1))
+        busy = (sum(_cpu_seconds(pid) for pid in pids) - before) / elapsed
+        return Sample(elapsed, {"primes": int(sum(counts)), "cores_busy": round(busy, 3)})
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of ``pid`` so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class QueueBench(Bench):
+    """Items per second from one producer process to one consumer process (both started
+    with the stdlib's spawn context), from the moment both are ready to the consumer's
+    last get."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._make_queue = _context(contender).Queue if contender.startswith("bridge") \
+            else _stdlib("spawn").Queue
+        self._items = sizes.queue_items
+
+    def sample(self) -> Sample:
+        ctx = _stdlib("spawn")
+        q = self._make_queue()
+        ready = ctx.Barrier(3)
+        go = ctx.Event()
+        receive, send = ctx.Pipe(duplex=False)
+        producer = ctx.Process(target=_producer, args=(q, self._items, ready, go))
+        consumer = ctx.Process(target=_consumer, args=(q, self._items, ready, go, send))
+        producer.start()
+        consumer.start()
+        try:
+            ready.wait(READY_TIMEOUT)
+            start = time.perf_counter()
+            go.set()
+            if not receive.poll(240):
+                raise TimeoutError("the consumer did not finish within 240 s")
+            finished = receive.recv()
+            return Sample(self._items / (finished - start), {})
+        finally:
+            for process in (producer, consumer):
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=5)
+            _check_exit_codes([producer.exitcode, consumer.exitcode])
+
+
+class LockBench(Bench):
+    """Seconds per acquire+release pair, over many pairs."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._manager: Any = None
+        if contender == "stdlib Lock":
+            self._lock = _stdlib(None).Lock()
+            self._pairs = sizes.local_lock_pairs
+        elif "Manager" in contender:
+            self._manager = _stdlib(None).Manager()
+            self._lock = self._manager.Lock()
+            self._pairs = sizes.lock_pairs
+        else:
+            self._lock = _bridge().Lock()
+            self._pairs = sizes.lock_pairs
+        self._pairs_cost(50)  # connections, the host's JIT
+
+    def _pairs_cost(self, pairs: int) -> float:
+        acquire, release = self._lock.acquire, self._lock.release
+        start = time.perf_counter()
+        for _ in range(pairs):
+            acquire()
+            release()
+        return (time.perf_counter() - start) / pairs
+
+    def sample(self) -> Sample:
+        return Sample(self._pairs_cost(self._pairs), {"pairs": self._pairs})
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.shutdown()
+
+
+class ApplyBench(_WarmPool):
+    """The median of ``apply_calls`` round trips of ``apply_async(noop).get()``."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        super().__init__(contender, sizes)
+        self._calls = sizes.apply_calls
+
+    def sample(self) -> Sample:
+        apply_async = self._pool.apply_async
+        times = []
+        for _ in range(self._calls):
+            start = time.perf_counter()
+            apply_async(noop).get()
+            times.append(time.perf_counter() - start)
+        return Sample(statistics.median(times), {"calls": self._calls})
+
+
+# A fresh interpreter timed from before the import to the first Pool.map result.
+COLD_SCRIPT: Final = """\
+import sys, time
+started = time.perf_counter()
+side, workers, items = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if side == "bridge":
+    import gilbridge.multiprocessing as mp
+else:
+    import multiprocessing
+    mp = multiprocessing.get_context("spawn")
+pool = mp.Pool(workers)
+result = pool.map(abs, range(items))
+elapsed = time.perf_counter() - started
+pool.terminate()
+assert result == list(range(items)), result
+print(f"elapsed {elapsed!r}")
+"""
+
+
+class ColdBench(Bench):
+    """A fresh interpreter, no host running: ``import`` to the first ``Pool.map`` result.
+
+    For Bridge the interpreter gets a private ``XDG_RUNTIME_DIR`` and no
+    ``GILBRIDGE_ADDRESS``/``GILBRIDGE_RUNTIME_DIR``, so its default address is new and the
+    client auto-starts a host there (``GILBRIDGE_HOST_PATH`` or the repository's
+    ``artifacts/host/Bridge.Host``). Afterwards that host is stopped by the PID in its pid
+    file (SIGTERM, then SIGKILL) and the directory removed.
+    """
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._bridge = contender.startswith("bridge")
+        self._workers = sizes.workers
+        self._items = sizes.cold_items
+        self._host_exe: Path | None = None
+        if self._bridge:
+            from .._host import find_host_executable
+
+            self._host_exe = find_host_executable()
+
+    def sample(self) -> Sample:
+        if not self._bridge:
+            return Sample(self._run(dict(os.environ)), {})
+        from .._host import pid_alive, read_pid_file, stop_host
+
+        runtime = Path(tempfile.mkdtemp(prefix="gilbridge-cold-"))
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("GILBRIDGE_ADDRESS", "GILBRIDGE_TOKEN", "GILBRIDGE_RUNTIME_DIR")}
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+        env["GILBRIDGE_HOST_PATH"] = str(self._host_exe)
+        env["GILBRIDGE_IDLE_TIMEOUT"] = "60"  # a safety net should stopping it below fail
+        host_pid: int | None = None
+        try:
+            elapsed = self._run(env)
+        finally:
+            host_pid = read_pid_file(runtime / "gilbridge")
+            if host_pid is not None and pid_alive(host_pid):
+                stop_host(host_pid, timeout=10.0)
+            shutil.rmtree(runtime, ignore_errors=True)
+        return Sample(elapsed, {"host_pid": host_pid, "runtime_dir": str(runtime)})
+
+    def _run(self, env: dict[str, str]) -> float:
+        side = "bridge" if self._bridge else "stdlib"
+        proc = subprocess.run(
+            [sys.executable, "-c", COLD_SCRIPT, side, str(self._workers), str(self._items)],
+            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        )
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("elapsed ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"the cold-start script exited with {proc.returncode}:\n"
+                               f"{proc.stderr.strip()[-2000:]}")
+        return float(lines[-1].split()[1])
+
+
+def _check_exit_codes(codes: list[int | None]) -> None:
+    if any(code != 0 for code in codes):
+        raise RuntimeError(f"a child process exited with {codes}")
+
+
+BENCHES: Final[dict[str, Callable[[str, Sizes], Bench]]] = {
+    "seed": SeedBench,
+    "process": ProcessBench,
+    "pool-start": PoolStartBench,
+    "map": MapBench,
+    "cpu": CpuBench,
+    "queue": QueueBench,
+    "lock": LockBench,
+    "apply": ApplyBench,
+    "cold": ColdBench,
+}
+
+
+def open_bench(workload: str, contender: str, sizes: Sizes) -> Bench:
+    """Set up ``contender`` of ``workload`` (blocks while pools start and warm up)."""
+    return BENCHES[workload](contender, sizes)
