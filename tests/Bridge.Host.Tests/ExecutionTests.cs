@@ -18,7 +18,7 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
     public async Task A_kernel_pool_maps_primes_and_finishes_after_close()
     {
         await using var session = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests", _timeout.Token);
-        var execution = new Execution.ExecutionClient(CreateChannel());
+        var execution = new Bridge.Contracts.V1.Execution.ExecutionClient(CreateChannel());
         var pool = await execution.CreatePoolAsync(new CreatePoolRequest { SessionId = session.SessionId, Processes = 2, Name = "primes" }, cancellationToken: _timeout.Token);
         Assert.Equal(2, pool.WorkerPids.Count);
 
@@ -61,7 +61,7 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
     public async Task A_worker_killed_mid_task_fails_that_task_and_is_replaced()
     {
         await using var session = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests", _timeout.Token);
-        var execution = new Execution.ExecutionClient(CreateChannel());
+        var execution = new Bridge.Contracts.V1.Execution.ExecutionClient(CreateChannel());
         var pool = await execution.CreatePoolAsync(new CreatePoolRequest { SessionId = session.SessionId, Processes = 1 }, cancellationToken: _timeout.Token);
         var victim = pool.WorkerPids[0];
         using var watch = execution.WatchPool(new WatchPoolRequest { SessionId = session.SessionId, PoolId = pool.PoolId }, cancellationToken: _timeout.Token);
@@ -90,7 +90,7 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
     [Fact(Timeout = 90_000)]
     public async Task Bad_pool_requests_are_rejected_and_a_dead_owner_terminates_its_pool()
     {
-        var execution = new Execution.ExecutionClient(CreateChannel());
+        var execution = new Bridge.Contracts.V1.Execution.ExecutionClient(CreateChannel());
         await using (var session = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests", _timeout.Token))
         {
             var error = await Assert.ThrowsAsync<RpcException>(() => execution.CreatePoolAsync(
@@ -129,7 +129,7 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
 
     private static ByteString Payload<T>(T value) => UnsafeByteOperations.UnsafeWrap(MessagePackSerializer.Serialize(value));
 
-    private async Task WaitUntilRunningAsync(Execution.ExecutionClient execution, BridgeSession session, PoolInfo pool)
+    private async Task WaitUntilRunningAsync(Bridge.Contracts.V1.Execution.ExecutionClient execution, BridgeSession session, PoolInfo pool)
     {
         while ((await execution.GetPoolStateAsync(new PoolRequest { SessionId = session.SessionId, PoolId = pool.PoolId }, cancellationToken: _timeout.Token)).TasksRunning == 0)
         {

@@ -16,6 +16,10 @@ namespace Bridge.Host.Execution;
 /// </summary>
 internal sealed class WorkerLauncher : IHostedService, IDisposable
 {
+    // Idle prepared workers cost memory (~50 MB each): a session that starts Pool(64)
+    // gets its next pools' first workers prepared, not all 64.
+    private static readonly int MaxPreparedPerSession = Math.Max(4, 2 * Environment.ProcessorCount);
+
     private readonly BridgeHostOptions _options;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly SessionTracker _sessions;
@@ -30,9 +34,10 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     // environment starts with no Python work left but its initializer.
     private readonly ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> _prepared = new();
 
-    // PreparedKeys that have taken a worker before: a session prepares once it shows
-    // it starts pools repeatedly, so one-pool scripts do not pay for prepared workers.
-    private readonly ConcurrentDictionary<string, byte> _repeatUsers = new();
+    // How many workers each PreparedKey takes at once. A session is prepared for once it
+    // shows it starts pools repeatedly (one-pool scripts do not pay for prepared
+    // workers), with as many as it took in its largest burst.
+    private readonly ConcurrentDictionary<string, WorkerDemand> _demand = new();
 
     // PreparedKeys whose preparation killed a worker (the main module raised): not again.
     private readonly ConcurrentDictionary<string, byte> _unpreparable = new();
@@ -68,12 +73,13 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         worker ??= TakeIdle(_warm, key) ?? Launch(python, key, preparedFor: null);
         if (!tookPrepared)
         {
-            Replenish(_warm, key, python, preparedFor: null);
+            Replenish(_warm, key, python, preparedFor: null, _options.WarmWorkers);
         }
 
-        if (preparedKey is not null && !_unpreparable.ContainsKey(preparedKey) && !_repeatUsers.TryAdd(preparedKey, 0))
+        if (preparedKey is not null && !_unpreparable.ContainsKey(preparedKey)
+            && _demand.GetOrAdd(preparedKey, _ => new WorkerDemand()).Record(TimeProvider.System.GetTimestamp()) is { } wanted)
         {
-            Replenish(_prepared, preparedKey, python, preparedFor: preparedKey);
+            Replenish(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession));
         }
 
         return worker;
@@ -90,7 +96,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         {
             // Once listening: a worker connects back at once and must find the socket.
             var python = new PythonEnvironment { Executable = _options.PrewarmPythonExecutable, Library = _options.PrewarmPythonLibrary };
-            _lifetime.ApplicationStarted.Register(() => Replenish(_warm, EnvironmentKey(python), python, preparedFor: null));
+            _lifetime.ApplicationStarted.Register(() => Replenish(_warm, EnvironmentKey(python), python, preparedFor: null, _options.WarmWorkers));
         }
 
         return Task.CompletedTask;
@@ -131,10 +137,10 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         return null;
     }
 
-    private void Replenish(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor)
+    private void Replenish(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target)
     {
         var queue = idle.GetOrAdd(key, _ => new ConcurrentQueue<WorkerProcess>());
-        while (queue.Count(w => !w.Exited.IsCompleted) < _options.WarmWorkers)
+        while (queue.Count(w => !w.Exited.IsCompleted) < target)
         {
             queue.Enqueue(Launch(python, EnvironmentKey(python), preparedFor));
         }
@@ -180,9 +186,9 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
             }
         }
 
-        foreach (var key in _repeatUsers.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
+        foreach (var key in _demand.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
         {
-            _repeatUsers.TryRemove(key, out _);
+            _demand.TryRemove(key, out _);
             _unpreparable.TryRemove(key, out _);
         }
     }
@@ -246,6 +252,40 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         if (!string.IsNullOrEmpty(line))
         {
             Log.WorkerOutput(_logger, worker.Pid, line);
+        }
+    }
+}
+
+/// <summary>
+/// The workers one session (with one environment) takes at once: acquisitions less than
+/// a second apart count as one burst (a Pool(n), or Processes started together).
+/// </summary>
+internal sealed class WorkerDemand
+{
+    private static readonly TimeSpan Burst = TimeSpan.FromSeconds(1);
+
+    private readonly Lock _gate = new();
+    private long _burstStart;
+    private int _inBurst;
+    private int _peak;
+    private int _bursts;
+
+    /// <summary>Records one acquisition; null during the first burst (no prepared workers
+    /// for a one-off), else how many workers to keep prepared.</summary>
+    public int? Record(long timestamp)
+    {
+        lock (_gate)
+        {
+            if (_bursts == 0 || TimeProvider.System.GetElapsedTime(_burstStart, timestamp) > Burst)
+            {
+                _burstStart = timestamp;
+                _inBurst = 0;
+                _bursts++;
+            }
+
+            _inBurst++;
+            _peak = Math.Max(_peak, _inBurst);
+            return _bursts == 1 ? null : _peak;
         }
     }
 }
