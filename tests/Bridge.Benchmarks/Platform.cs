@@ -1,0 +1,2 @@
+// As Bridge.Host: Unix sockets, POSIX signals and `sleep`/`kill` child processes.
+[assembly: System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
