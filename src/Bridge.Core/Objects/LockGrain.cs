@@ -29,6 +29,7 @@ internal sealed class LockGrain : Grain, ILockGrain
     private readonly ObjectMembership _membership;
     private readonly ILogger<LockGrain> _logger;
     private readonly LinkedList<LockWaiter> _waiters = new();
+    private readonly LockCachePolicy _cachePolicy = new();
 
     // Semaphores: units each session holds (its acquires minus releases), and since when,
     // so a release by a session holding none repays the longest holder.
@@ -142,7 +143,7 @@ internal sealed class LockGrain : Grain, ILockGrain
         var me = new LockOwner(sessionId, owner);
         if (TryTake(me, levels))
         {
-            return cacheable && fromFree && !AnyPendingWaiter() ? new LockGrant(true, CacheFor(sessionId)) : LockGrant.Plain;
+            return cacheable && fromFree && MayCache() ? new LockGrant(true, CacheFor(sessionId)) : LockGrant.Plain;
         }
 
         if (timeout == TimeSpan.Zero && _cachedBy is null)
@@ -385,7 +386,7 @@ internal sealed class LockGrain : Grain, ILockGrain
             {
                 _holder = waiter.Owner;
                 _depth = waiter.Levels;
-                if (waiter.Cacheable && !AnyPendingWaiter())
+                if (waiter.Cacheable && MayCache())
                 {
                     waiter.CacheToken = CacheFor(waiter.SessionId);
                 }
@@ -396,6 +397,9 @@ internal sealed class LockGrain : Grain, ILockGrain
 
         _value = 1;
     }
+
+    /// <summary>Nobody waits (they would recall it at once) and the lock is not contended lately.</summary>
+    private bool MayCache() => !AnyPendingWaiter() && _cachePolicy.MayCache(Stopwatch.GetTimestamp());
 
     private bool AnyPendingWaiter()
     {
@@ -416,6 +420,7 @@ internal sealed class LockGrain : Grain, ILockGrain
         _cachedBy = sessionId;
         _cacheToken = ++_lastToken;
         _recallSent = false;
+        _cachePolicy.Granted(Stopwatch.GetTimestamp());
         return _cacheToken;
     }
 
@@ -425,6 +430,7 @@ internal sealed class LockGrain : Grain, ILockGrain
         if (_cachedBy is { } sessionId && !_recallSent)
         {
             _recallSent = true;
+            _cachePolicy.Recalled(Stopwatch.GetTimestamp());
             _ = _grains.GetGrain<ISessionGrain>(sessionId).Post(new LockRecall(Name, _cacheToken));
         }
     }
