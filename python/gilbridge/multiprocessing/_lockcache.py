@@ -55,7 +55,7 @@ class _Entry:
     something only while ``token`` is set (a plain hold is tracked by the host)."""
 
     __slots__ = ("name", "kind", "cond", "token", "session", "holder", "depth",
-                 "recalled", "recalled_upto")
+                 "recalled", "recalled_upto", "recalling")
 
     def __init__(self, name: str, kind: int) -> None:
         self.name = name
@@ -67,6 +67,10 @@ class _Entry:
         self.depth = 0  # RLock recursion levels of holder
         self.recalled = False  # must be surrendered (an earlier attempt failed): no local use
         self.recalled_upto = 0  # highest token recalled before its grant was installed
+        # Set (without cond) by the watch thread before it takes cond to surrender: a
+        # thread re-acquiring in a tight loop would otherwise keep cond (which is not
+        # fair) and the GIL from it for a long time, and the remote waiter with them.
+        self.recalling = False
 
 
 class LockCache:
@@ -118,7 +122,8 @@ class LockCache:
         fresh = self._conn.renew_if_stale(self._conn.lease_seconds / 2.0)
         with entry.cond:
             while True:
-                if not entry.token or not fresh or entry.session != self._conn.session_id:
+                if (not entry.token or entry.recalling or not fresh
+                        or entry.session != self._conn.session_id):
                     return None
                 if entry.recalled:
                     # A surrender failed earlier: retry it; the host decides from here on.
@@ -220,12 +225,16 @@ class LockCache:
         entry = self._entries.get(name)
         if entry is None:
             return  # no proxy here: the grant was surrendered before the last one went
-        with entry.cond:
-            if entry.token == token:
-                self._surrender_locked(entry)
-            elif token > entry.token:
-                # The grant's reply has not been installed yet (or will never be).
-                entry.recalled_upto = max(entry.recalled_upto, token)
+        entry.recalling = True
+        try:
+            with entry.cond:
+                if entry.token == token:
+                    self._surrender_locked(entry)
+                elif token > entry.token:
+                    # The grant's reply has not been installed yet (or will never be).
+                    entry.recalled_upto = max(entry.recalled_upto, token)
+        finally:
+            entry.recalling = False
 
     def _surrender_all(self) -> None:
         with self._lock:
