@@ -55,7 +55,7 @@ class _Entry:
     something only while ``token`` is set (a plain hold is tracked by the host)."""
 
     __slots__ = ("name", "kind", "cond", "token", "session", "holder", "depth",
-                 "recalled", "recalled_upto", "recalling")
+                 "recalled", "recalled_upto", "recalling", "releasing")
 
     def __init__(self, name: str, kind: int) -> None:
         self.name = name
@@ -71,6 +71,9 @@ class _Entry:
         # thread re-acquiring in a tight loop would otherwise keep cond (which is not
         # fair) and the GIL from it for a long time, and the remote waiter with them.
         self.recalling = False
+        # Plain Release calls in flight from this process: one may have ended a cached
+        # grant whose reply is not installed yet, so such a grant is given back at once.
+        self.releasing = 0
 
 
 class LockCache:
@@ -145,12 +148,12 @@ class LockCache:
                 entry.cond.wait(wait)
 
     def release_local(self, entry: _Entry, who: str) -> bool:
-        """Release through the cached grant; False when it is not cached here (release at
-        the host). Raises what the host would (ValueError, AssertionError)."""
-        if not entry.token:
-            return False
+        """Release through the cached grant; False when it is not cached here: then the
+        caller releases at the host and calls :meth:`release_done` afterwards. Raises
+        what the host would (ValueError, AssertionError)."""
         with entry.cond:
             if not entry.token:
+                entry.releasing += 1
                 return False
             if entry.kind == RLOCK and entry.holder != who:
                 raise AssertionError("attempt to release recursive lock not owned by thread")
@@ -164,6 +167,10 @@ class LockCache:
                 self._surrender_locked(entry)  # best effort; retried on the next recall
             entry.cond.notify()
             return True
+
+    def release_done(self, entry: _Entry) -> None:
+        with entry.cond:
+            entry.releasing -= 1
 
     def is_mine(self, entry: _Entry, who: str) -> bool | None:
         """Whether thread ``who`` holds the lock through the cache; None: ask the host."""
@@ -192,7 +199,8 @@ class LockCache:
             entry.recalled = False
             with self._lock:
                 lost = epoch != self._epoch or self._stopping
-            if lost or entry.recalled_upto >= token or session != self._conn.session_id:
+            if (lost or entry.releasing or entry.recalled_upto >= token
+                    or session != self._conn.session_id):
                 self._surrender_locked(entry)
         self._ensure_watch()
 
@@ -264,7 +272,8 @@ class LockCache:
         """The session ended (lapsed lease): the host released its grants already."""
         with self._lock:
             self._epoch += 1
-            self._broken = True
+            # A running watch re-watches the new session; until it is live, no caching.
+            self._broken = self._thread is not None
             entries = list(self._entries.values())
         for entry in entries:
             with entry.cond:

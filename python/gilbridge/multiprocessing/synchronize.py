@@ -185,10 +185,16 @@ class SemLock(BridgeObject):
         who = owner()
         if self._kind in (LOCK, RLOCK):
             cache = lock_cache(conn)
-            if cache.release_local(cache.entry(self._name, self._kind), who):
+            entry = cache.entry(self._name, self._kind)
+            if cache.release_local(entry, who):
                 self._released()
                 return
-        conn.call(conn.sync.Release, _pb().ReleaseRequest(target=self._ref(conn), owner=who))
+            try:
+                conn.call(conn.sync.Release, _pb().ReleaseRequest(target=self._ref(conn), owner=who))
+            finally:
+                cache.release_done(entry)
+        else:
+            conn.call(conn.sync.Release, _pb().ReleaseRequest(target=self._ref(conn), owner=who))
         self._released()
 
     def _released(self) -> None:
