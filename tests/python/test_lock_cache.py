@@ -14,7 +14,7 @@ import pytest
 
 import gilbridge.multiprocessing as mp
 
-from conftest import LEASE_SECONDS
+from conftest import LEASE_SECONDS, wait_for
 
 pytestmark = pytest.mark.usefixtures("host")
 
@@ -357,3 +357,55 @@ def test_forked_child_does_not_inherit_cached_grants(children) -> None:
         timeout=110,
     )
     assert out.startswith("True"), out
+
+
+def test_a_broken_watch_stream_gives_every_cached_grant_back(children) -> None:
+    """Another Watch on the child's session supersedes (ends) the child's stream; recalls
+    would reach that other stream, so the child must surrender and stop using its cache."""
+    child = children.start(
+        """
+        import sys
+        import gilbridge.multiprocessing as mp
+        from gilbridge._connection import get_connection
+        free, held = mp.Lock(name="tests.cache.broken.free"), mp.RLock(name="tests.cache.broken.held")
+        free.acquire(); free.release()  # cached, free
+        held.acquire()                  # cached, held by this thread
+        print("session", get_connection().session_id, flush=True)
+        sys.stdin.readline()
+        print("after", free.acquire(False), flush=True)
+        held.release()
+        print("released", flush=True)
+        """,
+        stdin=subprocess.PIPE,
+    )
+    session = child.wait_line("session").split()[1]
+    free = mp.Lock(name="tests.cache.broken.free", create=False)
+    held = mp.RLock(name="tests.cache.broken.held", create=False)
+    from gilbridge._connection import get_connection
+    from gilbridge._proto.bridge.v1 import common_pb2, sessions_pb2
+    from gilbridge._proto.bridge.v1 import synchronization_pb2 as pb
+
+    conn = get_connection()
+
+    def cached(name: str) -> bool:
+        ref = common_pb2.ObjectRef(session_id=conn.session_id, name=name)
+        return bool(conn.call(conn.sync.GetLockState, pb.LockStateRequest(target=ref, owner="x")).cached)
+
+    assert cached(free.name) and cached(held.name)
+    stream = conn.sessions.Watch(sessions_pb2.WatchRequest(session_id=session), metadata=conn.metadata)
+    try:
+        assert next(stream).WhichOneof("event") == "started"
+        # Both grants come back without anyone acquiring: the free one is released, the
+        # held one stays held by the child's thread as a plain hold.
+        assert wait_for(lambda: not cached(free.name) and not cached(held.name), timeout=30)
+    finally:
+        stream.cancel()
+    assert free.acquire(False) is True
+    assert held.acquire(False) is False
+    _send(child, "go")
+    assert child.wait_line("after") == "after False"  # no stale local use: this process holds it
+    child.wait_line("released")
+    child.wait_ok()
+    assert held.acquire(timeout=30)
+    held.release()
+    free.release()
