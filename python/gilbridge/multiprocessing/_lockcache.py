@@ -122,11 +122,14 @@ class LockCache:
         when the lock is not cached here (ask the host, with whatever time is left)."""
         if not entry.token:
             return None
-        fresh = self._conn.renew_if_stale(self._conn.lease_seconds / 2.0)
+        conn = self._conn
+        max_age = conn.lease_seconds / 2.0
+        if not conn.renew_if_stale(max_age):
+            return None
         with entry.cond:
             while True:
-                if (not entry.token or entry.recalling or not fresh
-                        or entry.session != self._conn.session_id):
+                if (not entry.token or entry.recalling or entry.session != conn.session_id
+                        or time.monotonic() - conn.last_renewed > max_age):
                     return None
                 if entry.recalled:
                     # A surrender failed earlier: retry it; the host decides from here on.

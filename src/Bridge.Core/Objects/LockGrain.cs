@@ -26,6 +26,7 @@ namespace Bridge.Core.Objects;
 [Reentrant]
 internal sealed class LockGrain : Grain, ILockGrain
 {
+    private readonly IGrainFactory _grains;
     private readonly ObjectMembership _membership;
     private readonly ILogger<LockGrain> _logger;
     private readonly LinkedList<LockWaiter> _waiters = new();
@@ -56,8 +57,6 @@ internal sealed class LockGrain : Grain, ILockGrain
     private long _lastToken;
     private bool _recallSent;
     private TaskCompletionSource? _cacheEnded;
-
-    private readonly IGrainFactory _grains;
 
     public LockGrain(IGrainFactory grains, ILogger<LockGrain> logger)
     {
