@@ -13,8 +13,11 @@ first object creation (so ``import gilbridge`` does not import grpc). It owns:
   garbage-collection callback, never during interpreter shutdown),
 * the queues whose buffered puts and pending acks must be flushed before Goodbye,
 * per-connection attachments (:meth:`Connection.attachment`): the execution runtime
-  (this process's pools and Process children, ``gilbridge._execution``) hangs here, so
-  it dies with the connection and a forked child starts with none.
+  (this process's pools and Process children, ``gilbridge._execution``) and the lock
+  cache (``gilbridge.multiprocessing._lockcache``) hang here, so they die with the
+  connection and a forked child starts with none,
+* hooks for those attachments: before an object is detached, and around ``os.fork``
+  (no long-lived stream may be in flight across a fork).
 
 After ``os.fork()`` the child must not touch the parent's channel: an at-fork handler
 drops the child's reference (keeping the object alive, unclosed, so nothing is sent on
@@ -140,6 +143,8 @@ class Connection:
         self._refs: dict[tuple[int, str], int] = {}
         self._background_work: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         self._flushables: weakref.WeakSet[_AtExitFlushable] = weakref.WeakSet()
+        self._detach_hooks: list[Callable[[int, str], None]] = []
+        self._fork_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
         self.closed = False
 
         self.session_id = ""
@@ -185,6 +190,26 @@ class Connection:
                 self._renew_session(sid, "its lease lapsed")
             else:
                 raise translate(err, self.address.target) from None
+
+    def renew_if_stale(self, max_age: float) -> bool:
+        """True when the session surely still runs: the last successful KeepAlive was
+        sent less than ``max_age`` seconds ago, or one sent now succeeds (blocks for that
+        call). False when it failed; a session found ended is replaced (with a warning)."""
+        if time.monotonic() - self.last_renewed <= max_age:
+            return True
+        if self.closed:
+            return False
+        sid = self.session_id
+        try:
+            self._keepalive(sid)
+            return True
+        except self._grpc.RpcError as err:
+            if err.code() == self._grpc.StatusCode.NOT_FOUND:
+                try:
+                    self._renew_session(sid, "its lease lapsed")
+                except Exception:  # noqa: BLE001 - the caller falls back to plain calls
+                    pass
+            return False
 
     def _keepalive(self, sid: str) -> float:
         """One KeepAlive; returns the lease the host granted."""
@@ -338,6 +363,11 @@ class Connection:
             self._refs.pop(key, None)
             if self.closed or sys.is_finalizing():
                 return
+            for hook in list(self._detach_hooks):
+                try:
+                    hook(*key)
+                except Exception:  # noqa: BLE001 - detach is best effort
+                    pass
             try:
                 self.invoke(
                     self.sessions.Detach,
@@ -346,6 +376,18 @@ class Connection:
                 )
             except Exception:  # noqa: BLE001 - detach is best effort
                 pass
+
+    def register_detach_hook(self, hook: Callable[[int, str], None]) -> None:
+        """Call ``hook(kind, name)`` on the background thread right before this process
+        detaches from an object (its last proxy is gone), e.g. to hand back a cached lock."""
+        self._detach_hooks.append(hook)
+
+    def register_fork_hooks(self, before: Callable[[], None],
+                            after_in_parent: Callable[[], None]) -> None:
+        """Call ``before()`` in the forking thread before ``os.fork`` (RPCs are still
+        allowed then; e.g. to end a long-lived stream, which grpc's fork handlers do not
+        survive reliably) and ``after_in_parent()`` after it, in the parent only."""
+        self._fork_hooks.append((before, after_in_parent))
 
     def ref_count(self, kind: int, name: str) -> int:
         with self._refs_lock:
@@ -542,6 +584,11 @@ def _before_fork() -> None:
     global _gc_was_enabled
     conn = _connection
     if conn is not None and conn.pid == os.getpid():
+        for before, _after in conn._fork_hooks:
+            try:
+                before()
+            except Exception:  # noqa: BLE001 - never fail a fork over it
+                pass
         conn.guard.before_fork()
         # Let this module's threads that are runnable (a feeder just notified, the
         # keep-alive thread waking up) reach their next blocking point: grpc's post-fork
@@ -560,6 +607,11 @@ def _after_fork_in_parent() -> None:
     conn = _connection
     if conn is not None and conn.pid == os.getpid():
         conn.guard.after_fork_parent()
+        for _before, after in conn._fork_hooks:
+            try:
+                after()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 os.register_at_fork(

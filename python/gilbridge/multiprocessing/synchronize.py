@@ -2,10 +2,18 @@
 Bridge host, with the semantics (signatures, return values, exceptions) of
 ``multiprocessing.synchronize``.
 
-Every method is one or a few RPCs (~50-100 us each). Methods that wait (``acquire``,
-``Event.wait``, ``Condition.wait``, ``Barrier.wait``) block for at most ``timeout``
-seconds, or until done when ``timeout`` is None; long waits stay interruptible by
-Ctrl-C. Ownership (RLock, Condition) is per (process, thread).
+Every method is one or a few RPCs (~50-100 us each), except that a Lock or RLock this
+process holds *cached* (see ``_lockcache``: the host lets the last uncontended user keep
+it until someone else wants it) is acquired and released locally, with no RPC. Methods
+that wait (``acquire``, ``Event.wait``, ``Condition.wait``, ``Barrier.wait``) block for
+at most ``timeout`` seconds, or until done when ``timeout`` is None; long waits stay
+interruptible by Ctrl-C. Ownership (RLock, Condition) is per (process, thread).
+
+Releasing a Lock from another process (allowed, as in the stdlib) while this process
+caches it: the host first asks this process whether a thread holds it. If one does, the
+release takes the lock from under it, exactly as the stdlib's would; that thread's own
+``release()`` then raises ValueError (released too many times) unless the lock was taken
+again meanwhile. If none does, the foreign release raises ValueError.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from ._base import (
     owner,
     wait_policy,
 )
+from ._lockcache import lock_cache
 
 __all__ = [
     "Barrier",
@@ -112,54 +121,106 @@ class SemLock(BridgeObject):
         return self._acquire(block, timeout, 1)
 
     def _acquire(self, block: bool, timeout: object, count: int) -> bool:
-        policy, long_wait = wait_policy(block, timeout)
-        pb = _pb()
         conn = get_connection()
         who = owner()
+        cacheable, epoch = False, 0
+        if self._kind in (LOCK, RLOCK):
+            seconds = check_timeout(timeout) if block else None
+            deadline = None if seconds is None else time.monotonic() + seconds
+            cache = lock_cache(conn)
+            entry = cache.entry(self._name, self._kind)
+            local = cache.acquire_local(entry, who, count, block, deadline)
+            if local is not None:
+                if local:
+                    self._acquired(count)
+                return local
+            if deadline is not None:
+                timeout = max(0.0, deadline - time.monotonic())  # time spent waiting here counts
+            cacheable, epoch = cache.cacheable()
+        policy, long_wait = wait_policy(block, timeout)
+        pb = _pb()
         if long_wait:
             # Uncontended fast path: one plain call instead of a polled future.
             from .._proto.bridge.v1 import common_pb2
 
             fast = pb.AcquireRequest(
                 target=self._ref(conn), owner=who, wait=common_pb2.WaitPolicy(block=False),
-                count=count,
+                count=count, cacheable=cacheable,
             )
-            if conn.call(conn.sync.Acquire, fast).acquired:
-                self._acquired(count)
+            reply = conn.call(conn.sync.Acquire, fast)
+            if reply.acquired:
+                self._granted(conn, fast, reply, who, count, epoch)
                 return True
-        request = pb.AcquireRequest(target=self._ref(conn), owner=who, wait=policy, count=count)
+        request = pb.AcquireRequest(
+            target=self._ref(conn), owner=who, wait=policy, count=count, cacheable=cacheable
+        )
 
         def undo(future: Any) -> None:
             if future.done() and not future.cancelled() and future.result().acquired:
                 self.release()
 
-        acquired = bool(
-            conn.call(conn.sync.Acquire, request, long_wait=long_wait, on_interrupt=undo).acquired
-        )
-        if acquired:
-            self._acquired(count)
-        return acquired
+        reply = conn.call(conn.sync.Acquire, request, long_wait=long_wait, on_interrupt=undo)
+        if reply.acquired:
+            self._granted(conn, request, reply, who, count, epoch)
+        return bool(reply.acquired)
+
+    def _granted(self, conn: Connection, request: Any, reply: Any, who: str, count: int,
+                 epoch: int) -> None:
+        if reply.cache_token:
+            cache = lock_cache(conn)
+            cache.install(
+                cache.entry(self._name, self._kind), int(reply.cache_token),
+                str(request.target.session_id), who, count, epoch,
+            )
+        self._acquired(count)
 
     def _acquired(self, count: int) -> None:
         pass
 
     def release(self) -> None:
-        """Release (never blocks). ValueError when a Lock/BoundedSemaphore is released too
-        many times; AssertionError when an RLock is released by a non-owner."""
+        """Release (never blocks, except for one RPC when the lock is not cached here).
+        ValueError when a Lock/BoundedSemaphore is released too many times;
+        AssertionError when an RLock is released by a non-owner."""
         conn = get_connection()
-        conn.call(conn.sync.Release, _pb().ReleaseRequest(target=self._ref(conn), owner=owner()))
+        who = owner()
+        if self._kind in (LOCK, RLOCK):
+            cache = lock_cache(conn)
+            entry = cache.entry(self._name, self._kind)
+            if cache.release_local(entry, who):
+                self._released()
+                return
+            try:
+                conn.call(conn.sync.Release, _pb().ReleaseRequest(target=self._ref(conn), owner=who))
+            finally:
+                cache.release_done(entry)
+        else:
+            conn.call(conn.sync.Release, _pb().ReleaseRequest(target=self._ref(conn), owner=who))
         self._released()
 
     def _released(self) -> None:
         pass
 
+    def _flush_cache(self) -> None:
+        """Hand a cached grant back to the host (a holding thread keeps the lock), so that
+        host-side checks (Condition wait/notify, GetLockState) see the true state. One RPC
+        when cached here, else none."""
+        if self._kind in (LOCK, RLOCK):
+            cache = lock_cache(get_connection())
+            cache.flush(cache.entry(self._name, self._kind))
+
     def _state(self) -> Any:
+        self._flush_cache()
         conn = get_connection()
         return conn.call(
             conn.sync.GetLockState, _pb().LockStateRequest(target=self._ref(conn), owner=owner())
         )
 
     def _is_mine(self) -> bool:
+        if self._kind in (LOCK, RLOCK):
+            cache = lock_cache(get_connection())
+            mine = cache.is_mine(cache.entry(self._name, self._kind), owner())
+            if mine is not None:
+                return mine
         return bool(self._state().owned_by_caller)
 
     def __enter__(self) -> bool:
@@ -380,6 +441,7 @@ class Condition(LockDelegate, BridgeObject):
             if outcome:
                 lock._acquire(True, None, outcome[0])
 
+        lock._flush_cache()  # the host checks ownership and releases the lock itself
         try:
             reply = conn.call(
                 conn.sync.WaitCondition,
@@ -433,6 +495,7 @@ class Condition(LockDelegate, BridgeObject):
         self._notify(0)
 
     def _notify(self, n: int) -> None:
+        self._lock._flush_cache()  # the host checks that the caller owns the lock
         conn = get_connection()
         conn.call(conn.sync.Notify, _pb().NotifyRequest(target=self._ref(conn), owner=owner(), n=n))
 

@@ -38,11 +38,32 @@ public interface ILockGrain : IBridgeObjectGrain
     Task<bool> Acquire(string sessionId, string owner, int count, TimeSpan? timeout, CancellationToken cancellationToken);
 
     /// <summary>
+    /// <see cref="Acquire"/>, and with <paramref name="cacheable"/> (Lock and RLock only)
+    /// the grant may be cached by the session (LockGrant.CacheToken != 0): see
+    /// <see cref="Surrender"/>. While another session caches the lock, a non-blocking
+    /// acquire waits for that session to surrender (never for a holder to release).
+    /// </summary>
+    [ResponseTimeout("3650.00:00:00")]
+    Task<LockGrant> AcquireGrant(
+        string sessionId, string owner, int count, TimeSpan? timeout, bool cacheable, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Ends the session's cached grant <paramref name="cacheToken"/>: releases the lock
+    /// (first waiter first) unless <paramref name="held"/>, else keeps it held by
+    /// (session, <paramref name="owner"/>) with <paramref name="count"/> recursion levels.
+    /// False (nothing changes) when that grant no longer stands.
+    /// </summary>
+    Task<bool> Surrender(string sessionId, long cacheToken, bool held, string owner, int count);
+
+    /// <summary>
     /// FailedPrecondition/ValueError "semaphore or lock released too many times" (Lock
     /// unheld, BoundedSemaphore at its initial value); FailedPrecondition/AssertionError
-    /// "attempt to release recursive lock not owned by thread" (RLock, non-owner).
+    /// "attempt to release recursive lock not owned by thread" (RLock, non-owner). A Lock
+    /// cached by another session is recalled first (the call waits for that session's
+    /// answer, or its end), so "unheld" means what the caching client says.
     /// </summary>
-    Task Release(string sessionId, string owner);
+    [ResponseTimeout("3650.00:00:00")]
+    Task Release(string sessionId, string owner, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// For Condition.wait: the owner gives the lock up entirely; returns the recursion

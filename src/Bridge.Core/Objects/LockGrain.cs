@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Bridge.Core.Objects.Runtime;
+using Bridge.Core.Sessions;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 
@@ -9,13 +11,26 @@ namespace Bridge.Core.Objects;
 /// queue first come, first served and a release hands the unit straight to the first
 /// waiter, so a newcomer can never overtake them. What a session holds is released when it
 /// ends, so a dead client cannot keep others waiting forever.
+/// <para>
+/// Lock caching (Lock and RLock, for callers that opt in): an uncontended grant may be
+/// <em>cached</em> by the acquiring session. The client then acquires and releases locally
+/// while the host keeps the lock held by that session. When anyone else acquires it (or
+/// releases it), the grain posts one LockRecall for the grant's token to the caching
+/// session, which answers with <see cref="Surrender"/>: free (the lock goes to the first
+/// waiter, FIFO) or held by one of its threads (it becomes a plain hold, released later by
+/// an ordinary Release). Until then the lock counts as held. A caching session that ends
+/// loses the lock like any holder. Tokens only grow, so a late or repeated surrender of an
+/// old grant changes nothing.
+/// </para>
 /// </summary>
 [Reentrant]
 internal sealed class LockGrain : Grain, ILockGrain
 {
+    private readonly IGrainFactory _grains;
     private readonly ObjectMembership _membership;
     private readonly ILogger<LockGrain> _logger;
     private readonly LinkedList<LockWaiter> _waiters = new();
+    private readonly LockCachePolicy _cachePolicy = new();
 
     // Semaphores: units each session holds (its acquires minus releases), and since when,
     // so a release by a session holding none repays the longest holder.
@@ -34,8 +49,18 @@ internal sealed class LockGrain : Grain, ILockGrain
     // RLock recursion depth.
     private int _depth;
 
+    // Lock caching: the session caching the lock (then _value == 0 and _holder is that
+    // session), its grant's token, whether the recall went out, and who waits for the
+    // cache to end (a release or non-blocking acquire by another session).
+    private string? _cachedBy;
+    private long _cacheToken;
+    private long _lastToken;
+    private bool _recallSent;
+    private TaskCompletionSource? _cacheEnded;
+
     public LockGrain(IGrainFactory grains, ILogger<LockGrain> logger)
     {
+        _grains = grains;
         _logger = logger;
         _membership = new ObjectMembership(
             grains,
@@ -83,12 +108,19 @@ internal sealed class LockGrain : Grain, ILockGrain
                 _kind = kind;
                 _initialValue = initialValue;
                 _value = initialValue;
+
+                // Tokens keep growing across re-creations of the name within this host.
+                _lastToken = Math.Max(_lastToken, Stopwatch.GetTimestamp());
                 Log.ObjectCreated(_logger, ObjectFamily.Lock, Name, sessionId);
             });
         return new LockDescriptor(_kind, _initialValue);
     }
 
-    public async Task<bool> Acquire(string sessionId, string owner, int count, TimeSpan? timeout, CancellationToken cancellationToken)
+    public async Task<bool> Acquire(string sessionId, string owner, int count, TimeSpan? timeout, CancellationToken cancellationToken) =>
+        (await AcquireGrant(sessionId, owner, count, timeout, cacheable: false, cancellationToken)).Acquired;
+
+    public async Task<LockGrant> AcquireGrant(
+        string sessionId, string owner, int count, TimeSpan? timeout, bool cacheable, CancellationToken cancellationToken)
     {
         WaitTimeouts.Check(timeout);
         if (count < 0)
@@ -103,40 +135,110 @@ internal sealed class LockGrain : Grain, ILockGrain
             throw BridgeException.InvalidArgument($"only an RLock can be acquired {levels} levels at once");
         }
 
+        // Only a lock taken from free is cached: an RLock re-entered by its plain owner
+        // stays a plain hold, its depth counted here.
+        cacheable &= !IsSemaphore;
+        var fromFree = _value == 1;
         var me = new LockOwner(sessionId, owner);
         if (TryTake(me, levels))
         {
-            return true;
+            return cacheable && fromFree && MayCache() ? new LockGrant(true, CacheFor(sessionId)) : LockGrant.Plain;
         }
 
+        if (timeout == TimeSpan.Zero && _cachedBy is null)
+        {
+            return LockGrant.NotAcquired;
+        }
+
+        var waiter = new LockWaiter(me, levels, cacheable);
+        var node = _waiters.AddLast(waiter);
+        Recall();
+        bool granted;
         if (timeout == TimeSpan.Zero)
         {
-            return false;
+            // Cached elsewhere, so possibly free: "do not wait" waits only for the caching
+            // client to say (the recall), never for a holder to release.
+            try
+            {
+                await WhenCacheEnds(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // Decided below, like any wait.
+            }
+
+            granted = await waiter.WaitAsync(TimeSpan.Zero, cancellationToken);
+        }
+        else
+        {
+            granted = await waiter.WaitAsync(timeout, cancellationToken);
         }
 
-        var waiter = new LockWaiter(me, levels);
-        var node = _waiters.AddLast(waiter);
-        if (await waiter.WaitAsync(timeout, cancellationToken))
+        if (granted)
         {
-            if (waiter.Outcome && cancellationToken.IsCancellationRequested)
+            if (cancellationToken.IsCancellationRequested)
             {
                 // The caller is gone and will never learn it got the lock: give it back.
                 GiveBack(waiter);
                 cancellationToken.ThrowIfCancellationRequested();
             }
 
-            return waiter.Outcome;
+            return new LockGrant(true, waiter.CacheToken);
         }
 
         waiter.TryWithdraw();
         _waiters.Remove(node);
         cancellationToken.ThrowIfCancellationRequested();
-        return false;
+        return LockGrant.NotAcquired;
     }
 
-    public async Task Release(string sessionId, string owner)
+    public async Task<bool> Surrender(string sessionId, long cacheToken, bool held, string owner, int count)
     {
         await _membership.EnsureMember(sessionId);
+        if (cacheToken == 0 || _cachedBy != sessionId || _cacheToken != cacheToken)
+        {
+            return false;
+        }
+
+        if (held)
+        {
+            EndCache();
+            _holder = new LockOwner(sessionId, owner);
+            _depth = Math.Max(count, 1);
+        }
+        else
+        {
+            ReleaseLock();
+        }
+
+        return true;
+    }
+
+    public async Task Release(string sessionId, string owner, CancellationToken cancellationToken = default)
+    {
+        await _membership.EnsureMember(sessionId);
+        while (_cachedBy is { } cachedBy)
+        {
+            if (cachedBy == sessionId)
+            {
+                // The caching client released through the host instead of locally: it has
+                // given its cache up (it lost track of it), and the lock with it.
+                ReleaseLock();
+                return;
+            }
+
+            if (_kind == LockKind.RLock)
+            {
+                break; // not the owner, whatever the caching client says
+            }
+
+            // Released from another session: stdlib semantics need to know whether the
+            // lock is really held, which only the caching client can say.
+            Recall();
+            await WhenCacheEnds(cancellationToken);
+            await _membership.EnsureMember(sessionId);
+        }
+
         switch (_kind)
         {
             case LockKind.Lock:
@@ -179,7 +281,7 @@ internal sealed class LockGrain : Grain, ILockGrain
             throw BridgeException.InvalidArgument($"'{Name}' is a {_kind}: a condition needs a Lock or RLock");
         }
 
-        if (_value == 1 || _holder != new LockOwner(sessionId, owner))
+        if (_value == 1 || _cachedBy is not null || _holder != new LockOwner(sessionId, owner))
         {
             throw BridgeException.Precondition("AssertionError", "cannot release un-acquired lock");
         }
@@ -193,6 +295,11 @@ internal sealed class LockGrain : Grain, ILockGrain
     {
         await _membership.EnsureMember(sessionId);
         var held = _value == 0;
+        if (_cachedBy is not null)
+        {
+            return new LockSnapshot(0, false, 1, Cached: true);
+        }
+
         return _kind switch
         {
             LockKind.Lock => new LockSnapshot(_value, held && _holder == new LockOwner(sessionId, owner), held ? 1 : 0),
@@ -241,6 +348,8 @@ internal sealed class LockGrain : Grain, ILockGrain
     {
         switch (_kind)
         {
+            case LockKind.Lock or LockKind.RLock when _cachedBy is not null:
+                return false;
             case LockKind.Lock when _value == 1:
                 _value = 0;
                 _holder = me;
@@ -259,23 +368,92 @@ internal sealed class LockGrain : Grain, ILockGrain
         }
     }
 
-    /// <summary>Lock and RLock: the next waiter gets it, or it becomes free.</summary>
+    /// <summary>
+    /// Lock and RLock: the next waiter gets it (cached when it asked and nobody else waits
+    /// behind it), or it becomes free. Ends any cached grant.
+    /// </summary>
     private void ReleaseLock()
     {
+        EndCache();
         _holder = null;
         _depth = 0;
         while (_waiters.First is { } node)
         {
             _waiters.RemoveFirst();
-            if (node.Value.TryComplete(true))
+            var waiter = node.Value;
+            if (waiter.TryComplete(true))
             {
-                _holder = node.Value.Owner;
-                _depth = node.Value.Levels;
+                _holder = waiter.Owner;
+                _depth = waiter.Levels;
+                if (waiter.Cacheable && MayCache())
+                {
+                    waiter.CacheToken = CacheFor(waiter.SessionId);
+                }
+
                 return;
             }
         }
 
         _value = 1;
+    }
+
+    /// <summary>Nobody waits (they would recall it at once) and the lock is not contended lately.</summary>
+    private bool MayCache() => !AnyPendingWaiter() && _cachePolicy.MayCache(Stopwatch.GetTimestamp());
+
+    private bool AnyPendingWaiter()
+    {
+        foreach (var waiter in _waiters)
+        {
+            if (waiter.IsPending)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Marks the grant just made to <paramref name="sessionId"/> as cached; returns its token.</summary>
+    private long CacheFor(string sessionId)
+    {
+        _cachedBy = sessionId;
+        _cacheToken = ++_lastToken;
+        _recallSent = false;
+        _cachePolicy.Granted(Stopwatch.GetTimestamp());
+        return _cacheToken;
+    }
+
+    /// <summary>Asks the caching session (once per grant) to surrender the lock.</summary>
+    private void Recall()
+    {
+        if (_cachedBy is { } sessionId && !_recallSent)
+        {
+            _recallSent = true;
+            _cachePolicy.Recalled(Stopwatch.GetTimestamp());
+            _ = _grains.GetGrain<ISessionGrain>(sessionId).Post(new LockRecall(Name, _cacheToken));
+        }
+    }
+
+    /// <summary>Completes when no cached grant stands (surrendered, or its session ended).</summary>
+    private Task WhenCacheEnds(CancellationToken cancellationToken)
+    {
+        if (_cachedBy is null)
+        {
+            return Task.CompletedTask;
+        }
+
+        _cacheEnded ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return _cacheEnded.Task.WaitAsync(cancellationToken);
+    }
+
+    private void EndCache()
+    {
+        _cachedBy = null;
+        _cacheToken = 0;
+        _recallSent = false;
+        var ended = _cacheEnded;
+        _cacheEnded = null;
+        ended?.TrySetResult();
     }
 
     /// <summary>Semaphores: the next waiter gets the unit, or it is added to the free ones.</summary>
@@ -367,6 +545,7 @@ internal sealed class LockGrain : Grain, ILockGrain
 
     private void Free()
     {
+        EndCache();
         _waiters.Clear();
         _holdings.Clear();
         _holder = null;
@@ -392,10 +571,15 @@ internal sealed class LockGrain : Grain, ILockGrain
         public long Units { get; set; }
     }
 
-    private sealed class LockWaiter(LockOwner owner, int levels) : Waiter<bool>(owner.SessionId)
+    private sealed class LockWaiter(LockOwner owner, int levels, bool cacheable) : Waiter<bool>(owner.SessionId)
     {
         public LockOwner Owner { get; } = owner;
 
         public int Levels { get; } = levels;
+
+        public bool Cacheable { get; } = cacheable;
+
+        /// <summary>Set with the grant when it is cached.</summary>
+        public long CacheToken { get; set; }
     }
 }

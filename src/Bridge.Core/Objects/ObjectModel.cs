@@ -45,8 +45,26 @@ public readonly record struct ObjectAddress([property: Id(0)] ObjectFamily Famil
 [GenerateSerializer, Immutable, Alias("Bridge.LockDescriptor")]
 public sealed record LockDescriptor([property: Id(0)] LockKind Kind, [property: Id(1)] long InitialValue);
 
+/// <param name="Cached">The lock is cached by a client session (see <see cref="LockGrant"/>).</param>
 [GenerateSerializer, Immutable, Alias("Bridge.LockSnapshot")]
-public sealed record LockSnapshot([property: Id(0)] long Value, [property: Id(1)] bool OwnedByCaller, [property: Id(2)] int Count);
+public sealed record LockSnapshot(
+    [property: Id(0)] long Value,
+    [property: Id(1)] bool OwnedByCaller,
+    [property: Id(2)] int Count,
+    [property: Id(3)] bool Cached = false);
+
+/// <summary>
+/// The outcome of an acquire. A non-zero <paramref name="CacheToken"/> means the session
+/// holds the lock cached: its client acquires and releases locally until the host recalls
+/// that token (a <see cref="Sessions.LockRecall"/>), then surrenders it.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Bridge.LockGrant")]
+public readonly record struct LockGrant([property: Id(0)] bool Acquired, [property: Id(1)] long CacheToken)
+{
+    public static LockGrant NotAcquired => default;
+
+    public static LockGrant Plain => new(true, 0);
+}
 
 [GenerateSerializer, Immutable, Alias("Bridge.ConditionDescriptor")]
 public sealed record ConditionDescriptor([property: Id(0)] string LockName, [property: Id(1)] LockKind LockKind);

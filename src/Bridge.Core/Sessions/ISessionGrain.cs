@@ -24,6 +24,28 @@ public interface ISessionGrain : IGrainWithStringKey
 
     /// <summary>Ends the session now (goodbye). Idempotent.</summary>
     Task End();
+
+    /// <summary>
+    /// Queues a recall for the session's Watch stream (kept until a watcher pulls it;
+    /// dropped when the session has ended). Never waits.
+    /// </summary>
+    [AlwaysInterleave, OneWay]
+    Task Post(LockRecall recall);
+
+    /// <summary>
+    /// Starts watching: returns the watch's generation, which its pulls pass along. A
+    /// newer watch supersedes older ones (their pulls return Superseded). NotFound
+    /// (SessionEnded) when the session has ended.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<long> Watch();
+
+    /// <summary>
+    /// The events queued for the session, waiting up to <paramref name="maxWait"/> for the
+    /// first (empty after that). NotFound (SessionEnded) once the session has ended.
+    /// </summary>
+    [AlwaysInterleave, ResponseTimeout("3650.00:00:00")]
+    Task<SessionEventBatch> NextEvents(long generation, TimeSpan maxWait, CancellationToken cancellationToken);
 }
 
 [GenerateSerializer, Immutable, Alias("Bridge.SessionStart")]

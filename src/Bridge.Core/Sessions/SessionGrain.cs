@@ -27,6 +27,12 @@ internal sealed class SessionGrain : Grain, ISessionGrain
     private IGrainTimer? _leaseTimer;
     private Task _ending = Task.CompletedTask;
 
+    // The push channel (Sessions.Watch): events wait here until the current watcher pulls
+    // them; _eventsArrived wakes a pull waiting for the first one.
+    private readonly Queue<LockRecall> _events = new();
+    private TaskCompletionSource? _eventsArrived;
+    private long _watchGeneration;
+
     public SessionGrain(SessionTracker tracker, IGrainFactory grains, ILogger<SessionGrain> logger)
     {
         _tracker = tracker;
@@ -106,6 +112,68 @@ internal sealed class SessionGrain : Grain, ISessionGrain
         }
     }
 
+    public Task Post(LockRecall recall)
+    {
+        if (_phase == SessionPhase.Active)
+        {
+            _events.Enqueue(recall);
+            WakeWatcher();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<long> Watch()
+    {
+        ThrowUnlessActive();
+        _watchGeneration++;
+        WakeWatcher(); // a pull of the previous watch returns Superseded
+        return Task.FromResult(_watchGeneration);
+    }
+
+    public async Task<SessionEventBatch> NextEvents(long generation, TimeSpan maxWait, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(maxWait.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            ThrowUnlessActive();
+            if (generation != _watchGeneration)
+            {
+                return SessionEventBatch.SupersededBatch;
+            }
+
+            if (_events.Count > 0)
+            {
+                var recalls = _events.ToArray();
+                _events.Clear();
+                return new SessionEventBatch(false, recalls);
+            }
+
+            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (left <= TimeSpan.Zero)
+            {
+                return SessionEventBatch.Empty;
+            }
+
+            var arrived = _eventsArrived ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            try
+            {
+                await arrived.Task.WaitAsync(left, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                return SessionEventBatch.Empty;
+            }
+        }
+    }
+
+    private void WakeWatcher()
+    {
+        var arrived = _eventsArrived;
+        _eventsArrived = null;
+        arrived?.TrySetResult();
+    }
+
     private Task CheckLease(CancellationToken cancellationToken)
     {
         if (_phase == SessionPhase.Active && Stopwatch.GetElapsedTime(_renewedAt) > _lease)
@@ -123,6 +191,8 @@ internal sealed class SessionGrain : Grain, ISessionGrain
         _leaseTimer = null;
         var objects = _attached.ToArray();
         _attached.Clear();
+        _events.Clear();
+        WakeWatcher(); // its pull fails with SessionEnded
         Log.SessionEnding(_logger, Id, reason, objects.Length);
 
         await Task.WhenAll(objects.Select(TellEnded));

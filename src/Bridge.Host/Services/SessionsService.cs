@@ -11,8 +11,13 @@ internal sealed class SessionsService(
     IGrainFactory grains,
     SessionTracker tracker,
     HostIdentity identity,
-    IOptions<BridgeHostOptions> options) : Sessions.SessionsBase
+    IOptions<BridgeHostOptions> options,
+    IHostApplicationLifetime lifetime) : Sessions.SessionsBase
 {
+    // A watch re-pulls its session's events this often, so no grain call stays pending
+    // for long (and a failover would lose at most one slice).
+    private static readonly TimeSpan WatchPollSlice = TimeSpan.FromSeconds(20);
+
     private readonly BridgeHostOptions _options = options.Value;
 
     public override async Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
@@ -44,6 +49,40 @@ internal sealed class SessionsService(
         await grains.GetGrain<ISessionGrain>(sessionId).Detached(address);
         await ObjectGrains.Get(grains, address).Detach(sessionId);
         return new DetachReply();
+    }
+
+    public override async Task Watch(WatchRequest request, IServerStreamWriter<SessionEvent> responseStream, ServerCallContext context)
+    {
+        var session = grains.GetGrain<ISessionGrain>(Requests.Session(request.SessionId));
+        var generation = await session.Watch();
+
+        // Ends with the call, or when the host stops (so a watching client never holds
+        // up a graceful shutdown).
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        var cancellationToken = stop.Token;
+        await responseStream.WriteAsync(new SessionEvent { Started = new WatchStarted() }, cancellationToken);
+        try
+        {
+            while (true)
+            {
+                var batch = await session.NextEvents(generation, WatchPollSlice, cancellationToken);
+                if (batch.Superseded)
+                {
+                    return;
+                }
+
+                foreach (var recall in batch.Recalls)
+                {
+                    await responseStream.WriteAsync(
+                        new SessionEvent { LockRecall = new Contracts.V1.LockRecall { Name = recall.LockName, CacheToken = recall.CacheToken } },
+                        cancellationToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            // The host is stopping: end the stream normally.
+        }
     }
 
     public override Task<HostInfo> GetHostInfo(HostInfoRequest request, ServerCallContext context) => Task.FromResult(Info());

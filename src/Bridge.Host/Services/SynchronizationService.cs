@@ -29,15 +29,15 @@ internal sealed class SynchronizationService(IGrainFactory grains) : Synchroniza
             throw BridgeException.InvalidArgument($"count must be >= 0 (got {request.Count})");
         }
 
-        var acquired = await grains.GetGrain<ILockGrain>(name).Acquire(
-            sessionId, request.Owner, Math.Max(1, request.Count), Requests.Timeout(request.Wait), context.CancellationToken);
-        return new AcquireReply { Acquired = acquired };
+        var grant = await grains.GetGrain<ILockGrain>(name).AcquireGrant(
+            sessionId, request.Owner, Math.Max(1, request.Count), Requests.Timeout(request.Wait), request.Cacheable, context.CancellationToken);
+        return new AcquireReply { Acquired = grant.Acquired, CacheToken = grant.CacheToken };
     }
 
     public override async Task<ReleaseReply> Release(ReleaseRequest request, ServerCallContext context)
     {
         var (sessionId, name) = Requests.Target(request.Target);
-        await grains.GetGrain<ILockGrain>(name).Release(sessionId, request.Owner);
+        await grains.GetGrain<ILockGrain>(name).Release(sessionId, request.Owner, context.CancellationToken);
         return new ReleaseReply();
     }
 
@@ -45,7 +45,20 @@ internal sealed class SynchronizationService(IGrainFactory grains) : Synchroniza
     {
         var (sessionId, name) = Requests.Target(request.Target);
         var state = await grains.GetGrain<ILockGrain>(name).GetState(sessionId, request.Owner);
-        return new LockState { Value = state.Value, OwnedByCaller = state.OwnedByCaller, Count = state.Count };
+        return new LockState { Value = state.Value, OwnedByCaller = state.OwnedByCaller, Count = state.Count, Cached = state.Cached };
+    }
+
+    public override async Task<SurrenderLockReply> SurrenderLock(SurrenderLockRequest request, ServerCallContext context)
+    {
+        var (sessionId, name) = Requests.Target(request.Target);
+        if (request.Count < 0)
+        {
+            throw BridgeException.InvalidArgument($"count must be >= 0 (got {request.Count})");
+        }
+
+        var applied = await grains.GetGrain<ILockGrain>(name)
+            .Surrender(sessionId, request.CacheToken, request.Held, request.Owner, request.Count);
+        return new SurrenderLockReply { Applied = applied };
     }
 
     public override async Task<EventInfo> CreateEvent(CreateEventRequest request, ServerCallContext context)

@@ -43,6 +43,11 @@ class SessionsStub(object):
                 request_serializer=bridge_dot_v1_dot_sessions__pb2.HostInfoRequest.SerializeToString,
                 response_deserializer=bridge_dot_v1_dot_sessions__pb2.HostInfo.FromString,
                 )
+        self.Watch = channel.unary_stream(
+                '/bridge.v1.Sessions/Watch',
+                request_serializer=bridge_dot_v1_dot_sessions__pb2.WatchRequest.SerializeToString,
+                response_deserializer=bridge_dot_v1_dot_sessions__pb2.SessionEvent.FromString,
+                )
 
 
 class SessionsServicer(object):
@@ -84,6 +89,16 @@ class SessionsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """The session's push channel: first WatchStarted, then the events the host has for the
+        session (LockRecall) as they happen. Events raised while no stream is open are kept
+        and delivered to the next one; one stream per session (a new Watch ends the previous
+        stream). NOT_FOUND when the session has ended (or ends while watching).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +126,11 @@ def add_SessionsServicer_to_server(servicer, server):
                     servicer.GetHostInfo,
                     request_deserializer=bridge_dot_v1_dot_sessions__pb2.HostInfoRequest.FromString,
                     response_serializer=bridge_dot_v1_dot_sessions__pb2.HostInfo.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=bridge_dot_v1_dot_sessions__pb2.WatchRequest.FromString,
+                    response_serializer=bridge_dot_v1_dot_sessions__pb2.SessionEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -208,5 +228,22 @@ class Sessions(object):
         return grpc.experimental.unary_unary(request, target, '/bridge.v1.Sessions/GetHostInfo',
             bridge_dot_v1_dot_sessions__pb2.HostInfoRequest.SerializeToString,
             bridge_dot_v1_dot_sessions__pb2.HostInfo.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/bridge.v1.Sessions/Watch',
+            bridge_dot_v1_dot_sessions__pb2.WatchRequest.SerializeToString,
+            bridge_dot_v1_dot_sessions__pb2.SessionEvent.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -41,6 +41,11 @@ class SynchronizationStub(object):
                 request_serializer=bridge_dot_v1_dot_synchronization__pb2.LockStateRequest.SerializeToString,
                 response_deserializer=bridge_dot_v1_dot_synchronization__pb2.LockState.FromString,
                 )
+        self.SurrenderLock = channel.unary_unary(
+                '/bridge.v1.Synchronization/SurrenderLock',
+                request_serializer=bridge_dot_v1_dot_synchronization__pb2.SurrenderLockRequest.SerializeToString,
+                response_deserializer=bridge_dot_v1_dot_synchronization__pb2.SurrenderLockReply.FromString,
+                )
         self.CreateEvent = channel.unary_unary(
                 '/bridge.v1.Synchronization/CreateEvent',
                 request_serializer=bridge_dot_v1_dot_synchronization__pb2.CreateEventRequest.SerializeToString,
@@ -146,6 +151,15 @@ class SynchronizationServicer(object):
 
     def GetLockState(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SurrenderLock(self, request, context):
+        """Gives back a cached grant (see AcquireRequest.cacheable): the lock is released (to
+        the first waiter, FIFO) when held = false, or becomes a plain hold of (session, owner)
+        when held = true. Idempotent: a token that is no longer current is ignored.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -265,6 +279,11 @@ def add_SynchronizationServicer_to_server(servicer, server):
                     servicer.GetLockState,
                     request_deserializer=bridge_dot_v1_dot_synchronization__pb2.LockStateRequest.FromString,
                     response_serializer=bridge_dot_v1_dot_synchronization__pb2.LockState.SerializeToString,
+            ),
+            'SurrenderLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.SurrenderLock,
+                    request_deserializer=bridge_dot_v1_dot_synchronization__pb2.SurrenderLockRequest.FromString,
+                    response_serializer=bridge_dot_v1_dot_synchronization__pb2.SurrenderLockReply.SerializeToString,
             ),
             'CreateEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateEvent,
@@ -418,6 +437,23 @@ class Synchronization(object):
         return grpc.experimental.unary_unary(request, target, '/bridge.v1.Synchronization/GetLockState',
             bridge_dot_v1_dot_synchronization__pb2.LockStateRequest.SerializeToString,
             bridge_dot_v1_dot_synchronization__pb2.LockState.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SurrenderLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/bridge.v1.Synchronization/SurrenderLock',
+            bridge_dot_v1_dot_synchronization__pb2.SurrenderLockRequest.SerializeToString,
+            bridge_dot_v1_dot_synchronization__pb2.SurrenderLockReply.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
