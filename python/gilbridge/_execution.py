@@ -793,6 +793,10 @@ class PoolCore:
                         self._routes[chunk.task_id] = task
                         self._submit_queue.append((chunk, task))
                         self._lock.notify_all()
+                    # Hand the GIL to the submitter now: encoding the next chunk would
+                    # otherwise hold it for up to the 5 ms switch interval, and the
+                    # workers would idle while this chunk waits to be sent.
+                    time.sleep(0)
             except Exception as exc:  # noqa: BLE001 - a broken task generator
                 print(f"gilbridge: task generation failed: {exc!r}", file=sys.stderr)
             finally:

@@ -18,8 +18,8 @@ namespace Bridge.Worker.Hosting;
 ///   process mode: the RUN_PROCESS chunk ─► TaskResult + WorkerExit ─► exit with its code
 /// </code>
 /// Ready carries credits: how many more chunks the host may send. The worker grants them
-/// by what it is running: one Python chunk at a time (two once chunks prove short, so the
-/// next is already here when one ends), up to kernel_slots for kernels. A pool of slow
+/// by what it is running: one Python chunk at a time (up to four once chunks prove short,
+/// so the next is already here when one ends), up to kernel_slots for kernels. A pool of slow
 /// Python tasks must not have one worker hoard chunks while its siblings idle.
 /// </summary>
 internal sealed class WorkerSession(
@@ -33,9 +33,11 @@ internal sealed class WorkerSession(
     /// <summary>Exit codes other than a Process's own.</summary>
     public const int ExitFailure = 1;
 
-    // Python chunks shorter than this are worth prefetching: a second one waits locally
-    // instead of costing a round trip, and it can delay a sibling by at most this long.
+    // Python chunks shorter than this are worth prefetching: the next ones wait locally
+    // instead of each costing a round trip through the host (several ms on a busy 2-core
+    // machine), and together they can delay a sibling by at most about this long.
     private static readonly TimeSpan ShortPythonChunk = TimeSpan.FromMilliseconds(20);
+    private const int MaxPythonPrefetch = 4;
 
     // How long Python's atexit handlers may run at a clean exit.
     private static readonly TimeSpan ExitHandlersTimeout = TimeSpan.FromSeconds(10);
@@ -53,7 +55,7 @@ internal sealed class WorkerSession(
     private int _outstanding;
     private int _credits;
     private bool _kernelMode;
-    private bool _pythonPrefetch;
+    private int _pythonCapacity = 1;
     private bool _shuttingDown;
     private bool _processStarted;
     private bool _processMode;
@@ -444,7 +446,10 @@ internal sealed class WorkerSession(
             _outstanding--;
             if (!_kernelMode)
             {
-                _pythonPrefetch = elapsed < ShortPythonChunk;
+                // Up to MaxPythonPrefetch chunks whose run adds up to about ShortPythonChunk.
+                _pythonCapacity = elapsed >= ShortPythonChunk
+                    ? 1
+                    : Math.Clamp((int)(ShortPythonChunk.TotalMilliseconds / Math.Max(elapsed.TotalMilliseconds, 1)), 2, MaxPythonPrefetch);
             }
 
             finished = _shuttingDown && _outstanding == 0;
@@ -471,7 +476,7 @@ internal sealed class WorkerSession(
                 return;
             }
 
-            var capacity = _processMode ? 1 : _kernelMode ? kernels.Slots : _pythonPrefetch ? 2 : 1;
+            var capacity = _processMode ? 1 : _kernelMode ? kernels.Slots : _pythonCapacity;
             if (_processMode && _processStarted)
             {
                 capacity = 0;
