@@ -39,6 +39,10 @@ internal sealed class WorkerSession(
     private static readonly TimeSpan ShortPythonChunk = TimeSpan.FromMilliseconds(20);
     private const int MaxPythonPrefetch = 4;
 
+    // How long before a long chunk's expected end the next one is asked for: a round trip
+    // through the host with some slack for a busy machine.
+    private static readonly TimeSpan AskAheadLead = TimeSpan.FromMilliseconds(15);
+
     // How long Python's atexit handlers may run at a clean exit.
     private static readonly TimeSpan ExitHandlersTimeout = TimeSpan.FromSeconds(10);
 
@@ -56,6 +60,9 @@ internal sealed class WorkerSession(
     private int _credits;
     private bool _kernelMode;
     private int _pythonCapacity = 1;
+    private TimeSpan _lastPythonRun;
+    private CancellationToken _lifetime;
+    private int _askAheadGeneration;
     private bool _shuttingDown;
     private bool _processStarted;
     private bool _processMode;
@@ -63,6 +70,7 @@ internal sealed class WorkerSession(
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _lifetime = lifetime.Token;
         using var channel = options.Host.CreateChannel();
         var client = new Execution.ExecutionClient(channel);
         using var call = client.Work(cancellationToken: lifetime.Token);
@@ -365,7 +373,52 @@ internal sealed class WorkerSession(
         else
         {
             _ = RunPythonAsync(chunk, cancellationToken);
+            _ = AskAheadAsync();
         }
+    }
+
+    /// <summary>
+    /// Long Python chunks get no prefetch (a queued chunk could idle a sibling for a whole
+    /// chunk); instead, when this chunk is expected to end within a round trip (it runs
+    /// about as long as the last one did), one more credit goes out, so the next chunk
+    /// arrives as this one ends instead of a round trip later.
+    /// </summary>
+    private async Task AskAheadAsync()
+    {
+        int generation;
+        TimeSpan wait;
+        lock (_gate)
+        {
+            if (_outstanding != 1 || _kernelMode || _processMode || _lastPythonRun < ShortPythonChunk)
+            {
+                return;
+            }
+
+            generation = ++_askAheadGeneration;
+            wait = _lastPythonRun - AskAheadLead;
+        }
+
+        try
+        {
+            await Task.Delay(wait, _lifetime);
+        }
+        catch (Exception exception) when (exception is OperationCanceledException or ObjectDisposedException)
+        {
+            return; // the worker is exiting
+        }
+
+        lock (_gate)
+        {
+            // Still the same lone chunk, nothing granted meanwhile.
+            if (generation != _askAheadGeneration || _outstanding != 1 || _credits > 0 || _shuttingDown)
+            {
+                return;
+            }
+
+            _credits++;
+        }
+
+        outbox.Post(new WorkerMessage { Ready = new WorkerReady { Slots = 1 } });
     }
 
     private async Task RunPythonAsync(TaskChunk chunk, CancellationToken cancellationToken)
@@ -444,8 +497,10 @@ internal sealed class WorkerSession(
         lock (_gate)
         {
             _outstanding--;
+            _askAheadGeneration++;
             if (!_kernelMode)
             {
+                _lastPythonRun = elapsed;
                 // Up to MaxPythonPrefetch chunks whose run adds up to about ShortPythonChunk.
                 _pythonCapacity = elapsed >= ShortPythonChunk
                     ? 1
@@ -462,6 +517,8 @@ internal sealed class WorkerSession(
         else
         {
             Rebalance();
+            // A queued chunk starts now: it may need its successor asked for ahead too.
+            _ = AskAheadAsync();
         }
     }
 
