@@ -66,4 +66,49 @@ public sealed record BridgeAddress(string Value, string? Token = null)
 
         return GrpcChannel.ForAddress(target, options);
     }
+
+    /// <summary>
+    /// Waits until a Unix-socket host accepts connections (a process started together with
+    /// its host connects as soon as the host listens); returns at once for TCP. Polls every
+    /// 10 ms; TimeoutException after <paramref name="timeout"/>.
+    /// </summary>
+    public async Task WaitForListenerAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (!IsUnixSocket)
+        {
+            return;
+        }
+
+        var endpoint = new UnixDomainSocketEndPoint(Value["unix:".Length..]);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        while (true)
+        {
+            using (var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+            {
+                try
+                {
+                    await socket.ConnectAsync(endpoint, deadline.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (SocketException)
+                {
+                    // Not listening yet (no socket file, or refused).
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new TimeoutException($"no host listened at {Value} within {timeout.TotalSeconds:0.#} s");
+                }
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(10), deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"no host listened at {Value} within {timeout.TotalSeconds:0.#} s");
+            }
+        }
+    }
 }

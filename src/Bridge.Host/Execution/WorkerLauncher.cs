@@ -20,6 +20,11 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     // gets its next pools' first workers prepared, not all 64.
     private static readonly int MaxPreparedPerSession = Math.Max(4, 2 * Environment.ProcessorCount);
 
+    private static readonly TimeSpan ReplenishDelay = TimeSpan.FromMilliseconds(250);
+
+    // Concurrent top-ups of one queue must not both launch the missing workers.
+    private readonly Lock _replenishing = new();
+
     private readonly BridgeHostOptions _options;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly SessionTracker _sessions;
@@ -73,13 +78,13 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         worker ??= TakeIdle(_warm, key) ?? Launch(python, key, preparedFor: null);
         if (!tookPrepared)
         {
-            Replenish(_warm, key, python, preparedFor: null, _options.WarmWorkers);
+            _ = ReplenishLaterAsync(_warm, key, python, preparedFor: null, _options.WarmWorkers);
         }
 
         if (preparedKey is not null && !_unpreparable.ContainsKey(preparedKey)
             && _demand.GetOrAdd(preparedKey, _ => new WorkerDemand()).Record(TimeProvider.System.GetTimestamp()) is { } wanted)
         {
-            Replenish(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession));
+            _ = ReplenishLaterAsync(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession));
         }
 
         return worker;
@@ -94,9 +99,10 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         _lifetime.ApplicationStopping.Register(StopAllWorkers);
         if (!string.IsNullOrEmpty(_options.PrewarmPythonExecutable))
         {
-            // Once listening: a worker connects back at once and must find the socket.
+            // Now, before the silo and the listener start: a worker's .NET and CPython
+            // start-up overlaps the host's own, and it connects once the host listens.
             var python = new PythonEnvironment { Executable = _options.PrewarmPythonExecutable, Library = _options.PrewarmPythonLibrary };
-            _lifetime.ApplicationStarted.Register(() => Replenish(_warm, EnvironmentKey(python), python, preparedFor: null, _options.WarmWorkers));
+            Replenish(_warm, EnvironmentKey(python), python, preparedFor: null, _options.WarmWorkers);
         }
 
         return Task.CompletedTask;
@@ -137,12 +143,34 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         return null;
     }
 
+    /// <summary>
+    /// Replenishes once the pool that took workers has got going: starting a worker costs
+    /// a few hundred ms of CPU (.NET, CPython, the environment), which on a small machine
+    /// would be taken from the new pool's first tasks.
+    /// </summary>
+    private async Task ReplenishLaterAsync(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target)
+    {
+        try
+        {
+            await Task.Delay(ReplenishDelay, _lifetime.ApplicationStopping);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // stopping: no new workers
+        }
+
+        Replenish(idle, key, python, preparedFor, target);
+    }
+
     private void Replenish(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target)
     {
         var queue = idle.GetOrAdd(key, _ => new ConcurrentQueue<WorkerProcess>());
-        while (queue.Count(w => !w.Exited.IsCompleted) < target)
+        lock (_replenishing)
         {
-            queue.Enqueue(Launch(python, EnvironmentKey(python), preparedFor));
+            while (queue.Count(w => !w.Exited.IsCompleted) < target)
+            {
+                queue.Enqueue(Launch(python, EnvironmentKey(python), preparedFor));
+            }
         }
     }
 

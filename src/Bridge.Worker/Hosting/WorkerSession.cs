@@ -49,6 +49,7 @@ internal sealed class WorkerSession(
     // How long the final results and output may take to reach the host at exit.
     private static readonly TimeSpan FlushTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan HostAcknowledgeTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan HostListenTimeout = TimeSpan.FromSeconds(60);
 
     private readonly TaskCompletionSource<Outcome> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
@@ -71,6 +72,26 @@ internal sealed class WorkerSession(
     {
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _lifetime = lifetime.Token;
+        _ = WatchParentAsync(lifetime.Token);
+
+        // A prewarmed worker starts with its host and may be ready before it listens.
+        var listening = options.Host.WaitForListenerAsync(HostListenTimeout, lifetime.Token);
+        if (await Task.WhenAny(listening, _finished.Task) != listening)
+        {
+            await lifetime.CancelAsync(); // the host died first
+            return ExitFailure;
+        }
+
+        try
+        {
+            await listening;
+        }
+        catch (TimeoutException exception)
+        {
+            HostLost(exception.Message);
+            return ExitFailure;
+        }
+
         using var channel = options.Host.CreateChannel();
         var client = new Execution.ExecutionClient(channel);
         using var call = client.Work(cancellationToken: lifetime.Token);
@@ -80,7 +101,6 @@ internal sealed class WorkerSession(
         });
         var writer = WriteAsync(call.RequestStream, lifetime.Token);
         var reader = ReadAsync(call.ResponseStream, lifetime.Token);
-        _ = WatchParentAsync(lifetime.Token);
 
         Outcome outcome;
         try
