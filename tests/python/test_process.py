@@ -266,3 +266,20 @@ def test_main_functions_and_unguarded_scripts(tmp_path: Path) -> None:
     assert rc == 0, err
     assert out.count("script top level") == 1
     assert "child ran True 0" in out
+
+
+def test_releasing_a_finished_process_closes_only_its_own_descriptors() -> None:
+    # The write end of the sentinel pipe is closed when the child exits; its number is
+    # then free for the next pipe. Collecting the Process must not close that one too.
+    p = mp.Process(target=t.pid_of)
+    p.start()
+    p.join(timeout=CHILD_TIMEOUT)
+    assert p.exitcode == 0
+    read_fd, write_fd = os.pipe()
+    try:
+        p._popen._fd_finalizer()  # what garbage collection of the Process runs
+        os.write(write_fd, b"x")
+        assert os.read(read_fd, 1) == b"x"
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)

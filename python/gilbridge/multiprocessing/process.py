@@ -67,13 +67,19 @@ def active_children() -> list[Process]:
     return rt.cleanup_children() if rt is not None else []
 
 
-def _close_fds(fds: list[int]) -> None:
-    while fds:
-        fd = fds.pop()
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+def _close_fds(*fd_lists: list[int]) -> None:
+    """Closes each descriptor once: it leaves its list as it is closed, so a later call
+    (close(), then the finalizer) cannot close a number the OS has since reused."""
+    for fds in fd_lists:
+        while True:
+            try:
+                fd = fds.pop()  # atomic: the watch thread may be closing too
+            except IndexError:
+                break
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class _BridgePopen:
@@ -103,7 +109,9 @@ class _BridgePopen:
         self.sentinel = read_fd
         self._write_fds = [write_fd]
         self._fds = [read_fd]
-        self._fd_finalizer = weakref.finalize(self, _close_fds, self._fds + self._write_fds)
+        # The same lists as close() and _set_exit(), not a copy: a copy would close the
+        # write end a second time, by then perhaps another file's descriptor.
+        self._fd_finalizer = weakref.finalize(self, _close_fds, self._fds, self._write_fds)
         self._fd_finalizer.atexit = False
         self._name = process_obj.name
         self._watch = PoolWatch(conn, self.pool_id, process_obj.name, self._on_event, self._on_end)
@@ -181,8 +189,7 @@ class _BridgePopen:
         self._send_signal(9)
 
     def close(self) -> None:
-        _close_fds(self._fds)
-        _close_fds(self._write_fds)
+        _close_fds(self._fds, self._write_fds)
 
 
 class Process(_stdlib_process.BaseProcess):
