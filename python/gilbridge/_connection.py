@@ -513,7 +513,9 @@ def get_connection() -> Connection:
     Blocks while connecting; up to 30 s if the default host has to be started.
     """
     conn = _connection
-    if conn is not None and conn.pid == os.getpid():
+    # No pid check here (a getpid() system call on every queue and lock operation): a
+    # forked child never sees the parent's connection, _after_fork_in_child drops it.
+    if conn is not None:
         return conn
     return _connect()
 

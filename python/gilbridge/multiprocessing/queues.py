@@ -74,6 +74,9 @@ class _Local:
 
     def __init__(self, name: str) -> None:
         self.pid = os.getpid()
+        # The connection this state was last used with: a new one means this process
+        # forked (or reconnected), checked without a getpid() system call per put/get.
+        self.conn: Connection | None = None
         self.name = name
         self.closed = False
         self.joincancelled = False
@@ -284,11 +287,15 @@ class _BaseQueue(BridgeObject):
         """This process's state (fresh after a fork: the parent's buffered and prefetched
         items stay the parent's)."""
         st = self._st
-        if st.pid != os.getpid():
-            st = _Local(self._name)
-            self._st = st
+        conn = get_connection()
+        if st.conn is not conn:
+            if st.pid != os.getpid():
+                st = _Local(self._name)
+                self._st = st
+            st.conn = conn
+            st.registered = False
         if not st.registered:
-            get_connection().register_flushable(st)
+            conn.register_flushable(st)
             st.registered = True
         return st
 
