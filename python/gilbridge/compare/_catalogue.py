@@ -60,7 +60,8 @@ WORKLOADS: Final[tuple[Workload, ...]] = (
         baseline="stdlib default",
         settle_seconds=1.0,
         notes=("stdlib default = the platform's default start method (fork on Linux);"
-               " Bridge keeps 2 warm workers, so the third Process starts a cold one",),
+               " Bridge's first burst of 3 finds 2 warm workers (the warm-up's third starts"
+               " cold); later ones find 3 workers prepared for this session",),
     ),
     Workload(
         key="process",
