@@ -282,10 +282,20 @@ internal sealed class WorkerSession(
             return FailAssignment(new InvalidOperationException("asked to prepare Python, but this worker was started without --python-library"));
         }
 
+        return await RunPythonStepAsync(python.PrepareAsync(environment, output.Write, cancellationToken), python, cancellationToken);
+    }
+
+    /// <summary>
+    /// Awaits a preparation or assignment step once Python is up; false (and the session
+    /// finishing with exit 1) when it fails, after telling the client why (a traceback
+    /// from the main module or the initializer, or why Python could not start).
+    /// </summary>
+    private async Task<bool> RunPythonStepAsync(Task step, EmbeddedPython embedded, CancellationToken cancellationToken)
+    {
         try
         {
-            await python.Thread.Ready.WaitAsync(cancellationToken);
-            await python.PrepareAsync(environment, output.Write, cancellationToken);
+            await embedded.Thread.Ready.WaitAsync(cancellationToken);
+            await step;
             return true;
         }
         catch (PythonFailure failure)
@@ -328,21 +338,9 @@ internal sealed class WorkerSession(
                 Log.LibraryMismatch(logger, environment.Library, python.Thread.Library);
             }
 
-            try
+            if (!await RunPythonStepAsync(python!.AssignAsync(assignment, output.Write, cancellationToken), python, cancellationToken))
             {
-                await python!.Thread.Ready.WaitAsync(cancellationToken);
-                await python.AssignAsync(assignment, output.Write, cancellationToken);
-            }
-            catch (PythonFailure failure)
-            {
-                // The client sees why its pool cannot start (an initializer's traceback).
-                output.Write(OutputForwarder.StandardError, failure.PythonTraceback);
-                return FailAssignment(failure);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                output.Write(OutputForwarder.StandardError, $"Bridge worker {_pid}: Python could not start: {exception.Message}\n");
-                return FailAssignment(exception);
+                return false;
             }
         }
 
