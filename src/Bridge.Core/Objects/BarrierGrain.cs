@@ -10,9 +10,8 @@ namespace Bridge.Core.Objects;
 /// waiting until it reports the outcome with CompleteAction.
 /// </summary>
 [Reentrant]
-internal sealed class BarrierGrain : Grain, IBarrierGrain
+internal sealed class BarrierGrain : ObjectGrain, IBarrierGrain
 {
-    private readonly ObjectMembership _membership;
     private readonly ILogger<BarrierGrain> _logger;
 
     // Rounds whose parties have all arrived but whose action has not reported yet. New
@@ -25,14 +24,9 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
     private bool _broken;
 
     public BarrierGrain(IGrainFactory grains, ILogger<BarrierGrain> logger)
+        : base(grains, ObjectFamily.Barrier, "Barrier", logger)
     {
         _logger = logger;
-        _membership = new ObjectMembership(
-            grains,
-            new ObjectAddress(ObjectFamily.Barrier, this.GetPrimaryKeyString()),
-            "Barrier",
-            onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
-            onFreed: Free);
     }
 
     public async Task<int> Open(string sessionId, OpenMode mode, int parties)
@@ -42,7 +36,7 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
             throw BridgeException.InvalidArgument($"parties must be >= 1, got {parties}");
         }
 
-        await _membership.Open(
+        await Membership.Open(
             sessionId,
             mode,
             mismatch: () => _parties != parties ? $"a Barrier for {_parties} parties, not {parties}" : null,
@@ -51,7 +45,7 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
                 _parties = parties;
                 _generation = 0;
                 _broken = false;
-                Log.ObjectCreated(_logger, ObjectFamily.Barrier, _membership.Address.Name, sessionId);
+                Log.ObjectCreated(_logger, ObjectFamily.Barrier, Membership.Address.Name, sessionId);
             });
         return _parties;
     }
@@ -59,7 +53,7 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
     public async Task<BarrierArrival> Wait(string sessionId, TimeSpan? timeout, bool hasAction, CancellationToken cancellationToken)
     {
         WaitTimeouts.Check(timeout);
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         if (_broken)
         {
             throw Broken();
@@ -109,7 +103,7 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
 
     public async Task<BarrierSnapshot> CompleteAction(string sessionId, long generation, bool succeeded)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
 
         // An unknown generation was already settled by a reset or an abort.
         if (_actionRounds.Remove(generation, out var round))
@@ -134,7 +128,7 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
 
     public async Task<BarrierSnapshot> Reset(string sessionId)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         Break();
         _broken = false;
         _generation++;
@@ -143,14 +137,14 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
 
     public async Task<BarrierSnapshot> Abort(string sessionId)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         Break();
         return Snapshot();
     }
 
     public async Task<BarrierSnapshot> GetState(string sessionId)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         return Snapshot();
     }
 
@@ -167,19 +161,14 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
             // threading has no notion of a party dying; the others would wait for it (or
             // its action) forever. Breaking is the choice that never hangs: they get
             // BrokenBarrierError and can reset.
-            Log.BarrierBrokenBySession(_logger, _membership.Address.Name, sessionId);
+            Log.BarrierBrokenBySession(_logger, Membership.Address.Name, sessionId);
             Break();
         }
 
-        _membership.Leave(sessionId, ended: true);
+        Membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }
 
-    public Task Detach(string sessionId)
-    {
-        _membership.Leave(sessionId, ended: false);
-        return Task.CompletedTask;
-    }
 
     private static void Release(List<BarrierWaiter> waiters)
     {
@@ -212,16 +201,10 @@ internal sealed class BarrierGrain : Grain, IBarrierGrain
 
     private BarrierSnapshot Snapshot() => new(_parties, _arrivals.Count, _broken);
 
-    private void Free()
+    protected override void ResetState()
     {
         _arrivals = [];
         _actionRounds.Clear();
-        Log.ObjectFreed(_logger, ObjectFamily.Barrier, _membership.Address.Name);
-        DelayDeactivation(TimeSpan.Zero);
-        if (!_membership.IsAttaching)
-        {
-            this.DeactivateOnIdle();
-        }
     }
 
     private static BridgeException Broken() => BridgeException.Precondition("BrokenBarrierError", "barrier is broken");

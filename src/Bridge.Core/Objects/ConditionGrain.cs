@@ -10,25 +10,19 @@ namespace Bridge.Core.Objects;
 /// (ILockGrain.Acquire(count = SavedCount)), so this grain never blocks on the lock.
 /// </summary>
 [Reentrant]
-internal sealed class ConditionGrain : Grain, IConditionGrain
+internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
 {
     private readonly IGrainFactory _grains;
-    private readonly ObjectMembership _membership;
     private readonly ILogger<ConditionGrain> _logger;
     private readonly LinkedList<ConditionWaiter> _waiters = new();
     private string _lockName = "";
     private LockKind _lockKind;
 
     public ConditionGrain(IGrainFactory grains, ILogger<ConditionGrain> logger)
+        : base(grains, ObjectFamily.Condition, "Condition", logger)
     {
         _grains = grains;
         _logger = logger;
-        _membership = new ObjectMembership(
-            grains,
-            new ObjectAddress(ObjectFamily.Condition, this.GetPrimaryKeyString()),
-            "Condition",
-            onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
-            onFreed: Free);
     }
 
     private ILockGrain Lock => _grains.GetGrain<ILockGrain>(_lockName);
@@ -52,7 +46,7 @@ internal sealed class ConditionGrain : Grain, IConditionGrain
             }
         }
 
-        await _membership.Open(
+        await Membership.Open(
             sessionId,
             mode,
             mismatch: () => _lockName != lockName || _lockKind != lockKind
@@ -62,7 +56,7 @@ internal sealed class ConditionGrain : Grain, IConditionGrain
             {
                 _lockName = lockName;
                 _lockKind = lockKind;
-                Log.ObjectCreated(_logger, ObjectFamily.Condition, _membership.Address.Name, sessionId);
+                Log.ObjectCreated(_logger, ObjectFamily.Condition, Membership.Address.Name, sessionId);
             });
         return new ConditionDescriptor(_lockName, _lockKind);
     }
@@ -70,7 +64,7 @@ internal sealed class ConditionGrain : Grain, IConditionGrain
     public async Task<ConditionWaitOutcome> Wait(string sessionId, string owner, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         WaitTimeouts.Check(timeout);
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         var lockGrain = Lock;
         var state = await lockGrain.GetState(sessionId, owner);
         if (!state.OwnedByCaller)
@@ -80,12 +74,12 @@ internal sealed class ConditionGrain : Grain, IConditionGrain
 
         // The session may have ended (or the condition been freed) during that call; a
         // waiter enrolled now would never hear of it.
-        if (!_membership.IsCreated)
+        if (!Membership.IsCreated)
         {
-            throw _membership.NotFound();
+            throw Membership.NotFound();
         }
 
-        if (!_membership.IsMember(sessionId))
+        if (!Membership.IsMember(sessionId))
         {
             throw BridgeException.SessionEnded(sessionId);
         }
@@ -119,7 +113,7 @@ internal sealed class ConditionGrain : Grain, IConditionGrain
 
     public async Task<int> Notify(string sessionId, string owner, int n)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         var state = await Lock.GetState(sessionId, owner);
         if (!state.OwnedByCaller)
         {
@@ -142,25 +136,14 @@ internal sealed class ConditionGrain : Grain, IConditionGrain
     public Task SessionEnded(string sessionId)
     {
         _waiters.EndSession(sessionId);
-        _membership.Leave(sessionId, ended: true);
+        Membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }
 
-    public Task Detach(string sessionId)
-    {
-        _membership.Leave(sessionId, ended: false);
-        return Task.CompletedTask;
-    }
 
-    private void Free()
+    protected override void ResetState()
     {
         _waiters.Clear();
-        Log.ObjectFreed(_logger, ObjectFamily.Condition, _membership.Address.Name);
-        DelayDeactivation(TimeSpan.Zero);
-        if (!_membership.IsAttaching)
-        {
-            this.DeactivateOnIdle();
-        }
     }
 
     private sealed class ConditionWaiter(string sessionId) : Waiter<bool>(sessionId);

@@ -6,38 +6,32 @@ namespace Bridge.Core.Objects;
 
 /// <summary>multiprocessing.Event: a flag; Set wakes every waiter.</summary>
 [Reentrant]
-internal sealed class EventGrain : Grain, IEventGrain
+internal sealed class EventGrain : ObjectGrain, IEventGrain
 {
-    private readonly ObjectMembership _membership;
     private readonly ILogger<EventGrain> _logger;
     private readonly LinkedList<EventWaiter> _waiters = new();
     private bool _flag;
 
     public EventGrain(IGrainFactory grains, ILogger<EventGrain> logger)
+        : base(grains, ObjectFamily.Event, "Event", logger)
     {
         _logger = logger;
-        _membership = new ObjectMembership(
-            grains,
-            new ObjectAddress(ObjectFamily.Event, this.GetPrimaryKeyString()),
-            "Event",
-            onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
-            onFreed: Free);
     }
 
     public Task Open(string sessionId, OpenMode mode) =>
-        _membership.Open(
+        Membership.Open(
             sessionId,
             mode,
             mismatch: () => null,
             create: () =>
             {
                 _flag = false;
-                Log.ObjectCreated(_logger, ObjectFamily.Event, _membership.Address.Name, sessionId);
+                Log.ObjectCreated(_logger, ObjectFamily.Event, Membership.Address.Name, sessionId);
             });
 
     public async Task Set(string sessionId)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         _flag = true;
         foreach (var waiter in _waiters)
         {
@@ -49,20 +43,20 @@ internal sealed class EventGrain : Grain, IEventGrain
 
     public async Task Clear(string sessionId)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         _flag = false;
     }
 
     public async Task<bool> IsSet(string sessionId)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         return _flag;
     }
 
     public async Task<bool> Wait(string sessionId, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         WaitTimeouts.Check(timeout);
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         if (_flag || timeout == TimeSpan.Zero)
         {
             return _flag;
@@ -84,26 +78,15 @@ internal sealed class EventGrain : Grain, IEventGrain
     public Task SessionEnded(string sessionId)
     {
         _waiters.EndSession(sessionId);
-        _membership.Leave(sessionId, ended: true);
+        Membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }
 
-    public Task Detach(string sessionId)
-    {
-        _membership.Leave(sessionId, ended: false);
-        return Task.CompletedTask;
-    }
 
-    private void Free()
+    protected override void ResetState()
     {
         _waiters.Clear();
         _flag = false;
-        Log.ObjectFreed(_logger, ObjectFamily.Event, _membership.Address.Name);
-        DelayDeactivation(TimeSpan.Zero);
-        if (!_membership.IsAttaching)
-        {
-            this.DeactivateOnIdle();
-        }
     }
 
     private sealed class EventWaiter(string sessionId) : Waiter<bool>(sessionId);

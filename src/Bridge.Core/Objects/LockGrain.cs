@@ -24,10 +24,9 @@ namespace Bridge.Core.Objects;
 /// </para>
 /// </summary>
 [Reentrant]
-internal sealed class LockGrain : Grain, ILockGrain
+internal sealed class LockGrain : ObjectGrain, ILockGrain
 {
     private readonly IGrainFactory _grains;
-    private readonly ObjectMembership _membership;
     private readonly ILogger<LockGrain> _logger;
     private readonly LinkedList<LockWaiter> _waiters = new();
     private readonly LockCachePolicy _cachePolicy = new();
@@ -59,18 +58,13 @@ internal sealed class LockGrain : Grain, ILockGrain
     private TaskCompletionSource? _cacheEnded;
 
     public LockGrain(IGrainFactory grains, ILogger<LockGrain> logger)
+        : base(grains, ObjectFamily.Lock, "Lock/RLock/Semaphore", logger)
     {
         _grains = grains;
         _logger = logger;
-        _membership = new ObjectMembership(
-            grains,
-            new ObjectAddress(ObjectFamily.Lock, this.GetPrimaryKeyString()),
-            "Lock/RLock/Semaphore",
-            onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
-            onFreed: Free);
     }
 
-    private string Name => _membership.Address.Name;
+    private string Name => Membership.Address.Name;
 
     private bool IsSemaphore => _kind is LockKind.Semaphore or LockKind.BoundedSemaphore;
 
@@ -97,7 +91,7 @@ internal sealed class LockGrain : Grain, ILockGrain
             }
         }
 
-        await _membership.Open(
+        await Membership.Open(
             sessionId,
             mode,
             mismatch: () => _kind != kind
@@ -128,7 +122,7 @@ internal sealed class LockGrain : Grain, ILockGrain
             throw BridgeException.InvalidArgument($"count must be >= 0, got {count}");
         }
 
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         var levels = Math.Max(count, 1);
         if (levels > 1 && _kind != LockKind.RLock)
         {
@@ -194,7 +188,7 @@ internal sealed class LockGrain : Grain, ILockGrain
 
     public async Task<bool> Surrender(string sessionId, long cacheToken, bool held, string owner, int count)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         if (cacheToken == 0 || _cachedBy != sessionId || _cacheToken != cacheToken)
         {
             return false;
@@ -216,7 +210,7 @@ internal sealed class LockGrain : Grain, ILockGrain
 
     public async Task Release(string sessionId, string owner, CancellationToken cancellationToken = default)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         while (_cachedBy is { } cachedBy)
         {
             if (cachedBy == sessionId)
@@ -236,7 +230,7 @@ internal sealed class LockGrain : Grain, ILockGrain
             // lock is really held, which only the caching client can say.
             Recall();
             await WhenCacheEnds(cancellationToken);
-            await _membership.EnsureMember(sessionId);
+            await Membership.EnsureMember(sessionId);
         }
 
         switch (_kind)
@@ -275,7 +269,7 @@ internal sealed class LockGrain : Grain, ILockGrain
 
     public async Task<int> ReleaseAll(string sessionId, string owner)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         if (IsSemaphore)
         {
             throw BridgeException.InvalidArgument($"'{Name}' is a {_kind}: a condition needs a Lock or RLock");
@@ -293,7 +287,7 @@ internal sealed class LockGrain : Grain, ILockGrain
 
     public async Task<LockSnapshot> GetState(string sessionId, string owner)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         var held = _value == 0;
         if (_cachedBy is not null)
         {
@@ -312,7 +306,7 @@ internal sealed class LockGrain : Grain, ILockGrain
 
     public Task SessionEnded(string sessionId)
     {
-        if (_membership.IsCreated)
+        if (Membership.IsCreated)
         {
             _waiters.EndSession(sessionId);
 
@@ -334,15 +328,10 @@ internal sealed class LockGrain : Grain, ILockGrain
             }
         }
 
-        _membership.Leave(sessionId, ended: true);
+        Membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }
 
-    public Task Detach(string sessionId)
-    {
-        _membership.Leave(sessionId, ended: false);
-        return Task.CompletedTask;
-    }
 
     private bool TryTake(LockOwner me, int levels)
     {
@@ -543,7 +532,7 @@ internal sealed class LockGrain : Grain, ILockGrain
         }
     }
 
-    private void Free()
+    protected override void ResetState()
     {
         EndCache();
         _waiters.Clear();
@@ -551,12 +540,6 @@ internal sealed class LockGrain : Grain, ILockGrain
         _holder = null;
         _depth = 0;
         _value = 0;
-        Log.ObjectFreed(_logger, ObjectFamily.Lock, Name);
-        DelayDeactivation(TimeSpan.Zero);
-        if (!_membership.IsAttaching)
-        {
-            this.DeactivateOnIdle();
-        }
     }
 
     private static BridgeException ReleasedTooManyTimes() =>

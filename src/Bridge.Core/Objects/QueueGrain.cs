@@ -12,9 +12,8 @@ namespace Bridge.Core.Objects;
 /// cannot overfill it. Blocked getters and putters are served in arrival order.
 /// </summary>
 [Reentrant]
-internal sealed class QueueGrain : Grain, IQueueGrain
+internal sealed class QueueGrain : ObjectGrain, IQueueGrain
 {
-    private readonly ObjectMembership _membership;
     private readonly ILogger<QueueGrain> _logger;
     private readonly Deque<byte[]> _items = new();
     private readonly Dictionary<string, Deque<byte[]>> _leases = new(StringComparer.Ordinal);
@@ -31,17 +30,12 @@ internal sealed class QueueGrain : Grain, IQueueGrain
     private long _unfinishedTasks;
 
     public QueueGrain(IGrainFactory grains, ILogger<QueueGrain> logger)
+        : base(grains, ObjectFamily.Queue, "Queue", logger)
     {
         _logger = logger;
-        _membership = new ObjectMembership(
-            grains,
-            new ObjectAddress(ObjectFamily.Queue, this.GetPrimaryKeyString()),
-            "Queue",
-            onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
-            onFreed: Free);
     }
 
-    private string Name => _membership.Address.Name;
+    private string Name => Membership.Address.Name;
 
     private bool HasSpace => _maxSize == 0 || _items.Count + _leased < _maxSize;
 
@@ -61,7 +55,7 @@ internal sealed class QueueGrain : Grain, IQueueGrain
             }
         }
 
-        await _membership.Open(
+        await Membership.Open(
             sessionId,
             mode,
             mismatch: () => _kind != kind
@@ -84,7 +78,7 @@ internal sealed class QueueGrain : Grain, IQueueGrain
             throw BridgeException.InvalidArgument("items must not be null");
         }
 
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         if (_maxSize == 0)
         {
             for (var i = 0; i < batch.Count; i++)
@@ -129,7 +123,7 @@ internal sealed class QueueGrain : Grain, IQueueGrain
             throw BridgeException.InvalidArgument($"max_items must be >= 1, got {maxItems}");
         }
 
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         if (ack != 0)
         {
             Acknowledge(sessionId, ack);
@@ -152,7 +146,7 @@ internal sealed class QueueGrain : Grain, IQueueGrain
         if (await getter.WaitAsync(timeout, cancellationToken))
         {
             var handed = getter.Outcome;
-            if (cancellationToken.IsCancellationRequested || !_membership.IsMember(sessionId))
+            if (cancellationToken.IsCancellationRequested || !Membership.IsMember(sessionId))
             {
                 // The caller will never see these items (cancelled, or its session ended
                 // while the reply was on its way here): they go back to the head.
@@ -173,19 +167,19 @@ internal sealed class QueueGrain : Grain, IQueueGrain
 
     public async Task Ack(string sessionId, long count)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         Acknowledge(sessionId, count);
     }
 
     public async Task<QueueSnapshot> GetState(string sessionId)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         return new QueueSnapshot(_items.Count, _maxSize, _leased, _unfinishedTasks);
     }
 
     public async Task TaskDone(string sessionId, long count)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         RequireJoinable("task_done");
         if (count < 1)
         {
@@ -212,7 +206,7 @@ internal sealed class QueueGrain : Grain, IQueueGrain
     public async Task<bool> Join(string sessionId, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         WaitTimeouts.Check(timeout);
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         RequireJoinable("join");
         if (_unfinishedTasks == 0)
         {
@@ -256,15 +250,10 @@ internal sealed class QueueGrain : Grain, IQueueGrain
 
         // A putter of this session at the head may have been holding up the others.
         PumpPutters();
-        _membership.Leave(sessionId, ended: true);
+        Membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }
 
-    public Task Detach(string sessionId)
-    {
-        _membership.Leave(sessionId, ended: false);
-        return Task.CompletedTask;
-    }
 
     private void Acknowledge(string sessionId, long count)
     {
@@ -328,7 +317,7 @@ internal sealed class QueueGrain : Grain, IQueueGrain
     /// <summary>Items handed to a getter that will not deliver them go back to the head.</summary>
     private void Unreserve(PayloadBatch batch)
     {
-        if (!_membership.IsCreated)
+        if (!Membership.IsCreated)
         {
             return;
         }
@@ -402,7 +391,7 @@ internal sealed class QueueGrain : Grain, IQueueGrain
         }
     }
 
-    private void Free()
+    protected override void ResetState()
     {
         _items.Clear();
         _leases.Clear();
@@ -411,12 +400,6 @@ internal sealed class QueueGrain : Grain, IQueueGrain
         _joiners.Clear();
         _leased = 0;
         _unfinishedTasks = 0;
-        Log.ObjectFreed(_logger, ObjectFamily.Queue, Name);
-        DelayDeactivation(TimeSpan.Zero);
-        if (!_membership.IsAttaching)
-        {
-            this.DeactivateOnIdle();
-        }
     }
 
     private static string KindName(QueueKind kind) => kind switch

@@ -10,9 +10,8 @@ namespace Bridge.Core.Objects;
 /// share it.
 /// </summary>
 [Reentrant]
-internal sealed class ValueGrain : Grain, IValueGrain
+internal sealed class ValueGrain : ObjectGrain, IValueGrain
 {
-    private readonly ObjectMembership _membership;
     private readonly ILogger<ValueGrain> _logger;
     private string _typecode = "";
     private int _itemSize;
@@ -23,14 +22,9 @@ internal sealed class ValueGrain : Grain, IValueGrain
     private LockKind _lockKind;
 
     public ValueGrain(IGrainFactory grains, ILogger<ValueGrain> logger)
+        : base(grains, ObjectFamily.Value, "Value/Array", logger)
     {
         _logger = logger;
-        _membership = new ObjectMembership(
-            grains,
-            new ObjectAddress(ObjectFamily.Value, this.GetPrimaryKeyString()),
-            "Value/Array",
-            onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
-            onFreed: Free);
     }
 
     public async Task<ValueDescriptor> Open(
@@ -76,7 +70,7 @@ internal sealed class ValueGrain : Grain, IValueGrain
             }
         }
 
-        await _membership.Open(
+        await Membership.Open(
             sessionId,
             mode,
             mismatch: () => _typecode != typecode || _length != length || _isArray != isArray
@@ -91,14 +85,14 @@ internal sealed class ValueGrain : Grain, IValueGrain
                 _data = initial.Length == 0 ? new byte[length * itemSize] : (byte[])initial.Clone();
                 _lockName = lockName;
                 _lockKind = lockKind;
-                Log.ObjectCreated(_logger, ObjectFamily.Value, _membership.Address.Name, sessionId);
+                Log.ObjectCreated(_logger, ObjectFamily.Value, Membership.Address.Name, sessionId);
             });
         return new ValueDescriptor(_typecode, _itemSize, _length, _isArray, _lockName, _lockKind);
     }
 
     public async Task<byte[]> Read(string sessionId, long index, long count)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         if (index < 0 || index > _length)
         {
             throw IndexError($"index {index} out of range for length {_length}");
@@ -118,7 +112,7 @@ internal sealed class ValueGrain : Grain, IValueGrain
 
     public async Task Write(string sessionId, long index, byte[] data)
     {
-        await _membership.EnsureMember(sessionId);
+        await Membership.EnsureMember(sessionId);
         data ??= [];
         if (data.Length % _itemSize != 0)
         {
@@ -136,25 +130,14 @@ internal sealed class ValueGrain : Grain, IValueGrain
 
     public Task SessionEnded(string sessionId)
     {
-        _membership.Leave(sessionId, ended: true);
+        Membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }
 
-    public Task Detach(string sessionId)
-    {
-        _membership.Leave(sessionId, ended: false);
-        return Task.CompletedTask;
-    }
 
-    private void Free()
+    protected override void ResetState()
     {
         _data = [];
-        Log.ObjectFreed(_logger, ObjectFamily.Value, _membership.Address.Name);
-        DelayDeactivation(TimeSpan.Zero);
-        if (!_membership.IsAttaching)
-        {
-            this.DeactivateOnIdle();
-        }
     }
 
     private static string Describe(string typecode, long length, bool isArray) =>
