@@ -281,7 +281,8 @@ def _start_locked(rdir: Path, address: Address) -> sessions_pb2.HostInfo:
         if proc is None and pid is not None and not pid_alive(pid):
             # The other starter's host died: start our own.
             return _start_locked(rdir, address)
-        time.sleep(0.05)
+        # A probe before the socket exists costs ~0.1 ms: poll finely, the first pool waits.
+        time.sleep(0.01)
     raise RuntimeError(
         f"the Bridge host (pid {pid}) did not answer at {address.target} within "
         f"{START_TIMEOUT:.0f} s; {log} ends with:\n{_log_tail(log)}"
