@@ -179,6 +179,8 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
             }
 
             _events.Writer.TryWrite(new PoolEvent { WorkerExit = new WorkerExit { Pid = worker.Pid, ExitCode = exitCode } });
+            // Chunks held back for this worker while it was idle go to the others now.
+            Dispatch();
             FinishIfDone();
             return lost;
         }
@@ -273,15 +275,20 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
     private Slot? LeastBusyWithCredit()
     {
         Slot? best = null;
+        var anyIdle = false;
         foreach (var slot in _workers.Values)
         {
+            anyIdle |= slot.Running.Count == 0 && !slot.Retiring;
             if (slot.Credits > 0 && !slot.Retiring && (best is null || slot.Running.Count < best.Running.Count))
             {
                 best = slot;
             }
         }
 
-        return best;
+        // A prefetching worker must not queue a chunk behind its running one while a
+        // sibling sits idle: that sibling's credit is on its way (it sends Ready right
+        // after its last result), and a quick task would otherwise wait for a slow one.
+        return best is { Running.Count: > 0 } && anyIdle ? null : best;
     }
 
     private void RetireIdleWorkersWhenClosed()
