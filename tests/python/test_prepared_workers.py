@@ -79,3 +79,46 @@ def test_each_worker_runs_the_main_module_once_and_none_outlives_the_session(tmp
     assert set(pool_pids) <= set(ran_main)
     assert wait_for(lambda: not any(_alive(pid) for pid in ran_main), timeout=15), \
         [pid for pid in ran_main if _alive(pid)]
+
+
+QUICK_EXIT = """
+    import os, sys, time
+    import gilbridge.multiprocessing as mp
+
+    if __name__ == "__mp_main__":
+        open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+
+    def whoami():
+        return os.getpid()
+
+    if __name__ == "__main__":
+        for _ in range(2):  # two bursts: the second asks the host to prepare workers
+            with mp.Pool(1) as pool:
+                pool.apply(whoami)
+            time.sleep(1.2)
+        with mp.Pool(1) as pool:
+            pool.apply(whoami)
+        # Exit at once: the host's top-up of prepared workers is still pending.
+"""
+
+
+def test_a_top_up_pending_when_the_session_ends_prepares_nothing(tmp_path: Path) -> None:
+    import time
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(QUICK_EXIT))
+    proc = subprocess.Popen([sys.executable, str(script), str(marks)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=CHILD_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    time.sleep(3)  # a worker launched by a late top-up would have prepared (and marked) by now
+    ran_main = [int(p.name) for p in marks.iterdir()]
+    assert wait_for(lambda: not any(_alive(pid) for pid in ran_main), timeout=15), \
+        [pid for pid in ran_main if _alive(pid)]

@@ -164,9 +164,14 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
 
     private void Replenish(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target)
     {
-        var queue = idle.GetOrAdd(key, _ => new ConcurrentQueue<WorkerProcess>());
         lock (_replenishing)
         {
+            if (preparedFor is not null && !_demand.ContainsKey(preparedFor))
+            {
+                return; // the session ended meanwhile: its prepared workers are gone
+            }
+
+            var queue = idle.GetOrAdd(key, _ => new ConcurrentQueue<WorkerProcess>());
             while (queue.Count(w => !w.Exited.IsCompleted) < target)
             {
                 queue.Enqueue(Launch(python, EnvironmentKey(python), preparedFor));
@@ -203,6 +208,16 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     private void OnSessionEnded(string sessionId)
     {
         var prefix = sessionId + "|";
+        lock (_replenishing)
+        {
+            // First, so that no top-up scheduled before the end prepares workers after it.
+            foreach (var key in _demand.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                _demand.TryRemove(key, out _);
+                _unpreparable.TryRemove(key, out _);
+            }
+        }
+
         foreach (var key in _prepared.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
         {
             if (_prepared.TryRemove(key, out var queue))
@@ -212,12 +227,6 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
                     Signals.Send(worker.Pid, Signals.Terminate);
                 }
             }
-        }
-
-        foreach (var key in _demand.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
-        {
-            _demand.TryRemove(key, out _);
-            _unpreparable.TryRemove(key, out _);
         }
     }
 
