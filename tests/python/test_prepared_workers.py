@@ -5,16 +5,11 @@ and no prepared worker outlives its session."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from conftest import CHILD_TIMEOUT, wait_for
+from conftest import CHILD_TIMEOUT, run_script, wait_for
 
 pytestmark = pytest.mark.usefixtures("host")
 
@@ -55,17 +50,8 @@ def _alive(pid: int) -> bool:
 def test_each_worker_runs_the_main_module_once_and_none_outlives_the_session(tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    proc = subprocess.Popen([sys.executable, str(script), str(marks)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=CHILD_TIMEOUT * 2)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    assert proc.returncode == 0, err
+    rc, out, err = run_script(tmp_path, SCRIPT, str(marks), timeout=CHILD_TIMEOUT * 2)
+    assert rc == 0, err
     lines = out.splitlines()
     pool_pids = [int(p) for p in lines[-1].split()[2:]]
     assert len(pool_pids) == 4 and len(set(pool_pids)) == 4, lines[-1]
@@ -107,17 +93,8 @@ def test_a_top_up_pending_when_the_session_ends_prepares_nothing(tmp_path: Path)
 
     marks = tmp_path / "marks"
     marks.mkdir()
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(QUICK_EXIT))
-    proc = subprocess.Popen([sys.executable, str(script), str(marks)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        _, err = proc.communicate(timeout=CHILD_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    assert proc.returncode == 0, err
+    rc, _, err = run_script(tmp_path, QUICK_EXIT, str(marks))
+    assert rc == 0, err
     time.sleep(3)  # a worker launched by a late top-up would have prepared (and marked) by now
     ran_main = [int(p.name) for p in marks.iterdir()]
     assert wait_for(lambda: not any(_alive(pid) for pid in ran_main), timeout=15), \

@@ -6,9 +6,6 @@ from __future__ import annotations
 import multiprocessing.connection
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import gilbridge
 import gilbridge.multiprocessing as mp
 
 import _exec_targets as t
-from conftest import CHILD_TIMEOUT, wait_for
+from conftest import CHILD_TIMEOUT, run_script, wait_for
 
 pytestmark = pytest.mark.usefixtures("host")
 
@@ -27,35 +24,6 @@ def _alive(pid: int) -> bool:
     from gilbridge._host import pid_alive
 
     return pid_alive(pid)
-
-
-def run_script(tmp_path: Path, code: str, *args: str, timeout: float = CHILD_TIMEOUT,
-               signal_after: tuple[str, int] | None = None) -> tuple[int, str, str]:
-    """Run ``code`` as a script (its own __main__) in a subprocess; kill it by pid if it
-    outlives ``timeout``. ``signal_after``: (stdout line prefix, signal) to send once
-    that line was printed."""
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(code))
-    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        out = ""
-        if signal_after is not None:
-            assert proc.stdout is not None
-            while True:
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                out += line
-                if line.startswith(signal_after[0]):
-                    proc.send_signal(signal_after[1])
-                    break
-        rest, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out + rest, err
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 # --------------------------------------------------------------------------- exit codes
