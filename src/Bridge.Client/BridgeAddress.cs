@@ -27,19 +27,7 @@ public sealed record BridgeAddress(string Value, string? Token = null)
         {
             var endpoint = new UnixDomainSocketEndPoint(Value["unix:".Length..]);
             handler.ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            };
+                new NetworkStream(await ConnectUnixAsync(endpoint, cancellationToken).ConfigureAwait(false), ownsSocket: true);
             target = "http://localhost";
         }
         else
@@ -84,21 +72,18 @@ public sealed record BridgeAddress(string Value, string? Token = null)
         deadline.CancelAfter(timeout);
         while (true)
         {
-            using (var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+            try
             {
-                try
-                {
-                    await socket.ConnectAsync(endpoint, deadline.Token).ConfigureAwait(false);
-                    return;
-                }
-                catch (SocketException)
-                {
-                    // Not listening yet (no socket file, or refused).
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    throw new TimeoutException($"no host listened at {Value} within {timeout.TotalSeconds:0.#} s");
-                }
+                using var socket = await ConnectUnixAsync(endpoint, deadline.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (SocketException)
+            {
+                // Not listening yet (no socket file, or refused).
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"no host listened at {Value} within {timeout.TotalSeconds:0.#} s");
             }
 
             try
@@ -109,6 +94,22 @@ public sealed record BridgeAddress(string Value, string? Token = null)
             {
                 throw new TimeoutException($"no host listened at {Value} within {timeout.TotalSeconds:0.#} s");
             }
+        }
+    }
+
+    /// <summary>A socket connected to <paramref name="endpoint"/>; disposed when the connect fails.</summary>
+    private static async Task<Socket> ConnectUnixAsync(UnixDomainSocketEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
         }
     }
 }
