@@ -592,11 +592,6 @@ def _before_fork() -> None:
             except Exception:  # noqa: BLE001 - never fail a fork over it
                 pass
         conn.guard.before_fork()
-        # Let this module's threads that are runnable (a feeder just notified, the
-        # keep-alive thread waking up) reach their next blocking point: grpc's post-fork
-        # handler runs Python code in the child before CPython re-initialises the GIL,
-        # and hangs there if a thread was waiting for the GIL at fork time.
-        time.sleep(0.001)
     # No garbage collection inside grpc's own post-fork handler: a finalizer run there
     # can wait forever on a lock held by a thread that did not survive the fork.
     _gc_was_enabled = gc.isenabled()

@@ -86,8 +86,15 @@ def import_grpc() -> Any:
     """
     if "grpc" not in sys.modules:
         os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "1")
+    fork_support = os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "").lower() in ("1", "true", "yes")
+    if fork_support:
+        from . import _grpc_fork
+
+        _grpc_fork.install()  # before grpc registers its own fork handlers
     import grpc
 
+    if fork_support:
+        _grpc_fork.adopt(grpc)
     return grpc
 
 

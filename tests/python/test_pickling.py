@@ -188,3 +188,76 @@ def test_named_object_survives_while_another_process_uses_it(children) -> None:
     again = mp.Event(name="tests.pickling.held", create=False)  # the child still holds it
     again.set()
     child.wait_ok()
+
+
+def test_forks_beside_a_thread_that_never_blocks(children) -> None:
+    """A thread that keeps wanting the GIL posts a drop request every switch interval;
+    one pending at fork time hung the child inside grpc 1.51's pthread_atfork child
+    handler (gdb: ``drop_gil`` waiting for a thread that no longer exists; 2 forks in 20
+    hung here). _grpc_fork runs that handler's work after the GIL is re-created."""
+    out = children.run(
+        """
+        import os, signal, threading, time
+        import gilbridge.multiprocessing as mp
+
+        def spin():
+            while True:
+                sum(range(1000))
+
+        threading.Thread(target=spin, daemon=True).start()
+        q = mp.Queue()
+        outcomes = []
+        for i in range(30):
+            q.put(("parent", i))
+            pid = os.fork()
+            if pid == 0:
+                q.put(("child", i))
+                q.close()
+                q.join_thread()
+                os._exit(0)
+            deadline = time.monotonic() + 10
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    outcomes.append(os.waitstatus_to_exitcode(status))
+                    break
+                if time.monotonic() > deadline:  # hung: killed by its PID
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    outcomes.append("hung")
+                    break
+                time.sleep(0.01)
+        print(outcomes, flush=True)
+        got = sorted(q.get(timeout=20) for _ in range(60))
+        print(outcomes.count(0), got == sorted([(s, i) for s in ("parent", "child") for i in range(30)]))
+        """,
+        timeout=200,
+    )
+    assert out.splitlines()[-1].split() == ["30", "True"]
+
+
+def test_grpc_fork_child_handler_is_taken_over_where_grpc_has_the_flaw(children) -> None:
+    """grpc before 1.55 runs its fork-child handler before the GIL is re-created; once a
+    connection exists, _grpc_fork must have taken that handler over (else the two tests
+    above only pass by luck), and a fork child must still get a working connection."""
+    out = children.run(
+        """
+        import os
+        import gilbridge.multiprocessing as mp
+        from gilbridge import _grpc_fork
+        q = mp.Queue()
+        q.put("parent")
+        import grpc  # imported by the connection, with fork support on
+        flawed = tuple(int(p) for p in grpc.__version__.split(".")[:2]) < (1, 55)
+        print(not flawed or _grpc_fork._cygrpc is not None)
+        pid = os.fork()
+        if pid == 0:
+            q.put("child")
+            q.close()
+            q.join_thread()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), sorted([q.get(timeout=10), q.get(timeout=10)]))
+        """
+    )
+    assert out.splitlines() == ["True", "0 ['child', 'parent']"]
