@@ -75,6 +75,8 @@ def adopt(grpc: Any) -> None:
     from grpc._cython import cygrpc
 
     state = getattr(cygrpc, "_fork_state", None)
+    if getattr(state, "fork_handler_registered", True):
+        return  # registered before ours, so grpc's prepare handler would run after ours
     if (hasattr(cygrpc, "_fork_handler_failed") and hasattr(cygrpc, "_ActiveThreadCount")
             and all(hasattr(state, name) for name in (
                 "fork_in_progress_condition", "active_thread_count", "channels",
