@@ -18,6 +18,23 @@ from conftest import wait_for
 
 pytestmark = pytest.mark.usefixtures("host")
 
+# Child-script code shared by the os.fork tests: waits for a forked child and kills it
+# by its PID if it hangs, so no test leaves one behind. Returns its exit code or "hung".
+_REAP_FORKED_CHILD = """
+        import os, signal, time
+
+        def reap(pid):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return os.waitstatus_to_exitcode(status)
+                time.sleep(0.01)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "hung"
+"""
+
 
 def make_objects() -> dict[str, object]:
     return {
@@ -95,20 +112,9 @@ def test_repeated_forks_while_feeder_and_keepalive_are_busy(children) -> None:
     waiting for the GIL at fork time (measured: ~1 fork in 6 hung when a queue's first
     put started its feeder thread right before fork); the fork hooks must prevent that."""
     out = children.run(
-        """
-        import os, signal, sys, time
+        _REAP_FORKED_CHILD + """
+        import sys
         import gilbridge.multiprocessing as mp
-
-        def reap(pid):  # a hung child is killed by its PID, never left behind
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return os.waitstatus_to_exitcode(status)
-                time.sleep(0.01)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "hung"
 
         ok = 0
         queues = []
@@ -196,8 +202,8 @@ def test_forks_beside_a_thread_that_never_blocks(children) -> None:
     handler (gdb: ``drop_gil`` waiting for a thread that no longer exists; 2 forks in 20
     hung here). _grpc_fork runs that handler's work after the GIL is re-created."""
     out = children.run(
-        """
-        import os, signal, threading, time
+        _REAP_FORKED_CHILD + """
+        import threading
         import gilbridge.multiprocessing as mp
 
         def spin():
@@ -215,18 +221,7 @@ def test_forks_beside_a_thread_that_never_blocks(children) -> None:
                 q.close()
                 q.join_thread()
                 os._exit(0)
-            deadline = time.monotonic() + 10
-            while True:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    outcomes.append(os.waitstatus_to_exitcode(status))
-                    break
-                if time.monotonic() > deadline:  # hung: killed by its PID
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    outcomes.append("hung")
-                    break
-                time.sleep(0.01)
+            outcomes.append(reap(pid))
         print(outcomes, flush=True)
         got = sorted(q.get(timeout=20) for _ in range(60))
         print(outcomes.count(0), got == sorted([(s, i) for s in ("parent", "child") for i in range(30)]))
@@ -241,8 +236,7 @@ def test_grpc_fork_child_handler_is_taken_over_where_grpc_has_the_flaw(children)
     connection exists, _grpc_fork must have taken that handler over (else the two tests
     above only pass by luck), and a fork child must still get a working connection."""
     out = children.run(
-        """
-        import os
+        _REAP_FORKED_CHILD + """
         import gilbridge.multiprocessing as mp
         from gilbridge import _grpc_fork
         q = mp.Queue()
@@ -256,8 +250,7 @@ def test_grpc_fork_child_handler_is_taken_over_where_grpc_has_the_flaw(children)
             q.close()
             q.join_thread()
             os._exit(0)
-        _, status = os.waitpid(pid, 0)
-        print(os.waitstatus_to_exitcode(status), sorted([q.get(timeout=10), q.get(timeout=10)]))
+        print(reap(pid), sorted([q.get(timeout=10), q.get(timeout=10)]))
         """
     )
     assert out.splitlines() == ["True", "0 ['child', 'parent']"]
