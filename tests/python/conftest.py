@@ -280,6 +280,24 @@ def children() -> Iterator[Children]:
         c.kill_all()
 
 
+# Child-script code for tests that os.fork(): waits for a forked child and kills it
+# by its PID if it hangs, so no test leaves one behind. Returns its exit code or "hung".
+REAP_FORKED_CHILD = """
+        import os, signal, time
+
+        def reap(pid, limit=15):
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return os.waitstatus_to_exitcode(status)
+                time.sleep(0.01)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "hung"
+"""
+
+
 def run_script(tmp_path: Path, code: str, *args: str, timeout: float = CHILD_TIMEOUT,
                signal_after: tuple[str, int] | None = None) -> tuple[int, str, str]:
     """Run ``code`` as a script (its own __main__) in a subprocess; kill it by pid if it

@@ -14,7 +14,7 @@ import pytest
 
 import gilbridge.multiprocessing as mp
 
-from conftest import LEASE_SECONDS, wait_for
+from conftest import LEASE_SECONDS, REAP_FORKED_CHILD, wait_for
 
 pytestmark = pytest.mark.usefixtures("host")
 
@@ -310,21 +310,10 @@ def test_condition_ping_pong_across_processes(children, kind: str) -> None:
 
 def test_forked_child_does_not_inherit_cached_grants(children) -> None:
     out = children.run(
-        """
-        import os, signal, sys, time
+        REAP_FORKED_CHILD + """
+        import sys
         import gilbridge.multiprocessing as mp
         from gilbridge._connection import get_connection
-
-        def reap(pid):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return os.waitstatus_to_exitcode(status)
-                time.sleep(0.01)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "hung"
 
         lock = mp.Lock(name="tests.cache.fork.lock")
         rlock = mp.RLock(name="tests.cache.fork.rlock")
@@ -348,7 +337,7 @@ def test_forked_child_does_not_inherit_cached_grants(children) -> None:
             os.close(w)
             line = os.fdopen(r).readline().split()
             parent_got_lock = lock.acquire(False)  # the child holds it: must be False
-            results.append((line, parent_got_lock, reap(pid)))
+            results.append((line, parent_got_lock, reap(pid, limit=30)))
             assert lock.acquire(timeout=30)  # back to this process (cached again)
             lock.release()
         print(all(res == (["False", "True"], False, 0) for res in results), results[0])

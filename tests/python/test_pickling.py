@@ -14,26 +14,9 @@ import pytest
 import gilbridge.multiprocessing as mp
 
 import _children
-from conftest import wait_for
+from conftest import REAP_FORKED_CHILD, wait_for
 
 pytestmark = pytest.mark.usefixtures("host")
-
-# Child-script code shared by the os.fork tests: waits for a forked child and kills it
-# by its PID if it hangs, so no test leaves one behind. Returns its exit code or "hung".
-_REAP_FORKED_CHILD = """
-        import os, signal, time
-
-        def reap(pid):
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return os.waitstatus_to_exitcode(status)
-                time.sleep(0.01)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "hung"
-"""
 
 
 def make_objects() -> dict[str, object]:
@@ -112,7 +95,7 @@ def test_repeated_forks_while_feeder_and_keepalive_are_busy(children) -> None:
     waiting for the GIL at fork time (measured: ~1 fork in 6 hung when a queue's first
     put started its feeder thread right before fork); the fork hooks must prevent that."""
     out = children.run(
-        _REAP_FORKED_CHILD + """
+        REAP_FORKED_CHILD + """
         import sys
         import gilbridge.multiprocessing as mp
 
@@ -202,7 +185,7 @@ def test_forks_beside_a_thread_that_never_blocks(children) -> None:
     handler (gdb: ``drop_gil`` waiting for a thread that no longer exists; 2 forks in 20
     hung here). _grpc_fork runs that handler's work after the GIL is re-created."""
     out = children.run(
-        _REAP_FORKED_CHILD + """
+        REAP_FORKED_CHILD + """
         import threading
         import gilbridge.multiprocessing as mp
 
@@ -236,7 +219,7 @@ def test_grpc_fork_child_handler_is_taken_over_where_grpc_has_the_flaw(children)
     connection exists, _grpc_fork must have taken that handler over (else the two tests
     above only pass by luck), and a fork child must still get a working connection."""
     out = children.run(
-        _REAP_FORKED_CHILD + """
+        REAP_FORKED_CHILD + """
         import gilbridge.multiprocessing as mp
         from gilbridge import _grpc_fork
         q = mp.Queue()
