@@ -450,15 +450,21 @@ class Connection:
 
     # ------------------------------------------------------------------ shutdown
 
+    def flush_buffers(self) -> None:
+        """Send every queue's buffered puts and acknowledgements now, as at exit (a
+        reused worker does this when it leaves a pool). Blocks for those RPCs; failures
+        are reported on stderr."""
+        for obj in list(self._flushables):
+            try:
+                obj._at_exit()
+            except Exception as exc:  # noqa: BLE001 - report, keep going
+                print(f"gilbridge: flushing {obj!r} failed: {exc}", file=sys.stderr)
+
     def close(self) -> None:
         """Flush queues, say Goodbye and close the channel. Idempotent."""
         if self.closed or os.getpid() != self.pid:
             return
-        for obj in list(self._flushables):
-            try:
-                obj._at_exit()
-            except Exception as exc:  # noqa: BLE001 - report, keep shutting down
-                print(f"gilbridge: flushing {obj!r} at exit failed: {exc}", file=sys.stderr)
+        self.flush_buffers()
         self.closed = True
         self._background_work.put(None)
         try:

@@ -64,7 +64,6 @@ __all__ = [
     "ItemEncoder",
     "PoolCore",
     "Task",
-    "python_library",
     "runtime",
     "wait_event",
 ]
@@ -145,42 +144,6 @@ def join_thread(thread: threading.Thread, timeout: float | None,
 
 
 # ---------------------------------------------------------------------------- environment
-
-_library_cache: list[str] = []
-
-
-def python_library() -> str:
-    """The shared libpython this interpreter runs on, for workers to embed.
-
-    sysconfig's LIBDIR + INSTSONAME (e.g. ``/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0``),
-    else LIBDIR + LDLIBRARY. Raises RuntimeError when there is none (a statically linked
-    Python cannot be embedded).
-    """
-    if _library_cache:
-        return _library_cache[0]
-    import sysconfig
-
-    cfg = sysconfig.get_config_var
-    libdirs = [d for d in (cfg("LIBDIR"), cfg("LIBPL"), os.path.join(sys.base_prefix, "lib")) if d]
-    multiarch = cfg("MULTIARCH")
-    if multiarch and cfg("LIBDIR"):
-        libdirs.append(os.path.join(cfg("LIBDIR"), multiarch))
-    names = [n for n in (cfg("INSTSONAME"), cfg("LDLIBRARY")) if n and ".so" in n]
-    for directory in libdirs:
-        for name in names:
-            path = os.path.join(directory, name)
-            if os.path.isfile(path):
-                _library_cache.append(path)
-                return path
-    shared = cfg("Py_ENABLE_SHARED")
-    raise RuntimeError(
-        f"Bridge workers embed this interpreter ({sys.executable}) and need its shared "
-        f"libpython, but none was found (looked for {names or ['libpython*.so']} in "
-        f"{libdirs}; Py_ENABLE_SHARED={shared}). A statically linked Python (e.g. pyenv "
-        f"without --enable-shared) cannot run Pool or Process work: use a Python built "
-        f"with --enable-shared, such as Debian's /usr/bin/python3."
-    )
-
 
 @dataclass(frozen=True)
 class MainInfo:
@@ -271,7 +234,7 @@ def main_info() -> MainInfo | None:
 
 
 def python_environment(conn: Connection, main: MainInfo | None) -> execution_pb2.PythonEnvironment:
-    """This interpreter, for workers to embed: executable, libpython, sys.path ('' as the
+    """This interpreter, for workers to run in: executable, sys.path ('' as the
     working directory), working directory, environment (``os.environ`` plus the address
     and token of this connection's host) and the main script (see :func:`main_info`)."""
     pb = _pb()
@@ -282,7 +245,6 @@ def python_environment(conn: Connection, main: MainInfo | None) -> execution_pb2
         environment["GILBRIDGE_TOKEN"] = conn.address.token
     return pb.PythonEnvironment(
         executable=sys.executable,
-        library=python_library(),
         sys_path=[p if p else cwd for p in sys.path],
         working_directory=cwd,
         environment=environment,
@@ -540,7 +502,7 @@ def current_runtime() -> ExecutionRuntime | None:
 
 def create_pool(conn: Connection, request: Any) -> Any:
     """CreatePool; blocks until the workers are connected (warm: milliseconds; cold:
-    .NET + CPython start-up, up to the host's WorkerStartSeconds). Ctrl-C while waiting
+    the interpreter starting and loading .NET, up to the host's WorkerStartSeconds). Ctrl-C while waiting
     terminates the pool if it got created anyway."""
 
     def undo(future: Any) -> None:
@@ -893,8 +855,8 @@ class PoolCore:
             self._on_result(event.result)
         elif kind == "output":
             write_output(event.output)
-        elif kind == "worker_exit":
-            pid = event.worker_exit.pid
+        elif kind in ("worker_exit", "worker_released"):
+            pid = event.worker_exit.pid if kind == "worker_exit" else event.worker_released
             with self._lock:
                 if pid in self.worker_pids:
                     self.worker_pids.remove(pid)

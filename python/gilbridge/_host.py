@@ -209,16 +209,8 @@ def _idle_timeout() -> int:
 
 def _prewarm_arguments() -> list[str]:
     """Host options that start warm workers for this interpreter with the host, so the
-    first pool does not wait for a cold one; none when libpython cannot be found (the
-    pool then says why)."""
-    from ._execution import python_library
-
-    try:
-        library = python_library()
-    except Exception:  # noqa: BLE001 - prewarming is an optimization
-        return []
-    return [f"--Bridge:PrewarmPythonExecutable={sys.executable}",
-            f"--Bridge:PrewarmPythonLibrary={library}"]
+    first pool does not wait for a cold one."""
+    return [f"--Bridge:PrewarmPythonExecutable={sys.executable}"]
 
 
 def ensure_host(address: Address | None = None) -> sessions_pb2.HostInfo:

@@ -10,7 +10,7 @@ exception arrives as :class:`gilbridge.DotnetError` with the .NET stack trace as
 ``__cause__``.
 
 Calling a reference directly (``kernel(0, 1000)``) runs it through a one-off pool of one
-.NET-only worker (no Python embedded): it blocks for the worker's start (tens of ms when
+.NET-only worker (no Python in it): it blocks for the worker's start (tens of ms when
 the host has a warm one) plus the call. Inside a ``Process`` target that is what happens
 too: the Process's worker asks the host for a kernel worker. Prefer a ``Pool`` for many
 calls.

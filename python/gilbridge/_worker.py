@@ -1,21 +1,25 @@
-"""The Python half of a Bridge worker: runs inside the CPython that ``Bridge.Worker`` embeds.
+"""The Python half of a Bridge worker: the worker process is the client's own interpreter.
 
-``Bridge.Worker`` (a .NET process) embeds the client's own libpython through pythonnet and
-calls this module from ONE dedicated thread, which is also the interpreter's main thread::
+The host starts ``<sys.executable> bridge_worker.py`` (shipped beside ``Bridge.Worker.dll``),
+which loads .NET into this interpreter with hostfxr and starts the worker: its Work
+stream with the host and its C# kernels run on .NET threads, while the interpreter's main
+thread loops in :func:`serve`, taking one call at a time from .NET and answering it::
 
-    Bridge.Host ──Work stream──► Bridge.Worker (.NET) ──serialized TaskChunk──► run_chunk()
-                ◄─TaskResult────                    ◄──serialized TaskResult───┘
-                ◄─OutputText────  sink(stream, text) ◄── sys.stdout / sys.stderr writes
+    Bridge.Host ──Work stream──► Bridge.Worker (.NET threads) ──Next(): call + bytes──► serve()
+                ◄─TaskResult────                              ◄─Complete(answer bytes)──┘
+                ◄─OutputText────  Output(stream, text) ◄── sys.stdout / sys.stderr writes
 
-Interop is kept to a handful of calls per chunk: .NET hands over the protobuf bytes of a
-``TaskChunk`` and gets back the protobuf bytes of a ``TaskResult``; everything in
-between (unpickling the function, decoding the MessagePack items, calling, encoding)
-happens here, in Python.
+Interop is a handful of byte strings per chunk: .NET hands over the protobuf bytes of a
+``TaskChunk`` and gets back the protobuf bytes of a ``TaskResult``; everything in between
+(unpickling the function, decoding the MessagePack items, calling, encoding) happens here,
+on the main thread, at the interpreter's full speed (no GIL hand-off per chunk).
 
 * :func:`prepare` applies the client's environment once: ``sys.path``, working
   directory, environment, output forwarding, the parent's ``__main__`` run as
   ``__mp_main__`` (as the stdlib's spawn does); a warm worker may do it before its pool
-  exists. :func:`assign` then names the process and runs the pool initializer.
+  exists. :func:`assign` then names the process and runs the pool initializer;
+  :func:`release` ends a pool's use of the worker, which then serves the session's next
+  pool (assigned again).
 * :func:`run_chunk` runs one chunk of calls (styles CALL, MAP, STARMAP).
 * :func:`run_process` runs a pickled ``multiprocessing`` Process object as the stdlib's
   spawned child does and returns its exit code.
@@ -34,14 +38,14 @@ import sys
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgpack
 
 from . import _codec
 from ._proto.bridge.v1 import execution_pb2 as _pb
 
-__all__ = ["assign", "at_exit", "flush_output", "prepare", "run_chunk", "run_process"]
+__all__ = ["assign", "at_exit", "flush_output", "prepare", "release", "run_chunk", "run_process", "serve"]
 
 #: How the .NET side receives output: ``sink(stream, text)`` with stream 1 (stdout) or 2.
 OutputSink = Callable[[int, str], None]
@@ -239,6 +243,19 @@ def assign(initializer: bytes, name: str) -> None:
     _worker.flush()
 
 
+def release() -> None:
+    """Leaves the pool, staying alive for the session's next one: delivers what the
+    pool's tasks left buffered (queue puts, acknowledgements, output), as a stdlib
+    worker's exit would. Module state, imports and the initializer's effects stay, as in
+    a reused loky worker; the next pool runs its own initializer."""
+    from ._connection import current_connection
+
+    conn = current_connection()
+    if conn is not None and not conn.closed:
+        conn.flush_buffers()
+    _worker.flush()
+
+
 def flush_output() -> None:
     """Flushes the forwarded ``sys.stdout``/``sys.stderr`` buffers."""
     _worker.flush()
@@ -354,3 +371,79 @@ def run_process(data: bytes | bytearray | memoryview) -> int:
     finally:
         _worker.flush()
     return int(exitcode)
+
+
+# ---------------------------------------------------------------------------- serving
+
+# PythonCall (src/Bridge.Worker/Python/PythonMainThread.cs).
+_PREPARE: Final = 1
+_ASSIGN: Final = 2
+_RUN_CHUNK_CALL: Final = 3
+_RUN_PROCESS_CALL: Final = 4
+_RELEASE: Final = 5
+_AT_EXIT: Final = 6
+_FLUSH_OUTPUT: Final = 7
+
+
+class NativeWorker(Protocol):
+    """The worker's .NET side as bridge_worker.py exposes it."""
+
+    def next(self) -> tuple[int, bytes]: ...
+
+    def complete(self, status: int, answer: bytes) -> None: ...
+
+    def output(self, stream: int, text: str) -> None: ...
+
+
+def _failure(exc: BaseException) -> bytes:
+    """A failure answer: qualified type, message and traceback, NUL-separated UTF-8."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return f"{_qualified_name(type(exc))}\0{exc}\0{text}".encode("utf-8", "backslashreplace")
+
+
+def serve(native: NativeWorker, prepare_payload: bytes) -> None:
+    """The main thread's loop for the rest of the process (the worker ends it with
+    ``_exit``): answers ``prepare_payload`` (the first call, already taken by
+    bridge_worker.py), then every call .NET makes, one at a time. Blocks forever."""
+    import json
+
+    def prepare_json(payload: bytes) -> bytes:
+        env = json.loads(payload)
+        prepare(env["sys_path"], env["working_directory"], env["environment"], env["main_path"],
+                env["argv"], native.output)
+        return b""
+
+    def assign_bytes(payload: bytes) -> bytes:
+        assignment = _pb.Assignment.FromString(payload)
+        assign(assignment.initializer, assignment.name)
+        return b""
+
+    def no_payload(action: Callable[[], None]) -> Callable[[bytes], bytes]:
+        def call(_: bytes) -> bytes:
+            action()
+            return b""
+
+        return call
+
+    handlers: dict[int, Callable[[bytes], bytes]] = {
+        _PREPARE: prepare_json,
+        _ASSIGN: assign_bytes,
+        _RUN_CHUNK_CALL: run_chunk,
+        _RUN_PROCESS_CALL: lambda payload: str(run_process(payload)).encode(),
+        _RELEASE: no_payload(release),
+        _AT_EXIT: no_payload(at_exit),
+        _FLUSH_OUTPUT: no_payload(flush_output),
+    }
+    kind, payload = _PREPARE, prepare_payload
+    while True:
+        try:
+            handler = handlers.get(kind)
+            if handler is None:
+                raise ValueError(f"unknown worker call {kind}")
+            answer = handler(payload)
+        except BaseException as exc:  # noqa: BLE001 - answered; the worker decides what follows
+            native.complete(1, _failure(exc))
+        else:
+            native.complete(0, answer)
+        payload = b""  # a chunk's bytes are not kept alive while waiting for the next call
+        kind, payload = native.next()

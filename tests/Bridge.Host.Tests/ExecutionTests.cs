@@ -15,7 +15,7 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
     private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(80));
 
     [Fact(Timeout = 90_000)]
-    public async Task A_kernel_pool_maps_primes_and_finishes_after_close()
+    public async Task A_kernel_pool_maps_primes_and_releases_its_workers_after_close()
     {
         await using var session = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests", _timeout.Token);
         var execution = new Bridge.Contracts.V1.Execution.ExecutionClient(CreateChannel());
@@ -34,7 +34,7 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
         using var watch = execution.WatchPool(new WatchPoolRequest { SessionId = session.SessionId, PoolId = pool.PoolId }, cancellationToken: _timeout.Token);
         var total = 0L;
         var results = 0;
-        var exits = 0;
+        var released = 0;
         await foreach (var poolEvent in watch.ResponseStream.ReadAllAsync(_timeout.Token))
         {
             if (poolEvent.EventCase == PoolEvent.EventOneofCase.Result)
@@ -48,13 +48,18 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
             }
             else if (poolEvent.EventCase == PoolEvent.EventOneofCase.WorkerExit)
             {
-                Assert.Equal(0, poolEvent.WorkerExit.ExitCode);
-                exits++;
+                Assert.Fail($"worker {poolEvent.WorkerExit.Pid} exited (code {poolEvent.WorkerExit.ExitCode}) instead of being released");
+            }
+            else if (poolEvent.EventCase == PoolEvent.EventOneofCase.WorkerReleased)
+            {
+                Assert.Contains(poolEvent.WorkerReleased, pool.WorkerPids);
+                released++;
             }
         }
 
         Assert.Equal(78_498, total);
-        Assert.Equal(2, exits);
+        // Both workers leave the closed pool alive and the stream ends: they are reused.
+        Assert.Equal(2, released);
     }
 
     [Fact(Timeout = 90_000)]

@@ -42,7 +42,7 @@ public sealed class HostLifecycleTests
         };
         start.ArgumentList.Add("--Bridge:SocketPath=relative/host.sock");
         start.ArgumentList.Add("--Bridge:LeaseSeconds=-1");
-        start.ArgumentList.Add("--Bridge:PrewarmPythonExecutable=/usr/bin/python3");
+        start.ArgumentList.Add("--Bridge:PrewarmPythonExecutable=/nonexistent/python3");
         using var process = Process.Start(start)!;
         try
         {
@@ -55,7 +55,7 @@ public sealed class HostLifecycleTests
             Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:SocketPath must be an absolute path", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:LeaseSeconds must be", text, StringComparison.Ordinal);
-            Assert.Contains("Bridge:PrewarmPythonExecutable and Bridge:PrewarmPythonLibrary go together", text, StringComparison.Ordinal);
+            Assert.Contains("Bridge:PrewarmPythonExecutable '/nonexistent/python3' does not exist", text, StringComparison.Ordinal);
         }
         finally
         {

@@ -13,8 +13,6 @@ public sealed class PythonPayloads : IAsyncLifetime
 
     public string Executable { get; private set; } = "";
 
-    public string Library { get; private set; } = "";
-
     public IReadOnlyList<string> SysPath { get; private set; } = [];
 
     public static string RepositoryRoot()
@@ -66,7 +64,6 @@ public sealed class PythonPayloads : IAsyncLifetime
 
         _root = JsonDocument.Parse(await stdout).RootElement.Clone();
         Executable = _root.GetProperty("executable").GetString()!;
-        Library = _root.GetProperty("library").GetString()!;
         SysPath = [.. _root.GetProperty("sys_path").EnumerateArray().Select(e => e.GetString()!)];
     }
 

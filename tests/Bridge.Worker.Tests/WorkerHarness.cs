@@ -32,12 +32,7 @@ public sealed class WorkerHarness : IAsyncDisposable
     {
         var host = await FakeWorkHost.StartAsync(cancellationToken);
         var arguments = new List<string> { "--host", host.Address, "--worker-token", Token, "--kernel-slots", kernelSlots.ToString(CultureInfo.InvariantCulture) };
-        if (python is not null)
-        {
-            arguments.AddRange(["--python-executable", python.Executable, "--python-library", python.Library]);
-        }
-
-        var worker = WorkerProcess.Start(arguments);
+        var worker = python is null ? WorkerProcess.Start(arguments) : WorkerProcess.StartInPython(python.Executable, arguments);
         try
         {
             var accepted = host.AcceptAsync(cancellationToken);
@@ -82,7 +77,7 @@ public sealed class WorkerHarness : IAsyncDisposable
 
     public static Assignment Assignment(PythonPayloads python)
     {
-        var environment = new PythonEnvironment { Executable = python.Executable, Library = python.Library, WorkingDirectory = Path.GetTempPath() };
+        var environment = new PythonEnvironment { Executable = python.Executable, WorkingDirectory = Path.GetTempPath() };
         environment.SysPath.AddRange(python.SysPath);
         return new Assignment { PoolId = "pool-1", Python = environment, Name = "TestPoolWorker-1" };
     }

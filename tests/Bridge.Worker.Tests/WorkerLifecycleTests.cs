@@ -13,7 +13,7 @@ public sealed class WorkerLifecycleTests(PythonPayloads python) : IClassFixture<
     [InlineData(new[] { "--host", "unix:/tmp/x.sock" }, "--worker-token is required")]
     [InlineData(new[] { "--host", "nohost", "--worker-token", "t" }, "neither unix:/path nor host:port")]
     [InlineData(new[] { "--host", "unix:/tmp/x.sock", "--worker-token", "t", "--kernel-slots", "0" }, "--kernel-slots must be")]
-    [InlineData(new[] { "--host", "unix:/tmp/x.sock", "--worker-token", "t", "--python-library", "/usr/lib/x86_64-linux-gnu/libc.so.6" }, "go together")]
+    [InlineData(new[] { "--host", "unix:/tmp/x.sock", "--worker-token", "t", "--python-library", "/usr/lib/x86_64-linux-gnu/libc.so.6" }, "unknown option --python-library")]
     [InlineData(new[] { "--host", "unix:/tmp/x.sock", "--worker-token", "t", "--bogus", "1" }, "unknown option --bogus")]
     public async Task Bad_arguments_exit_2_with_a_message(string[] arguments, string message)
     {

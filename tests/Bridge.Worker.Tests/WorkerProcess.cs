@@ -49,16 +49,31 @@ public sealed class WorkerProcess : IAsyncDisposable
         return File.Exists(path) ? path : throw new FileNotFoundException("Bridge.Worker is not built", path);
     }
 
-    public static WorkerProcess Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>The .NET-only worker executable (kernels only).</summary>
+    public static WorkerProcess Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null) =>
+        Start(Executable(), [], arguments, environment);
+
+    /// <summary>
+    /// A worker for Python work, as the host starts one: the client's interpreter running
+    /// bridge_worker.py (beside the worker executable), which loads .NET into itself.
+    /// </summary>
+    public static WorkerProcess StartInPython(string python, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null) =>
+        Start(python, [Path.Combine(Path.GetDirectoryName(Executable())!, "bridge_worker.py"), "--dotnet-root", DotnetRoot()], arguments, environment);
+
+    /// <summary>The .NET installation these tests run on (three levels above the runtime's own directory).</summary>
+    public static string DotnetRoot() =>
+        new DirectoryInfo(Path.TrimEndingDirectorySeparator(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory())).Parent!.Parent!.Parent!.FullName;
+
+    private static WorkerProcess Start(string program, IEnumerable<string> leading, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment)
     {
-        var start = new ProcessStartInfo(Executable())
+        var start = new ProcessStartInfo(program)
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var argument in arguments)
+        foreach (var argument in leading.Concat(arguments))
         {
             start.ArgumentList.Add(argument);
         }

@@ -14,7 +14,6 @@ import multiprocessing.context
 import os
 import pickle
 import sys
-import sysconfig
 import threading
 
 import cloudpickle
@@ -119,10 +118,8 @@ def pickled_process() -> bytes:
 
 
 def main() -> None:
-    library = os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME"))
     out = {
         "executable": sys.executable,
-        "library": library,
         "sys_path": sys.path[1:],  # without this script's own folder
         "square": b64(cloudpickle.dumps(lambda x: x * x)),
         "adder": b64(cloudpickle.dumps(make_adder(10))),

@@ -390,20 +390,6 @@ def _alive(pid: int) -> bool:
     return pid_alive(pid)
 
 
-def test_a_static_python_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sysconfig
-
-    from gilbridge import _execution
-
-    static = {"LIBDIR": "/nonexistent/lib", "LIBPL": None, "INSTSONAME": "libpython3.11.a",
-              "LDLIBRARY": "libpython3.11.a", "MULTIARCH": None, "Py_ENABLE_SHARED": 0}
-    monkeypatch.setattr(sysconfig, "get_config_var", static.get)
-    monkeypatch.setattr(sys, "base_prefix", "/nonexistent")
-    monkeypatch.setattr(_execution, "_library_cache", [])
-    with pytest.raises(RuntimeError, match="shared libpython.*--enable-shared"):
-        _execution.python_library()
-
-
 def test_a_quick_task_does_not_wait_behind_a_long_one_while_a_worker_is_free() -> None:
     """The host hands each chunk to the least busy worker: with one worker asleep for 30 s,
     a quick task runs on the other one at once instead of queueing behind the sleep."""

@@ -1,7 +1,7 @@
 """Warm workers prepared with a session's environment (its sys.path, cwd, variables and
 main module), so that the session's later pools and Processes start without running the
-main module again: each worker runs it exactly once, what it prints reaches the parent,
-and no prepared worker outlives its session."""
+main module again: each worker runs it exactly once (also when it serves several pools
+in turn), what it prints reaches the parent, and no prepared worker outlives its session."""
 
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ def test_each_worker_runs_the_main_module_once_and_none_outlives_the_session(tmp
     assert rc == 0, err
     lines = out.splitlines()
     pool_pids = [int(p) for p in lines[-1].split()[2:]]
-    assert len(pool_pids) == 4 and len(set(pool_pids)) == 4, lines[-1]
-    for pid in pool_pids:
+    # Pools reuse the session's workers (a released worker serves the next pool).
+    assert len(pool_pids) == 4 and len(set(pool_pids)) < 4, lines[-1]
+    for pid in set(pool_pids):
         # Ran the main module once (prepared ahead or at assignment, never both), and
         # what it printed then reached this parent's stdout.
         assert lines.count(f"top-level {pid} __mp_main__") == 1, out

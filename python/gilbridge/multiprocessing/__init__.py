@@ -12,8 +12,9 @@ factory also takes keyword-only ``name=`` / ``create=`` to share a named object 
 unrelated programs. Proxies pickle: unpickled in another process (spawn, fork, or any
 program) they attach to the same host object.
 
-``Process`` and ``Pool`` run on Bridge workers (.NET processes embedding this
-interpreter, or running C# kernels given as ``gilbridge.dotnet(...)``), with
+``Process`` and ``Pool`` run on Bridge workers (this interpreter's
+executable with .NET loaded into it, running Python callables and C# kernels given as
+``gilbridge.dotnet(...)``), with
 ``current_process``, ``parent_process``, ``active_children`` and the start-method
 functions (every method name is accepted and recorded; all run on Bridge workers).
 

@@ -1,7 +1,8 @@
 """``Pool`` on Bridge workers, with the API and semantics of ``multiprocessing.pool``.
 
-``Pool(processes)`` asks the host for ``processes`` worker processes (.NET processes
-embedding this interpreter; warm ones start in milliseconds). Work is sent in chunks and
+``Pool(processes)`` asks the host for ``processes`` worker processes (this interpreter's
+executable with .NET loaded into it; warm ones start in milliseconds, and a closed
+pool's workers serve this process's next pool). Work is sent in chunks and
 results come back on one event stream per pool (see ``gilbridge._execution`` for the
 data flow). Differences from the stdlib, all in the direction of not hanging:
 
@@ -67,10 +68,10 @@ def _host_cpu_count() -> int:
 class Pool:
     """A pool of Bridge worker processes (``multiprocessing.pool.Pool``'s API).
 
-    The constructor blocks until the workers are connected (warm workers: a few ms; cold
-    ones: .NET + CPython start-up, ~0.3 s). Raises ValueError for ``processes < 1`` or a
-    ``maxtasksperchild`` that is not a positive int, TypeError for a non-callable
-    ``initializer``, RuntimeError when this interpreter has no shared libpython.
+    The constructor blocks until the workers are connected (reused or warm workers: a few
+    ms; cold ones: the interpreter starting and loading .NET, ~0.5 s). Raises ValueError
+    for ``processes < 1`` or a ``maxtasksperchild`` that is not a positive int, TypeError
+    for a non-callable ``initializer``.
     """
 
     _wrap_exception = True

@@ -11,6 +11,9 @@ namespace Bridge.Host.Execution;
 /// </summary>
 internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
 {
+    // How long a released worker may take to flush and answer before it is killed.
+    private static readonly TimeSpan ReleaseDeadline = TimeSpan.FromSeconds(5);
+
     private readonly Lock _gate = new();
     private readonly Queue<TaskChunk> _pending = new();
     private readonly Dictionary<int, Slot> _workers = [];
@@ -27,6 +30,13 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
     public string OwnerSession => Spec.SessionId;
 
     public ChannelReader<PoolEvent> Events => _events.Reader;
+
+    /// <summary>
+    /// Whether its idle workers go back to the session's warm workers when it ends. Not
+    /// for a Process (it exits with its own exit code) nor with maxtasksperchild (the user
+    /// asked for fresh processes).
+    /// </summary>
+    public bool ReusesWorkers => !Spec.ProcessMode && Spec.MaxTasksPerChild == 0;
 
     /// <summary>Claims the single watcher; false when someone watches already.</summary>
     public bool TryWatch() => Interlocked.Exchange(ref _watchers, 1) == 0;
@@ -215,9 +225,22 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
                 });
             }
 
-            foreach (var slot in _workers.Values)
+            foreach (var slot in _workers.Values.ToArray())
             {
-                Signals.Send(slot.Worker.Pid, Signals.Terminate);
+                // A worker running none of the pool's chunks has nothing to interrupt: it
+                // leaves alive and the pool does not wait for it (it finishes attaching or
+                // the initializer first; one stuck there is killed at the release deadline).
+                // One running a chunk is killed, and never reused.
+                if (ReusesWorkers && slot.Running.Count == 0)
+                {
+                    Release(slot);
+                    _workers.Remove(slot.Worker.Pid);
+                    _events.Writer.TryWrite(new PoolEvent { WorkerReleased = slot.Worker.Pid });
+                }
+                else if (!slot.Releasing)
+                {
+                    Signals.Send(slot.Worker.Pid, Signals.Terminate);
+                }
             }
 
             FinishIfDone();
@@ -300,10 +323,43 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
 
         foreach (var slot in _workers.Values)
         {
-            if (slot.Running.Count == 0 && !slot.Retiring)
+            if (slot.Running.Count != 0 || slot.Retiring)
+            {
+                continue;
+            }
+
+            if (ReusesWorkers)
+            {
+                Release(slot);
+            }
+            else
             {
                 slot.Retiring = true;
                 slot.Worker.Commands.Writer.TryWrite(new WorkerCommand { Shutdown = true });
+            }
+        }
+    }
+
+    private static void Release(Slot slot)
+    {
+        if (!slot.Retiring)
+        {
+            slot.Retiring = true;
+            slot.Releasing = true;
+            slot.Credits = 0;
+            slot.Worker.RequestRelease(ReleaseDeadline);
+        }
+    }
+
+    /// <summary>A worker this pool released has answered: it leaves the pool (if it had not already, at terminate).</summary>
+    public void OnReleased(WorkerProcess worker)
+    {
+        lock (_gate)
+        {
+            if (_workers.Remove(worker.Pid))
+            {
+                _events.Writer.TryWrite(new PoolEvent { WorkerReleased = worker.Pid });
+                FinishIfDone();
             }
         }
     }
@@ -326,6 +382,11 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
 
         public int Completed { get; set; }
 
+        /// <summary>Leaving the pool (shutdown or release): no more chunks.</summary>
         public bool Retiring { get; set; }
+
+        /// <summary>Leaving alive, to be reused.</summary>
+        public bool Releasing { get; set; }
+
     }
 }

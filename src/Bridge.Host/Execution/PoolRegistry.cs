@@ -115,15 +115,37 @@ internal sealed class PoolRegistry : IDisposable
         }
 
         pool.AddWorker(worker, replacement);
-        _ = worker.Exited.ContinueWith(
-            exited => OnWorkerExited(pool, worker, exited.Result),
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
+        if (worker.TryClaimExitWatch())
+        {
+            // Once per process: a reused worker exits in whichever pool it serves then.
+            _ = worker.Exited.ContinueWith(
+                exited => OnWorkerExited(worker, exited.Result),
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
     }
 
-    private void OnWorkerExited(ExecutionPool pool, WorkerProcess worker, int exitCode)
+    /// <summary>
+    /// The worker answered a release: it leaves its pool alive and goes back to its
+    /// session's warm workers.
+    /// </summary>
+    public void OnWorkerReleased(WorkerProcess worker)
     {
+        if (worker.TryCompleteRelease(out var pool) && pool is not null)
+        {
+            pool.OnReleased(worker);
+            _launcher.Return(worker, pool.Spec.Python, pool.OwnerSession);
+        }
+    }
+
+    private void OnWorkerExited(WorkerProcess worker, int exitCode)
+    {
+        if (worker.Pool is not { } pool)
+        {
+            return; // idle: it served no pool when it exited
+        }
+
         var lost = pool.OnWorkerExited(worker, exitCode);
         if (lost.Count > 0)
         {

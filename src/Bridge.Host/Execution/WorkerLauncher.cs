@@ -30,6 +30,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     private readonly SessionTracker _sessions;
     private readonly ILogger<WorkerLauncher> _logger;
     private readonly ConcurrentDictionary<string, WorkerProcess> _byToken = new();
+    private readonly string _dotnetRoot = RuntimePaths.DotnetRoot();
 
     // Idle workers with Python initialized, by EnvironmentKey.
     private readonly ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> _warm = new();
@@ -60,8 +61,11 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         _sessions.SessionEnded += OnSessionEnded;
     }
 
+    /// <summary>Which interpreter a worker is ("dotnet": the .NET-only executable, for kernels).</summary>
     public static string EnvironmentKey(PythonEnvironment? python) =>
-        python is null || string.IsNullOrEmpty(python.Library) ? "dotnet" : $"{python.Executable}|{python.Library}";
+        HasPython(python) ? python!.Executable : "dotnet";
+
+    private static bool HasPython(PythonEnvironment? python) => python is not null && !string.IsNullOrEmpty(python.Executable);
 
     public WorkerProcess? FindByToken(string token) => _byToken.GetValueOrDefault(token);
 
@@ -90,6 +94,39 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         return worker;
     }
 
+    /// <summary>
+    /// Takes back a worker its pool released. A Python worker has applied the session's
+    /// environment, so it joins that session's prepared workers (or stops, when the
+    /// session is gone); a kernel-only worker rejoins the warm ones while they are short.
+    /// </summary>
+    public void Return(WorkerProcess worker, PythonEnvironment? python, string sessionId)
+    {
+        var preparedKey = PreparedKey(python, sessionId);
+        lock (_replenishing)
+        {
+            if (!_lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                if (preparedKey is not null && _sessions.IsActive(sessionId))
+                {
+                    worker.PreparedFor = preparedKey;
+                    _prepared.GetOrAdd(preparedKey, _ => new ConcurrentQueue<WorkerProcess>()).Enqueue(worker);
+                    Log.WorkerReturned(_logger, worker.Pid, sessionId);
+                    return;
+                }
+
+                var warm = _warm.GetOrAdd(EnvironmentKey(python), _ => new ConcurrentQueue<WorkerProcess>());
+                if (!HasPython(python) && warm.Count(w => !w.Exited.IsCompleted) < _options.WarmWorkers)
+                {
+                    warm.Enqueue(worker);
+                    Log.WorkerReturned(_logger, worker.Pid, sessionId);
+                    return;
+                }
+            }
+        }
+
+        worker.Commands.Writer.TryWrite(new WorkerCommand { Shutdown = true });
+    }
+
     public void Dispose() => _sessions.SessionEnded -= OnSessionEnded;
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -101,7 +138,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         {
             // Now, before the silo and the listener start: a worker's .NET and CPython
             // start-up overlaps the host's own, and it connects once the host listens.
-            var python = new PythonEnvironment { Executable = _options.PrewarmPythonExecutable, Library = _options.PrewarmPythonLibrary };
+            var python = new PythonEnvironment { Executable = _options.PrewarmPythonExecutable };
             Replenish(_warm, EnvironmentKey(python), python, preparedFor: null, _options.WarmWorkers);
         }
 
@@ -172,7 +209,12 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
             }
 
             var queue = idle.GetOrAdd(key, _ => new ConcurrentQueue<WorkerProcess>());
-            while (queue.Count(w => !w.Exited.IsCompleted) < target)
+            // A session's prepared workers count busy ones too: they come back when their
+            // pool ends, so a session cycling Pool(n) keeps n workers, not 2n.
+            var have = preparedFor is null
+                ? queue.Count(w => !w.Exited.IsCompleted)
+                : _byToken.Values.Count(w => w.PreparedFor == preparedFor && !w.Exited.IsCompleted);
+            for (; have < target; have++)
             {
                 queue.Enqueue(Launch(python, EnvironmentKey(python), preparedFor));
             }
@@ -182,14 +224,14 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     /// <summary>Null when nothing can be prepared: no Python, or no session to scope it to.</summary>
     private static string? PreparedKey(PythonEnvironment? python, string sessionId)
     {
-        if (python is null || string.IsNullOrEmpty(python.Library) || string.IsNullOrEmpty(sessionId))
+        if (!HasPython(python) || string.IsNullOrEmpty(sessionId))
         {
             return null;
         }
 
         // Map order is not part of an environment's identity: hash the variables sorted.
         var text = new StringBuilder();
-        text.Append(python.Executable).Append('\0').Append(python.Library).Append('\0')
+        text.Append(python!.Executable).Append('\0')
             .Append(python.WorkingDirectory).Append('\0').Append(python.MainPath).Append('\0');
         foreach (var entry in python.SysPath)
         {
@@ -233,24 +275,26 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     private WorkerProcess Launch(PythonEnvironment? python, string key, string? preparedFor)
     {
         var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
-        var start = new ProcessStartInfo(_options.WorkerPath)
+        // A Python worker is the client's own interpreter with .NET loaded into it (see
+        // bridge_worker.py); a kernel-only worker is the .NET executable itself.
+        var start = HasPython(python)
+            ? new ProcessStartInfo(python!.Executable)
+            : new ProcessStartInfo(_options.WorkerPath);
+        start.UseShellExecute = false;
+        start.RedirectStandardInput = true;
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        if (HasPython(python))
         {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
+            start.ArgumentList.Add(Path.Combine(Path.GetDirectoryName(_options.WorkerPath)!, "bridge_worker.py"));
+            start.ArgumentList.Add("--dotnet-root");
+            start.ArgumentList.Add(_dotnetRoot);
+        }
+
         start.ArgumentList.Add("--host");
         start.ArgumentList.Add("unix:" + _options.SocketPath);
         start.ArgumentList.Add("--worker-token");
         start.ArgumentList.Add(token);
-        if (python is not null && !string.IsNullOrEmpty(python.Library))
-        {
-            start.ArgumentList.Add("--python-executable");
-            start.ArgumentList.Add(python.Executable);
-            start.ArgumentList.Add("--python-library");
-            start.ArgumentList.Add(python.Library);
-        }
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         if (!process.Start())
@@ -271,7 +315,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         process.Exited += (_, _) =>
         {
             _byToken.TryRemove(token, out _);
-            if (preparedFor is not null && worker.Pool is null && !_lifetime.ApplicationStopping.IsCancellationRequested)
+            if (preparedFor is not null && !worker.EverAssigned && !_lifetime.ApplicationStopping.IsCancellationRequested)
             {
                 _unpreparable.TryAdd(preparedFor, 0);
             }

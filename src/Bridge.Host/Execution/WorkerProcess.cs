@@ -18,6 +18,11 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
     private readonly Lock _gate = new();
     private readonly List<OutputText> _heldOutput = [];
     private ExecutionPool? _pool;
+    private string? _preparedFor;
+    private bool _everAssigned;
+    private int _exitWatched;
+    private Timer? _releaseDeadline;
+    private bool _releaseRequested;
     private int? _reportedExitCode;
 
     public Process Process { get; } = process;
@@ -49,8 +54,43 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
         }
     }
 
-    /// <summary>The session-and-environment key it was prepared for; null: not prepared.</summary>
-    public string? PreparedFor { get; init; }
+    /// <summary>
+    /// The session-and-environment key it was prepared for (by a Prepare command, or by
+    /// serving a pool of that session before it was released); null: not prepared.
+    /// </summary>
+    public string? PreparedFor
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _preparedFor;
+            }
+        }
+
+        set
+        {
+            lock (_gate)
+            {
+                _preparedFor = value;
+            }
+        }
+    }
+
+    /// <summary>Whether it has joined a pool at least once (a prepared worker that exits before: its preparation failed).</summary>
+    public bool EverAssigned
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _everAssigned;
+            }
+        }
+    }
+
+    /// <summary>Set once by whoever first watches the exit, so a reused worker is watched once.</summary>
+    public bool TryClaimExitWatch() => Interlocked.Exchange(ref _exitWatched, 1) == 0;
 
     /// <summary>
     /// Keeps output written while warm (the parent's main module run by Prepare) for the
@@ -81,9 +121,49 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
         lock (_gate)
         {
             _pool = pool;
+            _everAssigned = true;
             var held = _heldOutput.ToArray();
             _heldOutput.Clear();
             return held;
+        }
+    }
+
+    /// <summary>
+    /// Asks the worker to leave its pool; one that has not answered Released within
+    /// <paramref name="deadline"/> (its Python thread is stuck in user code) is killed.
+    /// </summary>
+    public void RequestRelease(TimeSpan deadline)
+    {
+        lock (_gate)
+        {
+            _releaseRequested = true;
+            _releaseDeadline?.Dispose();
+            _releaseDeadline = new Timer(static state => Signals.Send((int)state!, Signals.Kill), Pid, deadline, Timeout.InfiniteTimeSpan);
+        }
+
+        Commands.Writer.TryWrite(new WorkerCommand { Release = true });
+    }
+
+    /// <summary>
+    /// The worker answered Released: it leaves its pool and is idle again. False (and
+    /// nothing changes) when no release was asked for; else <paramref name="pool"/> is the
+    /// pool it leaves.
+    /// </summary>
+    public bool TryCompleteRelease(out ExecutionPool? pool)
+    {
+        lock (_gate)
+        {
+            pool = _pool;
+            if (!_releaseRequested)
+            {
+                return false;
+            }
+
+            _releaseRequested = false;
+            _releaseDeadline?.Dispose();
+            _releaseDeadline = null;
+            _pool = null;
+            return true;
         }
     }
 
@@ -95,6 +175,12 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
     /// <summary>Called once the OS process has exited.</summary>
     public void MarkExited()
     {
+        lock (_gate)
+        {
+            _releaseDeadline?.Dispose();
+            _releaseDeadline = null;
+        }
+
         var code = _reportedExitCode ?? StdlibExitCode(Process.ExitCode);
         Commands.Writer.TryComplete();
         _connected.TrySetException(new InvalidOperationException($"worker {Pid} exited with code {code} before it connected"));

@@ -34,7 +34,11 @@ internal sealed class BridgeHostOptions
     /// <summary>Orleans silo port on loopback; 0: a free one.</summary>
     public int SiloPort { get; set; }
 
-    /// <summary>The Bridge.Worker executable; empty: artifacts/worker/Bridge.Worker beside the host's folder.</summary>
+    /// <summary>
+    /// The Bridge.Worker executable (kernel-only workers); empty: artifacts/worker/Bridge.Worker
+    /// beside the host's folder. A Python worker is the client's interpreter running
+    /// bridge_worker.py from the same folder.
+    /// </summary>
     public string WorkerPath { get; set; } = "";
 
     /// <summary>Idle workers kept started per Python environment.</summary>
@@ -46,12 +50,9 @@ internal sealed class BridgeHostOptions
     /// <summary>
     /// A Python interpreter (sys.executable) whose warm workers start with the host, before
     /// any client asks: a client that starts the host passes its own, so its first pool
-    /// does not wait for a cold worker. Empty: none. Goes with <see cref="PrewarmPythonLibrary"/>.
+    /// does not wait for a cold worker. Empty: none.
     /// </summary>
     public string PrewarmPythonExecutable { get; set; } = "";
-
-    /// <summary>The shared libpython of <see cref="PrewarmPythonExecutable"/>.</summary>
-    public string PrewarmPythonLibrary { get; set; } = "";
 
     public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
 }
@@ -114,14 +115,9 @@ internal sealed class BridgeHostOptionsValidator : IValidateOptions<BridgeHostOp
             failures.Add($"Bridge:WorkerStartSeconds must be > 0 (got {options.WorkerStartSeconds})");
         }
 
-        if (string.IsNullOrEmpty(options.PrewarmPythonExecutable) != string.IsNullOrEmpty(options.PrewarmPythonLibrary))
+        if (!string.IsNullOrEmpty(options.PrewarmPythonExecutable) && !File.Exists(options.PrewarmPythonExecutable))
         {
-            failures.Add("Bridge:PrewarmPythonExecutable and Bridge:PrewarmPythonLibrary go together");
-        }
-        else if (!string.IsNullOrEmpty(options.PrewarmPythonExecutable)
-            && !(File.Exists(options.PrewarmPythonExecutable) && File.Exists(options.PrewarmPythonLibrary)))
-        {
-            failures.Add($"Bridge:PrewarmPythonExecutable '{options.PrewarmPythonExecutable}' and Bridge:PrewarmPythonLibrary '{options.PrewarmPythonLibrary}' must both exist");
+            failures.Add($"Bridge:PrewarmPythonExecutable '{options.PrewarmPythonExecutable}' does not exist");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -30,4 +30,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "Could not start a replacement worker for pool {PoolId}")]
     public static partial void ReplacementFailed(ILogger logger, Exception exception, string poolId);
+
+    [LoggerMessage(EventId = 15, Level = LogLevel.Debug, Message = "Worker {Pid} was released by its pool and waits for the next pool of session {SessionId}")]
+    public static partial void WorkerReturned(ILogger logger, int pid, string sessionId);
 }

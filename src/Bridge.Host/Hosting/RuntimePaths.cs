@@ -24,6 +24,22 @@ internal static partial class RuntimePaths
 
     public static string DefaultSocketPath() => Path.Combine(DefaultDirectory(), "host.sock");
 
+    /// <summary>
+    /// The .NET installation this host runs on (DOTNET_ROOT when set), where a Python
+    /// worker's hostfxr comes from: three levels above shared/Microsoft.NETCore.App/&lt;version&gt;.
+    /// </summary>
+    public static string DotnetRoot()
+    {
+        var configured = Environment.GetEnvironmentVariable("DOTNET_ROOT");
+        if (!string.IsNullOrEmpty(configured))
+        {
+            return configured;
+        }
+
+        var runtime = new DirectoryInfo(Path.TrimEndingDirectorySeparator(RuntimeEnvironment.GetRuntimeDirectory()));
+        return runtime.Parent?.Parent?.Parent?.FullName ?? runtime.FullName;
+    }
+
     /// <summary>Creates the socket's directory private to the user (0700) and removes a stale socket file.</summary>
     public static void PrepareSocketDirectory(string socketPath)
     {

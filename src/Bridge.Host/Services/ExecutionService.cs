@@ -116,7 +116,7 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
         }
     }
 
-    private static async Task ReadWorkerMessagesAsync(WorkerProcess worker, IAsyncStreamReader<WorkerMessage> requestStream, CancellationToken cancellationToken)
+    private async Task ReadWorkerMessagesAsync(WorkerProcess worker, IAsyncStreamReader<WorkerMessage> requestStream, CancellationToken cancellationToken)
     {
         while (await requestStream.MoveNext(cancellationToken))
         {
@@ -135,6 +135,9 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
                         worker.Pool?.OnOutput(message.Output);
                     }
 
+                    break;
+                case WorkerMessage.MessageOneofCase.Released when message.Released:
+                    pools.OnWorkerReleased(worker);
                     break;
                 case WorkerMessage.MessageOneofCase.ProcessExit:
                     worker.ReportExitCode(message.ProcessExit.ExitCode);

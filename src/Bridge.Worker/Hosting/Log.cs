@@ -4,11 +4,11 @@ namespace Bridge.Worker.Hosting;
 
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Python {Version} initialized in {Milliseconds:F0} ms")]
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "pythonnet attached to Python {Version} in {Milliseconds:F0} ms")]
     public static partial void PythonInitialized(ILogger logger, string version, double milliseconds);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Python could not be initialized from {Library}")]
-    public static partial void PythonInitializationFailed(ILogger logger, string library, Exception exception);
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "pythonnet could not attach to this interpreter")]
+    public static partial void PythonInitializationFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Assigned to pool {PoolId} (process mode: {ProcessMode}) in {Milliseconds:F0} ms")]
     public static partial void Assigned(ILogger logger, string poolId, bool processMode, double milliseconds);
@@ -40,6 +40,10 @@ internal static partial class Log
     [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Python's atexit handlers did not finish within {Seconds} s; exiting anyway")]
     public static partial void ExitHandlersTimedOut(ILogger logger, double seconds);
 
-    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "The assignment names libpython {Assigned}, but this worker embeds {Embedded}")]
-    public static partial void LibraryMismatch(ILogger logger, string assigned, string embedded);
+    [LoggerMessage(EventId = 15, Level = LogLevel.Error, Message = "Bridge.Worker: {Reason}. {Usage}")]
+    public static partial void InvalidCommandLine(ILogger logger, string reason, string usage);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Information, Message = "Released by its pool; waiting for the next assignment")]
+    public static partial void Released(ILogger logger);
+
 }

@@ -10,23 +10,15 @@ namespace Bridge.Worker.Hosting;
 internal sealed record WorkerOptions
 {
     public const string Usage =
-        "usage: Bridge.Worker --host <unix:/path | host:port> --worker-token <token> " +
-        "[--python-executable <path> --python-library <libpython.so>] [--kernel-slots N]";
+        "usage: Bridge.Worker --host <unix:/path | host:port> --worker-token <token> [--kernel-slots N] " +
+        "(a worker for Python work: <python> bridge_worker.py --dotnet-root <dir> <the same options>)";
 
     public required BridgeAddress Host { get; init; }
 
     public required string WorkerToken { get; init; }
 
-    /// <summary>The client's interpreter (sys.executable); null: no Python in this worker.</summary>
-    public string? PythonExecutable { get; init; }
-
-    /// <summary>The client's shared libpython; null: no Python in this worker.</summary>
-    public string? PythonLibrary { get; init; }
-
     /// <summary>C# kernel chunks that may run at once.</summary>
     public int KernelSlots { get; init; }
-
-    public bool HasPython => PythonLibrary is not null;
 
     /// <summary>Parses and validates; <paramref name="environment"/> supplies GILBRIDGE_TOKEN.</summary>
     /// <exception cref="WorkerOptionsException">The arguments are invalid.</exception>
@@ -61,7 +53,7 @@ internal sealed record WorkerOptions
                 value = args[++i];
             }
 
-            if (name is not ("host" or "worker-token" or "python-executable" or "python-library" or "kernel-slots"))
+            if (name is not ("host" or "worker-token" or "kernel-slots"))
             {
                 throw new WorkerOptionsException($"unknown option --{name}");
             }
@@ -76,23 +68,6 @@ internal sealed record WorkerOptions
         ValidateAddress(host);
         var token = Required(values, "worker-token");
 
-        var executable = values.GetValueOrDefault("python-executable");
-        var library = values.GetValueOrDefault("python-library");
-        if ((executable is null) != (library is null))
-        {
-            throw new WorkerOptionsException("--python-executable and --python-library go together");
-        }
-
-        if (library is not null && !File.Exists(library))
-        {
-            throw new WorkerOptionsException($"--python-library '{library}' does not exist");
-        }
-
-        if (executable is not null && !File.Exists(executable))
-        {
-            throw new WorkerOptionsException($"--python-executable '{executable}' does not exist");
-        }
-
         var slots = Environment.ProcessorCount;
         if (values.TryGetValue("kernel-slots", out var slotText)
             && (!int.TryParse(slotText, NumberStyles.None, CultureInfo.InvariantCulture, out slots) || slots is < 1 or > 4096))
@@ -105,8 +80,6 @@ internal sealed record WorkerOptions
         {
             Host = address,
             WorkerToken = token,
-            PythonExecutable = executable,
-            PythonLibrary = library,
             KernelSlots = slots,
         };
     }

@@ -24,7 +24,7 @@ namespace Bridge.Worker.Hosting;
 /// </summary>
 internal sealed class WorkerSession(
     WorkerOptions options,
-    EmbeddedPython? python,
+    InterpreterCalls? python,
     KernelRunner kernels,
     Outbox outbox,
     OutputForwarder output,
@@ -67,6 +67,7 @@ internal sealed class WorkerSession(
     private bool _shuttingDown;
     private bool _processStarted;
     private bool _processMode;
+    private TaskCompletionSource? _released;
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
@@ -149,12 +150,12 @@ internal sealed class WorkerSession(
         return outcome.ExitCode;
     }
 
-    private async Task RunExitHandlersAsync(EmbeddedPython embedded, CancellationToken cancellationToken)
+    private async Task RunExitHandlersAsync(InterpreterCalls interpreter, CancellationToken cancellationToken)
     {
         try
         {
             // Bounded: a handler that blocks must not keep a retired worker alive.
-            await embedded.RunExitHandlersAsync(cancellationToken).WaitAsync(ExitHandlersTimeout, cancellationToken);
+            await interpreter.RunExitHandlersAsync(cancellationToken).WaitAsync(ExitHandlersTimeout, cancellationToken);
         }
         catch (PythonFailure failure)
         {
@@ -209,40 +210,46 @@ internal sealed class WorkerSession(
                 }
             }
 
-            if (commands.Current.CommandCase != WorkerCommand.CommandOneofCase.Assign)
+            // One pool after another: a released worker waits for its next assignment.
+            while (true)
             {
-                Log.UnexpectedCommand(logger, commands.Current.CommandCase.ToString(), "the first command must be the assignment");
-                _finished.TrySetResult(new Outcome(ExitFailure, Flush: true));
-                return;
-            }
-
-            if (!await AssignAsync(commands.Current.Assign, cancellationToken))
-            {
-                return;
-            }
-
-            Rebalance();
-            while (await commands.MoveNext(cancellationToken))
-            {
-                var command = commands.Current;
-                switch (command.CommandCase)
+                if (commands.Current.CommandCase == WorkerCommand.CommandOneofCase.Shutdown && commands.Current.Shutdown)
                 {
-                    case WorkerCommand.CommandOneofCase.Task:
-                        Dispatch(command.Task, cancellationToken);
-                        break;
-                    case WorkerCommand.CommandOneofCase.Shutdown when command.Shutdown:
-                        BeginShutdown();
-                        break;
-                    default:
-                        Log.UnexpectedCommand(logger, command.CommandCase.ToString(), "ignored");
-                        break;
+                    BeginShutdown();
+                    return;
+                }
+
+                if (commands.Current.CommandCase != WorkerCommand.CommandOneofCase.Assign)
+                {
+                    Log.UnexpectedCommand(logger, commands.Current.CommandCase.ToString(), "the first command of a pool must be the assignment");
+                    _finished.TrySetResult(new Outcome(ExitFailure, Flush: true));
+                    return;
+                }
+
+                if (!await AssignAsync(commands.Current.Assign, cancellationToken))
+                {
+                    return;
+                }
+
+                Rebalance();
+                if (!await ServePoolAsync(commands, cancellationToken) || !await commands.MoveNext(cancellationToken))
+                {
+                    break;
                 }
             }
 
-            // After Shutdown the host may close its side at once; the running chunks still finish.
+            // After Shutdown the host may close its side at once; the running chunks still
+            // finish. Until then keep reading: the host ends the call once it has read our
+            // end of stream, which RunAsync waits for before exiting.
             if (!IsShuttingDown())
             {
                 HostLost("the host ended the stream");
+                return;
+            }
+
+            while (await commands.MoveNext(cancellationToken))
+            {
+                Log.UnexpectedCommand(logger, commands.Current.CommandCase.ToString(), "ignored while shutting down");
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -256,6 +263,98 @@ internal sealed class WorkerSession(
         {
             HostLost(exception.Message);
         }
+    }
+
+    /// <summary>
+    /// Runs the pool's chunks until the host releases the worker (true: the next command
+    /// is another assignment) or the stream ends or a shutdown begins (false).
+    /// </summary>
+    private async Task<bool> ServePoolAsync(IAsyncStreamReader<WorkerCommand> commands, CancellationToken cancellationToken)
+    {
+        while (await commands.MoveNext(cancellationToken))
+        {
+            var command = commands.Current;
+            switch (command.CommandCase)
+            {
+                case WorkerCommand.CommandOneofCase.Task:
+                    Dispatch(command.Task, cancellationToken);
+                    break;
+                case WorkerCommand.CommandOneofCase.Shutdown when command.Shutdown:
+                    BeginShutdown();
+                    return false;
+                case WorkerCommand.CommandOneofCase.Release when command.Release:
+                    return await ReleaseAsync(cancellationToken);
+                default:
+                    Log.UnexpectedCommand(logger, command.CommandCase.ToString(), "ignored");
+                    break;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Leaves the pool: waits for chunks still running (the host releases idle workers
+    /// only), flushes what the pool's tasks left buffered, forgets the pool's credits and
+    /// answers Released, after everything sent for the pool. False when the worker must
+    /// exit instead (a process-mode worker, or a flush that failed).
+    /// </summary>
+    private async Task<bool> ReleaseAsync(CancellationToken cancellationToken)
+    {
+        Task drained;
+        lock (_gate)
+        {
+            if (_processMode)
+            {
+                Log.UnexpectedCommand(logger, "Release", "a process-mode worker exits instead");
+                drained = Task.CompletedTask;
+            }
+            else
+            {
+                _released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (_outstanding == 0)
+                {
+                    _released.TrySetResult();
+                }
+
+                drained = _released.Task;
+            }
+        }
+
+        if (_processMode)
+        {
+            BeginShutdown();
+            return false;
+        }
+
+        await drained.WaitAsync(cancellationToken);
+        if (python is { IsAssigned: true })
+        {
+            try
+            {
+                await python.ReleaseAsync(cancellationToken);
+            }
+            catch (PythonFailure failure)
+            {
+                output.Write(OutputForwarder.StandardError, failure.PythonTraceback);
+                BeginShutdown();
+                return false;
+            }
+        }
+
+        lock (_gate)
+        {
+            _released = null;
+            _credits = 0;
+            _kernelMode = false;
+            _pythonCapacity = 1;
+            _lastPythonRun = TimeSpan.Zero;
+            _askAheadGeneration++;
+        }
+
+        Log.Released(logger);
+        outbox.Post(new WorkerMessage { Released = true });
+        return true;
     }
 
     private async Task WatchParentAsync(CancellationToken cancellationToken)
@@ -279,10 +378,10 @@ internal sealed class WorkerSession(
     {
         if (python is null)
         {
-            return FailAssignment(new InvalidOperationException("asked to prepare Python, but this worker was started without --python-library"));
+            return FailAssignment(new InvalidOperationException("asked to prepare Python, but this worker is the .NET-only Bridge.Worker executable (kernels only)"));
         }
 
-        return await RunPythonStepAsync(python.PrepareAsync(environment, output.Write, cancellationToken), python, cancellationToken);
+        return await RunPythonStepAsync(python.PrepareAsync(environment, cancellationToken), python, cancellationToken);
     }
 
     /// <summary>
@@ -290,11 +389,11 @@ internal sealed class WorkerSession(
     /// finishing with exit 1) when it fails, after telling the client why (a traceback
     /// from the main module or the initializer, or why Python could not start).
     /// </summary>
-    private async Task<bool> RunPythonStepAsync(Task step, EmbeddedPython embedded, CancellationToken cancellationToken)
+    private async Task<bool> RunPythonStepAsync(Task step, InterpreterCalls interpreter, CancellationToken cancellationToken)
     {
         try
         {
-            await embedded.Thread.Ready.WaitAsync(cancellationToken);
+            await interpreter.Thread.Ready.WaitAsync(cancellationToken);
             await step;
             return true;
         }
@@ -320,10 +419,10 @@ internal sealed class WorkerSession(
         }
 
         var environment = assignment.Python;
-        var wantsPython = environment is not null && (environment.SysPath.Count > 0 || !string.IsNullOrEmpty(environment.Library));
+        var wantsPython = environment is not null && (environment.SysPath.Count > 0 || !string.IsNullOrEmpty(environment.Executable));
         if (wantsPython && python is null)
         {
-            return FailAssignment(new InvalidOperationException("the pool needs Python, but this worker was started without --python-library"));
+            return FailAssignment(new InvalidOperationException("the pool needs Python, but this worker is the .NET-only Bridge.Worker executable (kernels only)"));
         }
 
         if (_processMode && !wantsPython)
@@ -333,12 +432,7 @@ internal sealed class WorkerSession(
 
         if (wantsPython)
         {
-            if (!string.IsNullOrEmpty(environment!.Library) && !string.Equals(environment.Library, python!.Thread.Library, StringComparison.Ordinal))
-            {
-                Log.LibraryMismatch(logger, environment.Library, python.Thread.Library);
-            }
-
-            if (!await RunPythonStepAsync(python!.AssignAsync(assignment, output.Write, cancellationToken), python, cancellationToken))
+            if (!await RunPythonStepAsync(python!.AssignAsync(assignment, cancellationToken), python, cancellationToken))
             {
                 return false;
             }
@@ -449,7 +543,7 @@ internal sealed class WorkerSession(
         }
         else if (python is null || !python.IsAssigned)
         {
-            result = Failed(chunk, "RuntimeError", "this worker has no Python environment (its pool has none, or it was started without --python-library)");
+            result = Failed(chunk, "RuntimeError", "this worker has no Python environment (its pool has none, or it is the .NET-only Bridge.Worker executable)");
         }
         else
         {
@@ -526,13 +620,17 @@ internal sealed class WorkerSession(
             }
 
             finished = _shuttingDown && _outstanding == 0;
+            if (_outstanding == 0)
+            {
+                _released?.TrySetResult();
+            }
         }
 
         if (finished)
         {
             _finished.TrySetResult(new Outcome(0, Flush: true, Clean: true));
         }
-        else
+        else if (!IsReleasing())
         {
             Rebalance();
             // A queued chunk starts now: it may need its successor asked for ahead too.
@@ -582,6 +680,14 @@ internal sealed class WorkerSession(
         if (idle)
         {
             _finished.TrySetResult(new Outcome(0, Flush: true, Clean: true));
+        }
+    }
+
+    private bool IsReleasing()
+    {
+        lock (_gate)
+        {
+            return _released is not null;
         }
     }
 

@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace Bridge.Worker.Python;
+
+/// <summary>What the interpreter's main thread is asked to do (gilbridge._worker.serve handles each).</summary>
+internal enum PythonCall
+{
+    /// <summary>Apply a client environment (JSON: sys_path, working_directory, environment, main_path, argv).</summary>
+    Prepare = 1,
+
+    /// <summary>Join a pool: an Assignment (protobuf): the process name and the initializer.</summary>
+    Assign = 2,
+
+    /// <summary>Run a TaskChunk (protobuf); the answer is a TaskResult (protobuf).</summary>
+    RunChunk = 3,
+
+    /// <summary>Run a RUN_PROCESS TaskChunk; the answer is the exit code (ASCII digits).</summary>
+    RunProcess = 4,
+
+    /// <summary>Leave the pool: flush what its tasks left buffered.</summary>
+    Release = 5,
+
+    /// <summary>Run the atexit handlers before a clean exit.</summary>
+    AtExit = 6,
+
+    /// <summary>Flush the forwarded stdout/stderr.</summary>
+    FlushOutput = 7,
+}
+
+/// <summary>
+/// The interpreter's main thread, seen from .NET: a queue of calls it serves one at a
+/// time. The worker process is the client's own interpreter; after loading .NET it loops
+/// in gilbridge's worker code, asking <see cref="Next"/> for a call (blocking in .NET,
+/// without the GIL: ctypes released it) and answering with <see cref="Complete"/>. Python
+/// code thus runs on the main thread of the client's executable at its full speed, and no
+/// .NET thread ever takes the GIL. Calls and answers are bytes; nothing else crosses.
+/// </summary>
+internal sealed class PythonMainThread
+{
+    private readonly BlockingCollection<Request> _requests = [];
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Touched only by the main thread, between Next and Complete.
+    private Request? _current;
+    private unsafe byte* _payload;
+
+    /// <summary>Completes when the main thread first asks for work (its loop is running).</summary>
+    public Task Ready => _ready.Task;
+
+    /// <summary>
+    /// Queues <paramref name="call"/>; completes with the answer and how long the main
+    /// thread spent on it (not the wait behind earlier calls), or fails with
+    /// <see cref="PythonFailure"/> when the Python side raised.
+    /// </summary>
+    public Task<PythonAnswer> CallAsync(PythonCall call, byte[] payload, CancellationToken cancellationToken)
+    {
+        var request = new Request(call, payload);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            request.Completion.TrySetCanceled(cancellationToken);
+            return request.Completion.Task;
+        }
+
+        // A call cancelled while queued is skipped; one already running finishes.
+        var registration = cancellationToken.Register(static state => ((Request)state!).Completion.TrySetCanceled(), request);
+        _ = request.Completion.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _requests.Add(request, CancellationToken.None);
+        return request.Completion.Task;
+    }
+
+    /// <summary>
+    /// On the main thread: blocks for the next call and returns its kind, with its payload
+    /// in unmanaged memory valid until <see cref="Complete"/>.
+    /// </summary>
+    public unsafe int Next(out byte* data, out int length)
+    {
+        _ready.TrySetResult();
+        FreePayload();
+        Request request;
+        do
+        {
+            request = _requests.Take();
+        }
+        while (request.Completion.Task.IsCompleted);
+
+        _current = request;
+        request.Started = Stopwatch.GetTimestamp();
+        length = request.Payload.Length;
+        _payload = (byte*)NativeMemory.Alloc((nuint)Math.Max(1, length));
+        request.Payload.CopyTo(new Span<byte>(_payload, length));
+        data = _payload;
+        return (int)request.Call;
+    }
+
+    /// <summary>On the main thread: the answer to the call <see cref="Next"/> returned (status 0: success, else a failure).</summary>
+    public void Complete(int status, ReadOnlySpan<byte> answer)
+    {
+        var request = _current;
+        _current = null;
+        FreePayload();
+        if (request is null)
+        {
+            return;
+        }
+
+        if (status == 0)
+        {
+            request.Completion.TrySetResult(new PythonAnswer(answer.ToArray(), Stopwatch.GetElapsedTime(request.Started)));
+        }
+        else
+        {
+            request.Completion.TrySetException(PythonFailure.Parse(answer));
+        }
+    }
+
+    private unsafe void FreePayload()
+    {
+        if (_payload is not null)
+        {
+            NativeMemory.Free(_payload);
+            _payload = null;
+        }
+    }
+
+    private sealed record Request(PythonCall Call, byte[] Payload)
+    {
+        public TaskCompletionSource<PythonAnswer> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public long Started { get; set; }
+    }
+}
+
+/// <summary>An answer from the main thread and the time it took there.</summary>
+internal readonly record struct PythonAnswer(byte[] Bytes, TimeSpan Elapsed);
+
+/// <summary>A Python exception raised outside user calls, with its formatted traceback.</summary>
+internal sealed class PythonFailure(string type, string message, string traceback) : Exception(message)
+{
+    public string PythonType { get; } = type;
+
+    public string PythonTraceback { get; } = traceback;
+
+    /// <summary>Reads the Python side's failure answer: type, message and traceback, UTF-8, NUL-separated.</summary>
+    public static PythonFailure Parse(ReadOnlySpan<byte> answer)
+    {
+        var parts = System.Text.Encoding.UTF8.GetString(answer).Split('\0', 3);
+        return parts.Length == 3
+            ? new PythonFailure(parts[0], parts[1], parts[2])
+            : new PythonFailure("Exception", parts[0], parts[0]);
+    }
+}

@@ -1,0 +1,194 @@
+"""Starts a Bridge worker inside this Python interpreter.
+
+The host runs ``<client's sys.executable> bridge_worker.py --dotnet-root DIR <worker
+options>``. This script (standard library only: it runs before the client's ``sys.path``
+is known) loads the .NET runtime into this process through hostfxr's native-hosting API
+and calls ``Bridge.Worker.NativeEntry.Start``: the worker's Work stream and C# kernels
+run on .NET threads, while this, the interpreter's main thread, serves the worker's
+Python calls at the interpreter's own speed::
+
+    main thread: Next() ──(blocks in .NET, GIL released)──► call kind + payload bytes
+                 handle it in Python (gilbridge._worker)  ─► Complete(status, answer bytes)
+    sys.stdout / sys.stderr writes ─────────────────────────► Output(stream, bytes)
+
+The first call applies the client's environment (JSON: its ``sys.path`` among it), so
+gilbridge itself is imported from the client's own ``sys.path``; ``gilbridge._worker.serve``
+handles that call and every later one. The worker ends the process itself (``_exit``).
+
+Exit codes: 2 bad command line, 3 no usable .NET runtime (the message names what is
+missing).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+_APP = "Bridge.Worker.dll"
+_ENTRY_TYPE = b"Bridge.Worker.NativeEntry, Bridge.Worker"
+# hostfxr_delegate_type.hdt_get_function_pointer (.NET 5+): methods of the app's own
+# (default) load context, so the worker and Python.Runtime share one context.
+_HDT_GET_FUNCTION_POINTER = 6
+# UNMANAGEDCALLERSONLY_METHOD: the target is [UnmanagedCallersOnly], no delegate type.
+_UNMANAGED_CALLERS_ONLY = ctypes.c_void_p(-1)
+
+EXIT_USAGE = 2
+EXIT_NO_RUNTIME = 3
+
+# PythonCall.Prepare (src/Bridge.Worker/Python/PythonMainThread.cs).
+_PREPARE = 1
+# Warm-up while waiting for the first call: what every assignment needs from the
+# interpreter's own standard library.
+_STDLIB = ("typing", "pickle", "traceback", "codecs", "runpy", "json", "multiprocessing", "multiprocessing.spawn")
+
+
+class _InitializeParameters(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("host_path", ctypes.c_char_p), ("dotnet_root", ctypes.c_char_p)]
+
+
+def _version_key(name: str) -> tuple[int, ...]:
+    parts = []
+    for part in name.split("-")[0].split("."):
+        parts.append(int(part) if part.isdigit() else -1)
+    return tuple(parts)
+
+
+def find_hostfxr(dotnet_root: str) -> str:
+    """``<dotnet_root>/host/fxr/<newest version>/libhostfxr.so``; FileNotFoundError when absent."""
+    fxr = os.path.join(dotnet_root, "host", "fxr")
+    try:
+        versions = sorted(os.listdir(fxr), key=_version_key)
+    except OSError:
+        versions = []
+    for version in reversed(versions):
+        path = os.path.join(fxr, version, "libhostfxr.so")
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"no .NET host (libhostfxr.so) under {fxr}: install the .NET 10 runtime")
+
+
+class Native:
+    """The worker's functions in .NET, as ctypes calls (each releases the GIL)."""
+
+    def __init__(self, dotnet_root: str, app: str) -> None:
+        get_function = _function_loader(dotnet_root, app)
+        byte_p = ctypes.POINTER(ctypes.c_ubyte)
+        self._start = get_function(b"Start", ctypes.c_int32, ctypes.c_char_p, ctypes.c_int32,
+                                   ctypes.POINTER(ctypes.c_void_p))
+        self._next = get_function(b"Next", ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(byte_p),
+                                  ctypes.POINTER(ctypes.c_int32))
+        self._complete = get_function(b"Complete", None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p,
+                                      ctypes.c_int32)
+        self._output = get_function(b"Output", None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p,
+                                    ctypes.c_int32)
+        self._context = ctypes.c_void_p()
+        self._data = byte_p()
+        self._length = ctypes.c_int32()
+
+    def start(self, options: list[str]) -> int:
+        """Starts the worker (its session runs on .NET threads); 0, or 2 for a bad command line."""
+        arguments = "\0".join(options).encode()
+        return int(self._start(arguments, len(arguments), ctypes.byref(self._context)))
+
+    def next(self) -> tuple[int, bytes]:
+        """Blocks (without the GIL) for the next call: its kind and payload."""
+        kind = self._next(self._context, ctypes.byref(self._data), ctypes.byref(self._length))
+        return int(kind), ctypes.string_at(self._data, self._length.value)
+
+    def complete(self, status: int, answer: bytes) -> None:
+        """Answers the call :meth:`next` returned (status 0: success, else a failure)."""
+        self._complete(self._context, status, answer, len(answer))
+
+    def output(self, stream: int, text: str) -> None:
+        """Forwards text written to stdout (1) or stderr (2); safe from any thread."""
+        data = text.encode("utf-8", "backslashreplace")
+        self._output(self._context, stream, data, len(data))
+
+
+def _function_loader(dotnet_root: str, app: str):  # type: ignore[no-untyped-def]
+    """Loads the .NET runtime for ``app`` (its runtimeconfig and deps) and returns
+    ``get(method, restype, *argtypes)``: a ``NativeEntry`` method as a ctypes function."""
+    hostfxr = ctypes.CDLL(find_hostfxr(dotnet_root))
+    handle = ctypes.c_void_p()
+    argv = (ctypes.c_char_p * 1)(os.fsencode(app))
+    params = _InitializeParameters(ctypes.sizeof(_InitializeParameters), None, os.fsencode(dotnet_root))
+    initialize = hostfxr.hostfxr_initialize_for_dotnet_command_line
+    initialize.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(_InitializeParameters),
+                           ctypes.POINTER(ctypes.c_void_p)]
+    initialize.restype = ctypes.c_int32
+    rc = initialize(1, argv, ctypes.byref(params), ctypes.byref(handle))
+    if rc != 0 or not handle:
+        raise OSError(f"hostfxr_initialize_for_dotnet_command_line({app}) failed: 0x{rc & 0xFFFFFFFF:08x}")
+    get_delegate = hostfxr.hostfxr_get_runtime_delegate
+    get_delegate.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p)]
+    get_delegate.restype = ctypes.c_int32
+    get_function_pointer = ctypes.c_void_p()
+    rc = get_delegate(handle, _HDT_GET_FUNCTION_POINTER, ctypes.byref(get_function_pointer))
+    if rc != 0:
+        raise OSError(f"hostfxr_get_runtime_delegate failed: 0x{rc & 0xFFFFFFFF:08x}")
+    get_function_pointer_fn = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p,
+                                               ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p))(
+        get_function_pointer.value)
+
+    def get(method: bytes, restype, *argtypes):  # type: ignore[no-untyped-def]
+        pointer = ctypes.c_void_p()
+        rc = get_function_pointer_fn(_ENTRY_TYPE, method, _UNMANAGED_CALLERS_ONLY, None, None, ctypes.byref(pointer))
+        if rc != 0:
+            raise OSError(f"no entry point {_ENTRY_TYPE.decode()}.{method.decode()}: 0x{rc & 0xFFFFFFFF:08x}")
+        return ctypes.CFUNCTYPE(restype, *argtypes)(pointer.value)
+
+    return get
+
+
+def _failure(exc: BaseException) -> bytes:
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    return f"{type(exc).__qualname__}\0{exc}\0{text}".encode("utf-8", "backslashreplace")
+
+
+def serve(native: Native) -> None:
+    """The main thread's loop until the worker ends the process. The first call is always
+    Prepare; once it has put the client's ``sys.path`` in place, gilbridge._worker takes
+    over (an import failure answers every call with itself: the worker reports it)."""
+    import importlib
+    import json
+
+    for name in _STDLIB:
+        importlib.import_module(name)
+    kind, payload = native.next()
+    try:
+        if kind != _PREPARE:
+            raise RuntimeError(f"the worker's first call must be Prepare, got {kind}")
+        sys.path[:] = json.loads(payload)["sys_path"]
+        worker = importlib.import_module("gilbridge._worker")
+    except BaseException as exc:  # noqa: BLE001 - reported to the client by the worker
+        failure = _failure(exc)
+        native.complete(1, failure)
+        while True:
+            native.next()
+            native.complete(1, failure)
+    worker.serve(native, payload)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] != "--dotnet-root":
+        print("usage: bridge_worker.py --dotnet-root <dir> <Bridge.Worker options>", file=sys.stderr)
+        return EXIT_USAGE
+    dotnet_root, options = argv[1], argv[2:]
+    app = os.path.join(os.path.dirname(os.path.abspath(__file__)), _APP)
+    try:
+        native = Native(dotnet_root, app)
+    except (OSError, AttributeError) as exc:
+        print(f"bridge_worker: cannot load .NET into {sys.executable}: {exc}", file=sys.stderr)
+        return EXIT_NO_RUNTIME
+    rc = native.start(options)
+    if rc != 0:
+        return rc
+    serve(native)
+    return 0
+
+
+if __name__ == "__main__":
+    os._exit(main(sys.argv[1:]))
