@@ -1,7 +1,8 @@
 """gilbridge._worker, the Python half of Bridge.Worker, run in-process (no .NET, no host).
 
-The embedded-interpreter side (pythonnet, assignment, output forwarding to the host,
-process mode) is tested through a real worker process in tests/Bridge.Worker.Tests.
+The worker process side (the interpreter loading .NET, the calls between them,
+assignment, output forwarding to the host, process mode) is tested through a real worker
+process in tests/Bridge.Worker.Tests and in test_worker_reuse.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,133 @@
+"""Workers are the client's own interpreter with .NET loaded into it, and pools reuse them.
+
+A worker process is this interpreter's executable (no libpython of its own) running
+Python tasks and C# kernels side by side; a closed (or idly terminated) pool's workers
+serve the session's next pool; maxtasksperchild, a crash and terminate() during a task
+mean fresh processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import gilbridge
+import gilbridge.multiprocessing as mp
+
+from conftest import CHILD_TIMEOUT, run_script, wait_for
+
+pytestmark = pytest.mark.usefixtures("host")
+
+PRIMES = gilbridge.dotnet("Bridge.Kernels.Primes.Count")
+
+
+def _alive(pid: int) -> bool:
+    from gilbridge._host import pid_alive
+
+    return pid_alive(pid)
+
+
+def _mapped(pid: int) -> str:
+    with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+        return maps.read()
+
+
+def test_a_worker_is_this_interpreter_with_dotnet_and_no_libpython_of_its_own() -> None:
+    with mp.Pool(1) as pool:
+        pid = pool.apply(os.getpid)
+        # Python tasks and C# kernels in the same pool, on the same worker.
+        assert pool.apply(PRIMES, (0, 100)) == 25
+        assert pool.apply(os.getpid) == pid
+        assert os.readlink(f"/proc/{pid}/exe") == os.path.realpath(sys.executable)
+        worker_maps = _mapped(pid)
+        assert "libcoreclr.so" in worker_maps
+        own = {line.split()[-1] for line in _mapped(os.getpid()).splitlines() if "libpython" in line}
+        extra = {line.split()[-1] for line in worker_maps.splitlines() if "libpython" in line} - own
+        assert not extra, extra
+        # Tasks run on the interpreter's main thread, as in a spawned child.
+        assert pool.apply(_on_main_thread) is True
+
+
+def _on_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+REUSE = """
+    import os, sys, time
+    import gilbridge
+    import gilbridge.multiprocessing as mp
+
+    def pid(_=None):
+        return os.getpid()
+
+    def crash(_=None):
+        os._exit(3)
+
+    if __name__ == "__main__":
+        p = mp.Pool(2)
+        first = sorted(p.worker_pids)
+        assert sorted(set(p.map(pid, range(8), chunksize=1))) <= first
+        p.close()
+        p.join()
+        for x in first:
+            os.kill(x, 0)  # raises if the worker is gone
+        print("alive after join", flush=True)
+        with mp.Pool(2) as q:  # __exit__ terminates: its idle workers leave alive
+            second = sorted(q.worker_pids)
+            q.map(pid, range(4))
+        time.sleep(0.5)  # the terminated pool's workers answer their release
+        with mp.Pool(2) as r:
+            third = sorted(r.worker_pids)
+        print("pids", first, second, third, flush=True)
+
+        s = mp.Pool(1)
+        busy = s.apply(pid)
+        s.apply_async(time.sleep, (30,))
+        time.sleep(0.5)
+        s.terminate()  # kills the worker running the sleep
+
+        m = mp.Pool(1, maxtasksperchild=1)
+        retired = m.apply(pid)
+        m.close()
+        m.join()
+
+        k = mp.Pool(1)
+        crashed = k.apply(pid)
+        try:
+            k.apply(crash)
+        except gilbridge.BrokenProcessPool:
+            pass
+        k.terminate()
+        # Checked while this session lives (a returned worker would live until it ends).
+        deadline = time.monotonic() + 15
+        for x in (busy, retired, crashed):
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(x, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                print("still running", x, flush=True)
+        print("ended", busy, retired, crashed, flush=True)
+"""
+
+
+def test_pools_reuse_workers_except_after_terminate_mid_task_maxtasksperchild_or_a_crash(tmp_path: Path) -> None:
+    rc, out, err = run_script(tmp_path, REUSE, timeout=CHILD_TIMEOUT * 2)
+    assert rc == 0, err
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line}
+    assert "alive" in lines, out
+    pids = " ".join(lines["pids"]).replace("[", "").replace("]", "").replace(",", "").split()
+    first, second, third = pids[0:2], pids[2:4], pids[4:6]
+    assert first == second == third, out
+    # Each of those workers was gone while the session still lived: not reused.
+    assert "still" not in lines, out
+    assert len(set(lines["ended"])) == 3, out
+    # The session's workers end with it.
+    assert wait_for(lambda: not any(_alive(int(pid)) for pid in first), timeout=15), first
