@@ -38,4 +38,18 @@ public sealed class WorkerDemandTests
         Assert.Equal(2, demand.Record(burst + 1));
         Assert.Equal(3, demand.Record(burst + 2));
     }
+
+    [Fact(Timeout = 10_000)]
+    public async Task The_warm_count_follows_the_largest_burst_from_the_first_one()
+    {
+        await Task.Yield();
+        var demand = new WorkerDemand();
+        var start = Stopwatch.GetTimestamp();
+        Assert.Equal(1, demand.RecordPeak(start));
+        Assert.Equal(2, demand.RecordPeak(start + 1));
+        Assert.Equal(3, demand.RecordPeak(start + 2));
+
+        // A later, smaller burst keeps the peak.
+        Assert.Equal(3, demand.RecordPeak(start + (2 * Second)));
+    }
 }

@@ -23,8 +23,11 @@ CONTENDERS = {
     "seed": {"stdlib default", "bridge"},
     "process": {"stdlib spawn", "stdlib fork", "bridge"},
     "pool-start": {"stdlib spawn", "stdlib fork", "bridge"},
+    "cycle": {"stdlib fork", "stdlib spawn", "bridge"},
     "map": {"stdlib fork", "stdlib spawn", "bridge"},
     "cpu": {"stdlib fork", "bridge", "bridge C# kernel"},
+    "map-cycle": {"stdlib fork", "stdlib spawn", "bridge"},
+    "cpu-cycle": {"stdlib fork", "bridge", "bridge C# kernel"},
     "queue": {"stdlib Queue", "bridge Queue"},
     "lock": {"stdlib Lock", "stdlib Manager().Lock", "bridge Lock"},
     "apply": {"stdlib fork", "bridge"},
@@ -89,12 +92,13 @@ def test_every_workload_but_cold_is_measured_and_reported(host: HostProcess, tmp
     for key in keys:
         assert_measured(document, key, repeats=1)
     # The C# kernel and the Python function counted the same primes, every round.
-    cpu = document["workloads"]["cpu"]
-    assert cpu["checks"]["primes_equal_every_repetition"] is True
-    assert cpu["checks"]["primes"] == PRIMES_BELOW_200_000
-    rounds = [cpu["contenders"][name]["extras"][0]["primes"] for name in CONTENDERS["cpu"]]
-    assert rounds == [PRIMES_BELOW_200_000] * 3
-    assert {t["contender"] for t in cpu["targets"]} == {"bridge", "bridge C# kernel"}
+    for key in ("cpu", "cpu-cycle"):
+        cpu = document["workloads"][key]
+        assert cpu["checks"]["primes_equal_every_repetition"] is True
+        assert cpu["checks"]["primes"] == PRIMES_BELOW_200_000
+        rounds = [cpu["contenders"][name]["extras"][0]["primes"] for name in CONTENDERS[key]]
+        assert rounds == [PRIMES_BELOW_200_000] * 3
+        assert {t["contender"] for t in cpu["targets"]} == {"bridge", "bridge C# kernel"}
     assert document["workloads"]["lock"]["extra_ratios"][0]["reference"] == "stdlib Lock"
     machine = document["machine"]
     assert machine["cpu_count"] == os.cpu_count() and machine["python"] and machine["date"]

@@ -172,26 +172,51 @@ def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
 # ------------------------------------------------------------------ benches
 
 
+# The seed blog's example as a user's script: run by a fresh interpreter each sample.
+SEED_SCRIPT: Final = """\
+import multiprocessing
+import sys
+import time
+
+
+def main(sleep):
+    processes = [multiprocessing.Process(target=time.sleep, args=(sleep,)) for _ in range(3)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join()
+    assert [p.exitcode for p in processes] == [0, 0, 0], [p.exitcode for p in processes]
+
+
+if __name__ == "__main__":
+    main(float(sys.argv[1]))
+"""
+
+
 class SeedBench(Bench):
-    """The seed blog's example: three Processes that each sleep, started then joined."""
+    """The seed blog's example, a script that starts three Processes that each sleep and
+    joins them, timed as a user runs it: the whole fresh interpreter, `python seed.py`
+    for the stdlib and `python -m gilbridge seed.py` (the same file) for Bridge."""
 
     def __init__(self, contender: str, sizes: Sizes) -> None:
-        self._ctx = _context(contender)
-        self._sleep = sizes.seed_sleep
+        self._directory = Path(tempfile.mkdtemp(prefix="gilbridge-seed-"))
+        self._script = self._directory / "seed.py"
+        self._script.write_text(SEED_SCRIPT, encoding="utf-8")
+        runner = [sys.executable, "-m", "gilbridge"] if contender.startswith("bridge") else [sys.executable]
+        self._command = [*runner, str(self._script), repr(sizes.seed_sleep)]
 
     def sample(self) -> Sample:
-        def run() -> list[int | None]:
-            processes = [self._ctx.Process(target=time.sleep, args=(self._sleep,))
-                         for _ in range(SEED_PROCESSES)]
-            for p in processes:
-                p.start()
-            for p in processes:
-                p.join()
-            return [p.exitcode for p in processes]
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(self._command, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=120, cwd=self._directory)
 
-        elapsed, codes = _timed(run)
-        _check_exit_codes(codes)
+        elapsed, proc = _timed(run)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the seed script exited with {proc.returncode}:\n{proc.stderr.strip()[-2000:]}")
         return Sample(elapsed, {})
+
+    def close(self) -> None:
+        shutil.rmtree(self._directory, ignore_errors=True)
 
 
 class ProcessBench(Bench):
@@ -232,6 +257,61 @@ class PoolStartBench(Bench):
         return Sample(elapsed, {})
 
 
+class PoolCycleBench(Bench):
+    """What a script writes: ``with Pool(n) as pool: pool.map(trivial, range(items))``
+    (``cycle``: 10 items; ``map-cycle``: the map workload's items), the pool's creation,
+    the map and the pool's end all inside the timing."""
+
+    def __init__(self, contender: str, sizes: Sizes, items: int = 10) -> None:
+        self._ctx = _context(contender)
+        self._workers = sizes.workers
+        self._items = range(items)
+
+    def sample(self) -> Sample:
+        def run() -> list[int]:
+            with self._ctx.Pool(self._workers) as pool:
+                return pool.map(trivial, self._items)  # type: ignore[no-any-return]
+
+        elapsed, result = _timed(run)
+        if len(result) != len(self._items) or result[-1] != self._items[-1]:
+            raise AssertionError(f"map returned {len(result)} results, expected {len(self._items)}")
+        return Sample(elapsed, {})
+
+
+class MapCycleBench(PoolCycleBench):
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        super().__init__(contender, sizes, items=sizes.map_items)
+
+
+class CpuCycleBench(Bench):
+    """The cpu workload as a script writes it: ``with Pool(n) as pool:
+    pool.starmap(count_primes or the C# kernel, ranges, chunksize=1)``, the pool made and
+    ended in the timing. Reports the total (checked against the other contenders)."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._ctx = _context(contender)
+        self._workers = sizes.workers
+        self._function = _prime_counter(contender)
+        self._ranges = prime_ranges(sizes.primes_below)
+
+    def sample(self) -> Sample:
+        def run() -> list[int]:
+            with self._ctx.Pool(self._workers) as pool:
+                return pool.starmap(self._function, self._ranges, chunksize=1)  # type: ignore[no-any-return]
+
+        elapsed, counts = _timed(run)
+        return Sample(elapsed, {"primes": int(sum(counts))})
+
+
+def _prime_counter(contender: str) -> Callable[..., Any]:
+    """The C# kernel for a "... kernel" contender, else the Python function."""
+    if contender.endswith("kernel"):
+        import gilbridge
+
+        return gilbridge.dotnet("Bridge.Kernels.Primes.Count")  # type: ignore[no-any-return]
+    return count_primes
+
+
 class _WarmPool(Bench):
     """A pool created and warmed at setup; samples reuse it."""
 
@@ -268,12 +348,7 @@ class CpuBench(_WarmPool):
 
     def __init__(self, contender: str, sizes: Sizes) -> None:
         super().__init__(contender, sizes)
-        if contender.endswith("kernel"):
-            import gilbridge
-
-            self._function: Callable[..., Any] = gilbridge.dotnet("Bridge.Kernels.Primes.Count")
-        else:
-            self._function = count_primes
+        self._function = _prime_counter(contender)
         self._ranges = prime_ranges(sizes.primes_below)
         self._pool.starmap(self._function, [(0, 1000)] * sizes.workers, chunksize=1)
 
@@ -469,8 +544,11 @@ BENCHES: Final[dict[str, Callable[[str, Sizes], Bench]]] = {
     "seed": SeedBench,
     "process": ProcessBench,
     "pool-start": PoolStartBench,
+    "cycle": PoolCycleBench,
     "map": MapBench,
     "cpu": CpuBench,
+    "map-cycle": MapCycleBench,
+    "cpu-cycle": CpuCycleBench,
     "queue": QueueBench,
     "lock": LockBench,
     "apply": ApplyBench,

@@ -45,6 +45,10 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     // workers), with as many as it took in its largest burst.
     private readonly ConcurrentDictionary<string, WorkerDemand> _demand = new();
 
+    // How many workers each interpreter (EnvironmentKey) took at once, over all sessions:
+    // the warm (unprepared) workers kept for it.
+    private readonly ConcurrentDictionary<string, WorkerDemand> _warmDemand = new();
+
     // PreparedKeys whose preparation killed a worker (the main module raised): not again.
     private readonly ConcurrentDictionary<string, byte> _unpreparable = new();
 
@@ -77,16 +81,20 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     {
         var key = EnvironmentKey(python);
         var preparedKey = PreparedKey(python, sessionId);
+        var now = TimeProvider.System.GetTimestamp();
         var worker = preparedKey is null ? null : TakeIdle(_prepared, preparedKey);
         var tookPrepared = worker is not null;
+        // Warm workers grow to the largest burst seen for this interpreter (a script that
+        // starts three Processes at once finds three next time), from WarmWorkers up.
+        var warmTarget = Math.Clamp(_warmDemand.GetOrAdd(key, _ => new WorkerDemand()).RecordPeak(now), _options.WarmWorkers, MaxPreparedPerSession);
         worker ??= TakeIdle(_warm, key) ?? Launch(python, key, preparedFor: null);
         if (!tookPrepared)
         {
-            _ = ReplenishLaterAsync(_warm, key, python, preparedFor: null, _options.WarmWorkers);
+            _ = ReplenishLaterAsync(_warm, key, python, preparedFor: null, warmTarget);
         }
 
         if (preparedKey is not null && !_unpreparable.ContainsKey(preparedKey)
-            && _demand.GetOrAdd(preparedKey, _ => new WorkerDemand()).Record(TimeProvider.System.GetTimestamp()) is { } wanted)
+            && _demand.GetOrAdd(preparedKey, _ => new WorkerDemand()).Record(now) is { } wanted)
         {
             _ = ReplenishLaterAsync(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession));
         }
@@ -357,16 +365,31 @@ internal sealed class WorkerDemand
     {
         lock (_gate)
         {
-            if (_bursts == 0 || TimeProvider.System.GetElapsedTime(_burstStart, timestamp) > Burst)
-            {
-                _burstStart = timestamp;
-                _inBurst = 0;
-                _bursts++;
-            }
-
-            _inBurst++;
-            _peak = Math.Max(_peak, _inBurst);
+            RecordUnderLock(timestamp);
             return _bursts == 1 ? null : _peak;
         }
+    }
+
+    /// <summary>Records one acquisition; the largest burst so far, this one included.</summary>
+    public int RecordPeak(long timestamp)
+    {
+        lock (_gate)
+        {
+            RecordUnderLock(timestamp);
+            return _peak;
+        }
+    }
+
+    private void RecordUnderLock(long timestamp)
+    {
+        if (_bursts == 0 || TimeProvider.System.GetElapsedTime(_burstStart, timestamp) > Burst)
+        {
+            _burstStart = timestamp;
+            _inBurst = 0;
+            _bursts++;
+        }
+
+        _inBurst++;
+        _peak = Math.Max(_peak, _inBurst);
     }
 }
