@@ -2,21 +2,27 @@
 
 Data flow of one pool (``Pool``, ``ProcessPoolExecutor`` and one-off kernel calls share
 it; a ``Process`` is a one-worker pool in process mode, see
-``gilbridge.multiprocessing.process``)::
+``gilbridge.multiprocessing.process``). The host leases the workers and watches them;
+the chunks go straight to the workers (a *direct* pool, ``gilbridge._direct``)::
 
-    caller ── taskseq ──► task queue ──► task handler thread ──► submit deque ──► submitter thread
-              (apply, map, imap…)        (iterates lazily,        (chunks waiting     SubmitTasks
-                                          pickles, encodes,        to be sent)        (group commit:
-                                          bounds in-flight)                            everything queued
-                                                                                       meanwhile, 1 RPC)
-    jobs ◄── _set(index, (ok, value)) ◄── result handler thread ◄── WatchPool stream (one per pool)
-    sys.stdout / sys.stderr ◄── OutputText ◄──┘                        results, output, worker exits
+    caller ── taskseq ──► task queue ──► task handler thread ──► the least busy worker with a credit
+              (apply, map, imap…)        (iterates lazily,        (its data socket; blocks for a credit)
+                                          pickles, encodes,
+                                          bounds in-flight)
+    jobs ◄── _set(index, (ok, value)) ◄── one reader thread per worker ◄── results and credits
+    sys.stdout / sys.stderr ◄── OutputText ◄── WatchPool stream (one per pool, from the host):
+                                               output, workers leaving, joining or exiting
+
+A pool with ``maxtasksperchild`` stays on the host's path (the host counts each worker's
+tasks): the task handler queues chunks for a submitter thread, which sends everything
+queued meanwhile in one ``SubmitTasks`` call, and results come back on the WatchPool stream.
 
 * Tasks are generated lazily in the task handler thread, as the stdlib's ``Pool`` does,
   so ``imap`` over an endless generator is fed as results come back: at most
   ``max_outstanding`` chunks are submitted and unfinished at any time.
 * One WatchPool stream per pool, read by a daemon thread for the pool's whole life;
-  results are routed to their job by ``task_id``. Callbacks run in that thread.
+  results are routed to their job by ``task_id``. Callbacks run in the thread that
+  received the result (a worker's reader, or the WatchPool thread), one at a time.
 * A worker that dies mid-task fails exactly its tasks (``BrokenProcessPool``); the host
   replaces the worker and the pool keeps working.
 * Waiting calls poll in 0.25 s slices; a KeyboardInterrupt while waiting terminates the
@@ -54,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from . import _codec
 from ._connection import Connection, current_connection, get_connection
+from ._direct import DirectDispatcher
 from ._kernels import DotnetKernel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +80,8 @@ POLL: Final = 0.25
 POOL_MAX_OUTSTANDING: Final = 1024
 SUBMIT_MAX_CHUNKS: Final = 1000
 SUBMIT_MAX_BYTES: Final = 4 << 20
+# How long a finished direct pool waits for each worker's data socket to deliver its last results.
+DIRECT_DRAIN_SECONDS: Final = 5.0
 
 # CallStyle values (protos/bridge/v1/execution.proto), spelled out so that building
 # tasks needs no protobuf import.
@@ -674,9 +683,12 @@ class PoolCore:
 
         main = main_info() if python else None
         self.main_names = main.names if main else None
+        # Direct: this process feeds the workers over their data sockets (see
+        # gilbridge._direct); maxtasksperchild pools stay on the host's path, which counts
+        # each worker's tasks.
         request = pb.CreatePoolRequest(
             session_id=conn.session_id, processes=processes,
-            max_tasks_per_child=maxtasksperchild or 0, name=name,
+            max_tasks_per_child=maxtasksperchild or 0, name=name, direct=not maxtasksperchild,
         )
         if python:
             request.python.CopyFrom(python_environment(conn, main))
@@ -702,9 +714,17 @@ class PoolCore:
         self.taskqueue: collections.deque[TaskSeq | None] = collections.deque()
         self._task_cond = threading.Condition(threading.Lock())
 
+        self._direct: DirectDispatcher | None = None
+        if info.data_token:
+            self._direct = DirectDispatcher(info.data_token, self._on_result)
+            for worker in info.workers:
+                self._direct.add_worker(worker.pid, worker.data_address)
         self._watch = PoolWatch(conn, self.pool_id, name or "pool", self._on_event, self._on_end)
-        self._submitter = threading.Thread(target=self._submit_loop, name="gilbridge-submitter", daemon=True)
-        self._submitter.start()
+        if self._direct is None:
+            self._submitter = threading.Thread(target=self._submit_loop, name="gilbridge-submitter", daemon=True)
+            self._submitter.start()
+        else:
+            self._submitter_done = True  # the task handler dispatches each chunk itself
         self._task_handler = threading.Thread(target=self._handle_tasks, name="gilbridge-tasks", daemon=True)
         self._task_handler.start()
         self.runtime.pools.add(self)
@@ -726,6 +746,8 @@ class PoolCore:
     def _handle_tasks(self) -> None:
         encoder = ItemEncoder(self.main_names, self.conn.max_payload)
         pb = _pb()
+        direct = self._direct
+        terminated = lambda: self.state == TERMINATE  # noqa: E731
         while True:
             taskseq = self._next_taskseq()
             if taskseq is None:
@@ -753,12 +775,18 @@ class PoolCore:
                         continue
                     with self._lock:
                         self._routes[chunk.task_id] = task
-                        self._submit_queue.append((chunk, task))
-                        self._lock.notify_all()
-                    # Hand the GIL to the submitter now: encoding the next chunk would
-                    # otherwise hold it for up to the 5 ms switch interval, and the
-                    # workers would idle while this chunk waits to be sent.
-                    time.sleep(0)
+                        if direct is None:
+                            self._submit_queue.append((chunk, task))
+                            self._lock.notify_all()
+                    if direct is not None:
+                        # Straight to a worker with a free slot (blocks until one has).
+                        if not direct.dispatch(chunk, terminated):
+                            self._fail_batch([(chunk, task)], None)
+                    else:
+                        # Hand the GIL to the submitter now: encoding the next chunk would
+                        # otherwise hold it for up to the 5 ms switch interval, and the
+                        # workers would idle while this chunk waits to be sent.
+                        time.sleep(0)
             except Exception as exc:  # noqa: BLE001 - a broken task generator
                 print(f"gilbridge: task generation failed: {exc!r}", file=sys.stderr)
             finally:
@@ -863,6 +891,12 @@ class PoolCore:
         elif kind == "worker_started":
             with self._lock:
                 self.worker_pids.append(event.worker_started)
+        elif kind == "worker_joined":  # a direct pool's replacement worker
+            joined = event.worker_joined
+            with self._lock:
+                self.worker_pids.append(joined.pid)
+            if self._direct is not None:
+                self._direct.add_worker(joined.pid, joined.data_address)
 
     def _on_result(self, result: Any) -> None:
         from ._remote import BrokenProcessPool, alias_main_module, rebuild_exception
@@ -892,6 +926,12 @@ class PoolCore:
         self._deliver(task.job, task.index, obj)
 
     def _on_end(self, error: BaseException | None) -> None:
+        if self._direct is not None:
+            # A released worker's last results may still be on their way over its data
+            # socket (the host's word that the pool finished can overtake them): let each
+            # link end by itself, briefly, unless the pool was terminated or broke.
+            clean = error is None and not self.terminated_by_owner
+            self._direct.close(wait=DIRECT_DRAIN_SECONDS if clean else 0.0)
         try:
             self._abort_all(error)
         finally:

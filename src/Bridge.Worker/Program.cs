@@ -19,7 +19,7 @@ namespace Bridge.Worker;
 internal static class Program
 {
     // 128 + SIGTERM: what the host (and multiprocessing, as -15) expects of a terminated process.
-    private const int ExitTerminated = 143;
+    internal const int ExitTerminated = 143;
     private const int ExitInterrupted = 130;
     internal const int ExitUsage = 2;
 

@@ -121,7 +121,100 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
         }
     }
 
+    [Fact(Timeout = 90_000)]
+    public async Task A_direct_pool_is_fed_over_the_workers_data_sockets_and_only_with_its_token()
+    {
+        await using var session = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests", _timeout.Token);
+        var execution = new Bridge.Contracts.V1.Execution.ExecutionClient(CreateChannel());
+        var invalid = await Assert.ThrowsAsync<RpcException>(() => execution.CreatePoolAsync(
+            new CreatePoolRequest { SessionId = session.SessionId, Processes = 1, Direct = true, MaxTasksPerChild = 1 }, cancellationToken: _timeout.Token).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, invalid.StatusCode);
+
+        var pool = await execution.CreatePoolAsync(new CreatePoolRequest { SessionId = session.SessionId, Processes = 1, Direct = true, Name = "direct" }, cancellationToken: _timeout.Token);
+        var worker = Assert.Single(pool.Workers);
+        Assert.Equal(pool.WorkerPids[0], worker.Pid);
+        Assert.StartsWith("unix:", worker.DataAddress, StringComparison.Ordinal);
+        Assert.Equal(32, pool.DataToken.Length);
+
+        // The host does not take a direct pool's chunks.
+        var refused = await Assert.ThrowsAsync<RpcException>(() =>
+            execution.SubmitTasksAsync(Task(session, pool, 1, "Bridge.Kernels.Primes.Count", 0L, 100L), cancellationToken: _timeout.Token).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+
+        // A connection with another token is closed without a frame (after the worker's
+        // bounded wait for a matching assignment).
+        using (var stranger = await ConnectDataAsync(worker.DataAddress, new string('0', 32)))
+        {
+            Assert.Null(await ReadFrameAsync(stranger));
+        }
+
+        using var data = await ConnectDataAsync(worker.DataAddress, pool.DataToken);
+        Assert.True((await ReadFrameAsync(data))!.Ready.Slots >= 1);
+        var chunk = new TaskChunk { TaskId = 7, Function = new Callable { Kernel = "Bridge.Kernels.Primes.Count" }, Style = CallStyle.Starmap };
+        chunk.Items.Add(Payload(new long[] { 0, 100 }));
+        await WriteFrameAsync(data, new DataFrame { Task = chunk });
+        DataFrame? answer;
+        do
+        {
+            answer = await ReadFrameAsync(data);
+        }
+        while (answer is { FrameCase: DataFrame.FrameOneofCase.Ready });
+
+        Assert.Equal(7, answer!.Result.TaskId);
+        Assert.Null(answer.Result.Error);
+        Assert.Equal(25, MessagePackSerializer.Deserialize<long>(answer.Result.Values[0].Memory));
+
+        // Closing releases the worker: it ends the data connection, and the pool finishes.
+        await execution.ClosePoolAsync(new PoolRequest { SessionId = session.SessionId, PoolId = pool.PoolId }, cancellationToken: _timeout.Token);
+        while (await ReadFrameAsync(data) is { } _)
+        {
+        }
+
+        using var watch = execution.WatchPool(new WatchPoolRequest { SessionId = session.SessionId, PoolId = pool.PoolId }, cancellationToken: _timeout.Token);
+        var released = 0;
+        await foreach (var poolEvent in watch.ResponseStream.ReadAllAsync(_timeout.Token))
+        {
+            released += poolEvent.EventCase == PoolEvent.EventOneofCase.WorkerReleased ? 1 : 0;
+        }
+
+        Assert.Equal(1, released);
+    }
+
     public void Dispose() => _timeout.Dispose();
+
+    private async Task<System.Net.Sockets.NetworkStream> ConnectDataAsync(string address, string token)
+    {
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(address["unix:".Length..]), _timeout.Token);
+        var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+        await WriteFrameAsync(stream, new DataFrame { Token = token });
+        return stream;
+    }
+
+    private async Task WriteFrameAsync(Stream stream, DataFrame frame)
+    {
+        var body = frame.ToByteArray();
+        await stream.WriteAsync(BitConverter.GetBytes(body.Length), _timeout.Token);
+        await stream.WriteAsync(body, _timeout.Token);
+    }
+
+    /// <summary>The next frame; null when the worker ended the connection.</summary>
+    private async Task<DataFrame?> ReadFrameAsync(Stream stream)
+    {
+        var header = new byte[4];
+        try
+        {
+            await stream.ReadExactlyAsync(header, _timeout.Token);
+        }
+        catch (EndOfStreamException)
+        {
+            return null;
+        }
+
+        var body = new byte[BitConverter.ToInt32(header)];
+        await stream.ReadExactlyAsync(body, _timeout.Token);
+        return DataFrame.Parser.ParseFrom(body);
+    }
 
     private static SubmitTasksRequest Task(BridgeSession session, PoolInfo pool, long id, string kernel, params object[] args)
     {

@@ -38,6 +38,12 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
     /// </summary>
     public bool ReusesWorkers => !Spec.ProcessMode && Spec.MaxTasksPerChild == 0;
 
+    /// <summary>The owner feeds the workers over their data sockets; the host sees no chunk.</summary>
+    public bool Direct => Spec.Direct;
+
+    /// <summary>What opens this pool's workers' data sockets (direct pools).</summary>
+    public string DataToken { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
     /// <summary>Claims the single watcher; false when someone watches already.</summary>
     public bool TryWatch() => Interlocked.Exchange(ref _watchers, 1) == 0;
 
@@ -95,11 +101,14 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
                     Initializer = Spec.Initializer,
                     ProcessMode = Spec.ProcessMode,
                     Name = Spec.Name,
+                    DataToken = Direct ? DataToken : "",
                 },
             });
             if (replacement)
             {
-                _events.Writer.TryWrite(new PoolEvent { WorkerStarted = worker.Pid });
+                _events.Writer.TryWrite(Direct
+                    ? new PoolEvent { WorkerJoined = new WorkerAddress { Pid = worker.Pid, DataAddress = worker.DataAddress } }
+                    : new PoolEvent { WorkerStarted = worker.Pid });
             }
         }
     }
@@ -111,6 +120,11 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
             if (_closed || _terminated)
             {
                 throw BridgeException.Precondition("ValueError", "Pool not running");
+            }
+
+            if (Direct)
+            {
+                throw BridgeException.Precondition("ValueError", "a direct pool's chunks go to its workers' data sockets, not to SubmitTasks");
             }
 
             foreach (var chunk in chunks)
@@ -231,7 +245,20 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
                 // leaves alive and the pool does not wait for it (it finishes attaching or
                 // the initializer first; one stuck there is killed at the release deadline).
                 // One running a chunk is killed, and never reused.
-                if (ReusesWorkers && slot.Running.Count == 0)
+                if (Direct)
+                {
+                    // Only the worker knows whether it runs a chunk: it exits if so.
+                    if (!slot.Retiring)
+                    {
+                        slot.Retiring = true;
+                        slot.Releasing = true;
+                        slot.Worker.RequestRelease(ReleaseDeadline, terminate: true);
+                    }
+
+                    _workers.Remove(slot.Worker.Pid);
+                    _events.Writer.TryWrite(new PoolEvent { WorkerReleased = slot.Worker.Pid });
+                }
+                else if (ReusesWorkers && slot.Running.Count == 0)
                 {
                     Release(slot);
                     _workers.Remove(slot.Worker.Pid);
@@ -253,6 +280,15 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
         lock (_gate)
         {
             return _workers.ContainsKey(pid);
+        }
+    }
+
+    /// <summary>The workers' pids and data sockets (what the owner of a direct pool connects to).</summary>
+    public IReadOnlyList<WorkerAddress> Addresses()
+    {
+        lock (_gate)
+        {
+            return [.. _workers.Values.Select(slot => new WorkerAddress { Pid = slot.Worker.Pid, DataAddress = slot.Worker.DataAddress })];
         }
     }
 

@@ -59,6 +59,11 @@ internal sealed class PoolRegistry : IDisposable
             throw BridgeException.InvalidArgument("maxtasksperchild must be a positive int or None");
         }
 
+        if (request.Direct && (request.ProcessMode || request.MaxTasksPerChild > 0))
+        {
+            throw BridgeException.InvalidArgument("a direct pool has neither process_mode nor max_tasks_per_child");
+        }
+
         var pool = new ExecutionPool(Guid.NewGuid().ToString("N"), request);
         _pools[pool.Id] = pool;
         try
@@ -76,6 +81,11 @@ internal sealed class PoolRegistry : IDisposable
         Log.PoolCreated(_logger, pool.Id, request.Name, request.SessionId, request.Processes, request.ProcessMode ? " (process)" : "");
         var info = new PoolInfo { PoolId = pool.Id };
         info.WorkerPids.AddRange(pool.State().WorkerPids);
+        if (pool.Direct)
+        {
+            info.Workers.AddRange(pool.Addresses());
+            info.DataToken = pool.DataToken;
+        }
         return info;
     }
 

@@ -303,6 +303,10 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         start.ArgumentList.Add("unix:" + _options.SocketPath);
         start.ArgumentList.Add("--worker-token");
         start.ArgumentList.Add(token);
+        // Where the owners of direct pools feed it, beside the host's socket (0700 directory).
+        var dataSocket = Path.Combine(Path.GetDirectoryName(_options.SocketPath)!, $"w-{token[..16].ToLowerInvariant()}.sock");
+        start.ArgumentList.Add("--data-socket");
+        start.ArgumentList.Add(dataSocket);
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         if (!process.Start())
@@ -310,7 +314,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
             throw new InvalidOperationException($"could not start the worker {_options.WorkerPath}");
         }
 
-        var worker = new WorkerProcess(process, token, key) { PreparedFor = preparedFor };
+        var worker = new WorkerProcess(process, token, key) { PreparedFor = preparedFor, DataAddress = "unix:" + dataSocket };
         _byToken[token] = worker;
         if (preparedFor is not null)
         {
@@ -323,6 +327,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         process.Exited += (_, _) =>
         {
             _byToken.TryRemove(token, out _);
+            File.Delete(dataSocket); // the worker's own removal does not run when it is killed
             if (preparedFor is not null && !worker.EverAssigned && !_lifetime.ApplicationStopping.IsCancellationRequested)
             {
                 _unpreparable.TryAdd(preparedFor, 0);

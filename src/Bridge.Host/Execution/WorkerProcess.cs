@@ -33,6 +33,9 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
 
     public string EnvironmentKey { get; } = environmentKey;
 
+    /// <summary>unix:/path of its data socket, where the owner of a direct pool feeds it.</summary>
+    public string DataAddress { get; init; } = "";
+
     public Channel<WorkerCommand> Commands { get; } = Channel.CreateUnbounded<WorkerCommand>(new UnboundedChannelOptions { SingleReader = true });
 
     public Task Connected => _connected.Task;
@@ -131,8 +134,10 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
     /// <summary>
     /// Asks the worker to leave its pool; one that has not answered Released within
     /// <paramref name="deadline"/> (its Python thread is stuck in user code) is killed.
+    /// With <paramref name="terminate"/> (a direct pool, whose chunks the host does not
+    /// see) a worker running a chunk exits at once instead.
     /// </summary>
-    public void RequestRelease(TimeSpan deadline)
+    public void RequestRelease(TimeSpan deadline, bool terminate = false)
     {
         lock (_gate)
         {
@@ -141,7 +146,7 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
             _releaseDeadline = new Timer(static state => Signals.Send((int)state!, Signals.Kill), Pid, deadline, Timeout.InfiniteTimeSpan);
         }
 
-        Commands.Writer.TryWrite(new WorkerCommand { Release = true });
+        Commands.Writer.TryWrite(terminate ? new WorkerCommand { Terminate = true } : new WorkerCommand { Release = true });
     }
 
     /// <summary>

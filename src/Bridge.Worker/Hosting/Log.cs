@@ -46,4 +46,13 @@ internal static partial class Log
     [LoggerMessage(EventId = 14, Level = LogLevel.Information, Message = "Released by its pool; waiting for the next assignment")]
     public static partial void Released(ILogger logger);
 
+
+    [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "The data socket failed: {Reason}")]
+    public static partial void DataChannelFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 17, Level = LogLevel.Warning, Message = "Refused a data connection without the token of this worker's assignment")]
+    public static partial void DataConnectionRefused(ILogger logger);
+
+    [LoggerMessage(EventId = 18, Level = LogLevel.Information, Message = "Terminated by its pool while running {Chunks} chunk(s): exiting now")]
+    public static partial void TerminatedByPool(ILogger logger, int chunks);
 }

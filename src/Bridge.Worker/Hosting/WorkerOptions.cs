@@ -10,12 +10,15 @@ namespace Bridge.Worker.Hosting;
 internal sealed record WorkerOptions
 {
     public const string Usage =
-        "usage: Bridge.Worker --host <unix:/path | host:port> --worker-token <token> [--kernel-slots N] " +
+        "usage: Bridge.Worker --host <unix:/path | host:port> --worker-token <token> [--kernel-slots N] [--data-socket /path] " +
         "(a worker for Python work: <python> bridge_worker.py --dotnet-root <dir> <the same options>)";
 
     public required BridgeAddress Host { get; init; }
 
     public required string WorkerToken { get; init; }
+
+    /// <summary>Where the worker listens for the owners of direct pools; null: nowhere (host path only).</summary>
+    public string? DataSocket { get; init; }
 
     /// <summary>C# kernel chunks that may run at once.</summary>
     public int KernelSlots { get; init; }
@@ -53,7 +56,7 @@ internal sealed record WorkerOptions
                 value = args[++i];
             }
 
-            if (name is not ("host" or "worker-token" or "kernel-slots"))
+            if (name is not ("host" or "worker-token" or "kernel-slots" or "data-socket"))
             {
                 throw new WorkerOptionsException($"unknown option --{name}");
             }
@@ -81,8 +84,14 @@ internal sealed record WorkerOptions
             Host = address,
             WorkerToken = token,
             KernelSlots = slots,
+            DataSocket = DataSocketPath(values.GetValueOrDefault("data-socket")),
         };
     }
+
+    private static string? DataSocketPath(string? path) =>
+        path is null || Path.IsPathFullyQualified(path)
+            ? path
+            : throw new WorkerOptionsException($"--data-socket '{path}' must be an absolute path");
 
     private static string Required(Dictionary<string, string> values, string name) =>
         values.TryGetValue(name, out var value) && !string.IsNullOrWhiteSpace(value)

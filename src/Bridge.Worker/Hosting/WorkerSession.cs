@@ -69,6 +69,10 @@ internal sealed class WorkerSession(
     private bool _processMode;
     private TaskCompletionSource? _released;
 
+    // The current direct assignment's side of the data socket; null: the host's path.
+    private DataLease? _lease;
+    private DataChannel? _data;
+
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -100,6 +104,13 @@ internal sealed class WorkerSession(
         {
             Hello = new WorkerHello { Pid = _pid, WorkerToken = options.WorkerToken, KernelSlots = kernels.Slots },
         });
+        if (options.DataSocket is { } dataSocket)
+        {
+            _data = new DataChannel(dataSocket, logger);
+            _data.Listen();
+            _ = _data.AcceptAsync(chunk => Dispatch(chunk, lifetime.Token), lifetime.Token);
+        }
+
         var writer = WriteAsync(call.RequestStream, lifetime.Token);
         var reader = ReadAsync(call.ResponseStream, lifetime.Token);
 
@@ -120,6 +131,15 @@ internal sealed class WorkerSession(
 
         if (outcome.Flush)
         {
+            try
+            {
+                await CloseLease().WaitAsync(FlushTimeout, cancellationToken);
+            }
+            catch (Exception exception) when (exception is TimeoutException or OperationCanceledException)
+            {
+                // Exiting anyway: the owner fails what it did not receive.
+            }
+
             // Synchronous on purpose: the forwarding writers only queue into the outbox.
             Console.Out.Flush();
             Console.Error.Flush();
@@ -147,6 +167,7 @@ internal sealed class WorkerSession(
         }
 
         await lifetime.CancelAsync();
+        _data?.Dispose();
         return outcome.ExitCode;
     }
 
@@ -284,6 +305,9 @@ internal sealed class WorkerSession(
                     return false;
                 case WorkerCommand.CommandOneofCase.Release when command.Release:
                     return await ReleaseAsync(cancellationToken);
+                case WorkerCommand.CommandOneofCase.Terminate when command.Terminate:
+                    ExitIfBusy();
+                    return await ReleaseAsync(cancellationToken);
                 default:
                     Log.UnexpectedCommand(logger, command.CommandCase.ToString(), "ignored");
                     break;
@@ -342,6 +366,7 @@ internal sealed class WorkerSession(
             }
         }
 
+        _ = CloseLease();
         lock (_gate)
         {
             _released = null;
@@ -355,6 +380,25 @@ internal sealed class WorkerSession(
         Log.Released(logger);
         outbox.Post(new WorkerMessage { Released = true });
         return true;
+    }
+
+    /// <summary>
+    /// A direct pool's terminate: a worker running one of its chunks dies now, as a
+    /// terminated stdlib worker would (the owner fails those chunks itself).
+    /// </summary>
+    private void ExitIfBusy()
+    {
+        int running;
+        lock (_gate)
+        {
+            running = _outstanding;
+        }
+
+        if (running > 0)
+        {
+            Log.TerminatedByPool(logger, running);
+            ProcessExit.Now(Program.ExitTerminated);
+        }
     }
 
     private async Task WatchParentAsync(CancellationToken cancellationToken)
@@ -416,6 +460,11 @@ internal sealed class WorkerSession(
         lock (_gate)
         {
             _processMode = assignment.ProcessMode;
+        }
+
+        if (!OpenLease(assignment))
+        {
+            return FailAssignment(new InvalidOperationException("a direct pool needs a data socket, but this worker was started without --data-socket"));
         }
 
         var environment = assignment.Python;
@@ -530,7 +579,7 @@ internal sealed class WorkerSession(
             _credits++;
         }
 
-        outbox.Post(new WorkerMessage { Ready = new WorkerReady { Slots = 1 } });
+        PostReady(1);
     }
 
     private async Task RunPythonAsync(TaskChunk chunk, CancellationToken cancellationToken)
@@ -604,7 +653,7 @@ internal sealed class WorkerSession(
 
     private void Complete(TaskResult result, TimeSpan elapsed)
     {
-        outbox.Post(new WorkerMessage { Result = result });
+        PostResult(result);
         bool finished;
         lock (_gate)
         {
@@ -664,7 +713,79 @@ internal sealed class WorkerSession(
             _credits += grant;
         }
 
-        outbox.Post(new WorkerMessage { Ready = new WorkerReady { Slots = grant } });
+        PostReady(grant);
+    }
+
+    /// <summary>Credits go to a direct pool's owner over the data socket, else to the host.</summary>
+    private void PostReady(int slots)
+    {
+        var ready = new WorkerReady { Slots = slots };
+        if (CurrentLease() is { } lease)
+        {
+            lease.Post(new DataFrame { Ready = ready });
+        }
+        else
+        {
+            outbox.Post(new WorkerMessage { Ready = ready });
+        }
+    }
+
+    /// <summary>Results go to a direct pool's owner over the data socket, else to the host.</summary>
+    private void PostResult(TaskResult result)
+    {
+        if (CurrentLease() is { } lease)
+        {
+            lease.Post(new DataFrame { Result = result });
+        }
+        else
+        {
+            outbox.Post(new WorkerMessage { Result = result });
+        }
+    }
+
+    private DataLease? CurrentLease()
+    {
+        lock (_gate)
+        {
+            return _lease;
+        }
+    }
+
+    /// <summary>
+    /// A direct assignment opens a lease on the data socket (before the initializer runs,
+    /// so the owner may connect at once); an assignment on the host's path clears it.
+    /// False when the worker has no data socket to serve a direct pool.
+    /// </summary>
+    private bool OpenLease(Assignment assignment)
+    {
+        var lease = string.IsNullOrEmpty(assignment.DataToken) ? null : new DataLease(assignment.DataToken);
+        if (lease is not null && _data is null)
+        {
+            return false;
+        }
+
+        lock (_gate)
+        {
+            _lease = lease;
+        }
+
+        _data?.SetLease(lease);
+        return true;
+    }
+
+    /// <summary>The pool is over for this worker: its owner's connection ends after what is queued.</summary>
+    private Task CloseLease()
+    {
+        DataLease? lease;
+        lock (_gate)
+        {
+            lease = _lease;
+            _lease = null;
+        }
+
+        _data?.SetLease(null);
+        lease?.Close();
+        return lease?.Written ?? Task.CompletedTask;
     }
 
     private void BeginShutdown()

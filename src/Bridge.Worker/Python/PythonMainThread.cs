@@ -126,6 +126,9 @@ internal sealed class PythonMainThread
 
     private sealed record Request(PythonCall Call, byte[] Payload)
     {
+        // Continuations run inline, on the main thread inside Complete (it holds no GIL
+        // there): the result goes out without a hop through the thread pool. They only
+        // queue messages and grant credits.
         public TaskCompletionSource<PythonAnswer> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long Started { get; set; }

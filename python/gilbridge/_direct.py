@@ -1,0 +1,216 @@
+"""A direct pool's data path: the caller feeds its leased workers itself.
+
+The host leases the workers (``CreatePool`` with ``direct``) and supervises them; chunks,
+results and credits go straight between this process and each worker, over the worker's
+own Unix socket, never through the host::
+
+    submitter thread ── dispatch(chunk): the least busy worker with a credit ──► WorkerLink.send
+                                                                                  │ data socket
+    on_result(result) ◄── WorkerLink reader thread (one per worker) ◄─────────────┘ result / ready
+
+Frames are a 4-byte little-endian length and a ``DataFrame`` (protos/bridge/v1/execution.proto).
+A worker grants credits (``ready``); a chunk is sent only against one, so a worker never
+hoards chunks while a sibling idles. When a worker's socket ends while chunks sent to it
+are unanswered (it died, or was terminated), those chunks fail with ``worker_died``.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = ["DirectDispatcher"]
+
+_HEADER: Final = struct.Struct("<I")
+_MAX_FRAME: Final = 1 << 30
+
+
+def _pb() -> Any:
+    from ._proto.bridge.v1 import execution_pb2
+
+    return execution_pb2
+
+
+class _WorkerLink:
+    """One worker's data socket. ``send`` is called by the dispatcher (one thread at a
+    time, under the dispatcher's send lock); a daemon thread reads the worker's frames."""
+
+    def __init__(self, dispatcher: DirectDispatcher, pid: int, address: str, token: str) -> None:
+        self.pid = pid
+        self.credits = 0
+        self.running: set[int] = set()
+        self.closed = False
+        path = address[len("unix:"):] if address.startswith("unix:") else address
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock.connect(path)
+            self._send_frame(_pb().DataFrame(token=token))
+        except BaseException:
+            self._sock.close()
+            raise
+        self._dispatcher = dispatcher
+        self.thread = threading.Thread(target=self._read, name=f"gilbridge-link-{pid}", daemon=True)
+        self.thread.start()
+
+    def _send_frame(self, frame: Any) -> None:
+        data = frame.SerializeToString()
+        self._sock.sendall(_HEADER.pack(len(data)) + data)
+
+    def send(self, chunk: Any) -> None:
+        """Sends one chunk (blocks while the socket's buffer is full)."""
+        self._send_frame(_pb().DataFrame(task=chunk))
+
+    def close(self) -> None:
+        """Ends the connection (the reader thread then ends)."""
+        self.closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _recv_exactly(self, n: int) -> bytes | None:
+        view = bytearray(n)
+        got = 0
+        while got < n:
+            k = self._sock.recv_into(memoryview(view)[got:])
+            if k == 0:
+                return None
+            got += k
+        return bytes(view)
+
+    def _read(self) -> None:
+        parse = _pb().DataFrame.FromString
+        error: BaseException | None = None
+        try:
+            while True:
+                header = self._recv_exactly(4)
+                if header is None:
+                    break
+                (length,) = _HEADER.unpack(header)
+                if length > _MAX_FRAME:
+                    raise ValueError(f"a data frame of {length} bytes")
+                body = self._recv_exactly(length)
+                if body is None:
+                    raise ConnectionError("the worker's data socket ended inside a frame")
+                frame = parse(body)
+                kind = frame.WhichOneof("frame")
+                if kind == "result":
+                    self._dispatcher._on_result(self, frame.result)
+                elif kind == "ready":
+                    self._dispatcher._on_ready(self, frame.ready.slots)
+        except BaseException as exc:  # noqa: BLE001 - reported as the link's end
+            error = exc
+        finally:
+            self._sock.close()
+            self._dispatcher._on_lost(self, error)
+
+
+class DirectDispatcher:
+    """The chunks of one direct pool, dispatched to its workers against their credits.
+
+    ``on_result(result)`` gets every ``TaskResult`` (from the link threads), including the
+    synthesized failures of chunks whose worker went away; ``on_worker_lost(pid)`` is told
+    when a worker's socket ends.
+    """
+
+    def __init__(self, token: str, on_result: Callable[[Any], None]) -> None:
+        self._token = token
+        self._on_result_cb = on_result
+        self._cond = threading.Condition(threading.Lock())
+        self._send_lock = threading.Lock()
+        self._links: dict[int, _WorkerLink] = {}
+        self._closed = False
+
+    def add_worker(self, pid: int, address: str) -> None:
+        """Connects to a leased worker (blocks for the connect, a few µs on one machine).
+        A worker that cannot be reached is skipped: the host replaces it if it died."""
+        try:
+            link = _WorkerLink(self, pid, address, self._token)
+        except OSError:
+            return
+        with self._cond:
+            if self._closed:
+                link.close()
+                return
+            self._links[pid] = link
+            self._cond.notify_all()
+
+    def dispatch(self, chunk: Any, timeout_check: Callable[[], bool]) -> bool:
+        """Sends ``chunk`` to the least busy worker with a credit, waiting for one (in
+        0.25 s slices, each asking ``timeout_check()`` whether to give up). False when the
+        pool closed or ``timeout_check`` said stop; the chunk was not sent."""
+        with self._cond:
+            while True:
+                if self._closed or timeout_check():
+                    return False
+                link = self._choose()
+                if link is not None:
+                    break
+                self._cond.wait(0.25)
+            link.credits -= 1
+            link.running.add(chunk.task_id)
+        try:
+            with self._send_lock:
+                link.send(chunk)
+        except OSError:
+            # The worker is gone: its reader thread fails what it had, this chunk included.
+            link.close()
+        return True
+
+    def _choose(self) -> _WorkerLink | None:
+        best: _WorkerLink | None = None
+        any_idle = False
+        for link in self._links.values():
+            any_idle |= not link.running
+            if link.credits > 0 and (best is None or len(link.running) < len(best.running)):
+                best = link
+        # Never queue a chunk behind a running one while a sibling idles: the idle one's
+        # credit is on its way (a quick task would otherwise wait for a slow one).
+        if best is not None and best.running and any_idle:
+            return None
+        return best
+
+    def _on_ready(self, link: _WorkerLink, slots: int) -> None:
+        with self._cond:
+            link.credits += max(0, slots)
+            self._cond.notify_all()
+
+    def _on_result(self, link: _WorkerLink, result: Any) -> None:
+        with self._cond:
+            link.running.discard(result.task_id)
+            self._cond.notify_all()
+        self._on_result_cb(result)
+
+    def _on_lost(self, link: _WorkerLink, error: BaseException | None) -> None:
+        with self._cond:
+            if self._links.get(link.pid) is link:
+                del self._links[link.pid]
+            lost = sorted(link.running)
+            link.running.clear()
+            self._cond.notify_all()
+        if not lost:
+            return
+        pb = _pb()
+        reason = f": {error}" if error is not None and not link.closed else ""
+        for task_id in lost:
+            self._on_result_cb(pb.TaskResult(task_id=task_id, worker_pid=link.pid, error=pb.TaskError(
+                type="BrokenProcessPool", worker_died=True,
+                message=f"the worker process {link.pid} running this task exited abruptly{reason}")))
+
+    def close(self, wait: float = 0.0) -> None:
+        """No more dispatching; with ``wait`` > 0, first wait that long for the workers to
+        end their sockets themselves (a released worker does once its results are sent),
+        then end the rest."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            links = list(self._links.values())
+        for link in links:
+            if wait > 0:
+                link.thread.join(wait)
+            link.close()
+        for link in links:
+            link.thread.join(1.0)
