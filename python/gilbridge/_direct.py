@@ -6,7 +6,7 @@ own Unix socket, never through the host::
 
     submitter thread ── dispatch(chunk): the least busy worker with a credit ──► WorkerLink.send
                                                                                   │ data socket
-    on_result(result) ◄── WorkerLink reader thread (one per worker) ◄─────────────┘ result / ready
+    on_result(result) ◄── WorkerLink reader thread (one per worker) ◄─────────────┘ result / ready / output
 
 Frames are a 4-byte little-endian length and a ``DataFrame`` (protos/bridge/v1/execution.proto).
 A worker grants credits (``ready``); a chunk is sent only against one, so a worker never
@@ -101,6 +101,8 @@ class _WorkerLink:
                     self._dispatcher._on_result(self, frame.result)
                 elif kind == "ready":
                     self._dispatcher._on_ready(self, frame.ready.slots)
+                elif kind == "output":
+                    self._dispatcher._on_output_cb(frame.output)
         except BaseException as exc:  # noqa: BLE001 - reported as the link's end
             error = exc
         finally:
@@ -112,13 +114,14 @@ class DirectDispatcher:
     """The chunks of one direct pool, dispatched to its workers against their credits.
 
     ``on_result(result)`` gets every ``TaskResult`` (from the link threads), including the
-    synthesized failures of chunks whose worker went away; ``on_worker_lost(pid)`` is told
-    when a worker's socket ends.
+    synthesized failures of chunks whose worker went away; ``on_output(output)`` every
+    ``OutputText`` the workers' tasks printed (before the result of the task that printed).
     """
 
-    def __init__(self, token: str, on_result: Callable[[Any], None]) -> None:
+    def __init__(self, token: str, on_result: Callable[[Any], None], on_output: Callable[[Any], None]) -> None:
         self._token = token
         self._on_result_cb = on_result
+        self._on_output_cb = on_output
         self._cond = threading.Condition(threading.Lock())
         self._send_lock = threading.Lock()
         self._links: dict[int, _WorkerLink] = {}

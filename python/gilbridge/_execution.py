@@ -9,9 +9,9 @@ the chunks go straight to the workers (a *direct* pool, ``gilbridge._direct``)::
               (apply, map, imap…)        (iterates lazily,        (its data socket; blocks for a credit)
                                           pickles, encodes,
                                           bounds in-flight)
-    jobs ◄── _set(index, (ok, value)) ◄── one reader thread per worker ◄── results and credits
-    sys.stdout / sys.stderr ◄── OutputText ◄── WatchPool stream (one per pool, from the host):
-                                               output, workers leaving, joining or exiting
+    jobs ◄── _set(index, (ok, value)) ◄── one reader thread per worker ◄── results, credits and
+    sys.stdout / sys.stderr ◄── OutputText ◄──┘                          what the tasks print
+    WatchPool stream (one per pool, from the host): workers leaving, joining or exiting
 
 A pool with ``maxtasksperchild`` stays on the host's path (the host counts each worker's
 tasks): the task handler queues chunks for a submitter thread, which sends everything
@@ -716,7 +716,7 @@ class PoolCore:
 
         self._direct: DirectDispatcher | None = None
         if info.data_token:
-            self._direct = DirectDispatcher(info.data_token, self._on_result)
+            self._direct = DirectDispatcher(info.data_token, self._on_result, write_output)
             for worker in info.workers:
                 self._direct.add_worker(worker.pid, worker.data_address)
         self._watch = PoolWatch(conn, self.pool_id, name or "pool", self._on_event, self._on_end)

@@ -71,7 +71,7 @@ REUSE = """
     if __name__ == "__main__":
         p = mp.Pool(2)
         first = sorted(p.worker_pids)
-        assert sorted(set(p.map(pid, range(8), chunksize=1))) <= first
+        assert set(p.map(pid, range(8), chunksize=1)) <= set(first)
         p.close()
         p.join()
         for x in first:
@@ -131,3 +131,26 @@ def test_pools_reuse_workers_except_after_terminate_mid_task_maxtasksperchild_or
     assert len(set(lines["ended"])) == 3, out
     # The session's workers end with it.
     assert wait_for(lambda: not any(_alive(int(pid)) for pid in first), timeout=15), first
+
+
+ORDER = """
+    import gilbridge.multiprocessing as mp
+
+    def shout(i):
+        print(f"inside {i}", flush=True)
+        return i
+
+    if __name__ == "__main__":
+        with mp.Pool(2) as pool:
+            for i in range(20):
+                print(f"result {pool.apply(shout, (i,))}", flush=True)
+"""
+
+
+def test_a_tasks_output_arrives_before_its_result(tmp_path: Path) -> None:
+    """A direct pool's worker sends what a task prints on the same socket as its result,
+    before it: the caller's terminal shows them in the order a task produced them."""
+    rc, out, err = run_script(tmp_path, ORDER)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines == [line for i in range(20) for line in (f"inside {i}", f"result {i}")], out

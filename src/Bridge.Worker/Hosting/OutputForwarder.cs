@@ -4,7 +4,8 @@ namespace Bridge.Worker.Hosting;
 
 /// <summary>
 /// Sends text written by user code (Python's sys.stdout/sys.stderr, a kernel's Console)
-/// to the host as OutputText, which the host forwards to the client's terminal.
+/// to the client's terminal as OutputText: over a direct pool's data socket while the
+/// worker serves one (in order with its results), else through the host.
 /// </summary>
 internal sealed class OutputForwarder(Outbox outbox)
 {
@@ -12,6 +13,14 @@ internal sealed class OutputForwarder(Outbox outbox)
     public const int StandardError = 2;
 
     private readonly int _pid = Environment.ProcessId;
+    private volatile DataLease? _lease;
+
+    /// <summary>The direct assignment whose owner receives the output; null: the host.</summary>
+    public DataLease? Lease
+    {
+        get => _lease;
+        set => _lease = value;
+    }
 
     /// <summary>Forwards <paramref name="text"/> written to stream 1 (stdout) or 2 (stderr).</summary>
     public void Write(int stream, string text)
@@ -21,10 +30,15 @@ internal sealed class OutputForwarder(Outbox outbox)
             return;
         }
 
-        outbox.Post(new WorkerMessage
+        var output = new OutputText { Stream = stream, Text = text, WorkerPid = _pid };
+        if (_lease is { } lease)
         {
-            Output = new OutputText { Stream = stream, Text = text, WorkerPid = _pid },
-        });
+            lease.Post(new DataFrame { Output = output });
+        }
+        else
+        {
+            outbox.Post(new WorkerMessage { Output = output });
+        }
     }
 
     /// <summary>Points .NET's Console.Out/Console.Error (kernels' output) at the host.</summary>

@@ -769,6 +769,7 @@ internal sealed class WorkerSession(
             _lease = lease;
         }
 
+        output.Lease = lease;
         _data?.SetLease(lease);
         return true;
     }
@@ -783,6 +784,7 @@ internal sealed class WorkerSession(
             _lease = null;
         }
 
+        output.Lease = null;
         _data?.SetLease(null);
         lease?.Close();
         return lease?.Written ?? Task.CompletedTask;
