@@ -5,8 +5,8 @@ using Xunit.Abstractions;
 namespace Bridge.Worker.Tests;
 
 /// <summary>
-/// The embedded-Python chunk runner in a real Bridge.Worker process (real pythonnet, the
-/// venv's CPython), fed by a fake host over a real gRPC stream.
+/// The Python chunk runner in a real worker process (the venv's interpreter with .NET
+/// loaded into it by bridge_worker.py), fed by a fake host over a real gRPC stream.
 /// </summary>
 public sealed class PythonChunkTests(PythonPayloads python, ITestOutputHelper output) : IClassFixture<PythonPayloads>
 {

@@ -1,7 +1,7 @@
 """Payloads for the worker tests, made by the client's real libraries (cloudpickle and
 gilbridge._codec) so the worker is fed exactly what a client sends.
 
-Prints one JSON object: the interpreter facts (sys.path, libpython) and, per name, the
+Prints one JSON object: the interpreter facts (executable, sys.path) and, per name, the
 base64 of a cloudpickled callable or of MessagePack items.
 """
 

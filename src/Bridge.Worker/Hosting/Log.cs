@@ -4,12 +4,6 @@ namespace Bridge.Worker.Hosting;
 
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "pythonnet attached to Python {Version} in {Milliseconds:F0} ms")]
-    public static partial void PythonInitialized(ILogger logger, string version, double milliseconds);
-
-    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "pythonnet could not attach to this interpreter")]
-    public static partial void PythonInitializationFailed(ILogger logger, Exception exception);
-
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Assigned to pool {PoolId} (process mode: {ProcessMode}) in {Milliseconds:F0} ms")]
     public static partial void Assigned(ILogger logger, string poolId, bool processMode, double milliseconds);
 
@@ -30,9 +24,6 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "Process finished with exit code {ExitCode}")]
     public static partial void ProcessFinished(ILogger logger, int exitCode);
-
-    [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "pythonnet's process-exit handler was not found; exiting may run Py_Finalize")]
-    public static partial void ExitHandlerNotFound(ILogger logger);
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Error, Message = "The chunk runner failed outside user code")]
     public static partial void ChunkRunnerFailed(ILogger logger, Exception exception);

@@ -7,7 +7,7 @@ from . import execution_pb2 as bridge_dot_v1_dot_execution__pb2
 
 class ExecutionStub(object):
     """Runs work on worker processes: the client's own interpreter (sys.executable) with .NET
-    loaded into it (pythonnet attached), running Python callables and compiled C# kernels. A "pool" is a set of workers owned by one session: Pool(n) is
+    loaded into it, running Python callables and compiled C# kernels. A "pool" is a set of workers owned by one session: Pool(n) is
     a pool of n workers; a Process is a pool of one worker in process mode (it runs one
     Process object and then exits, so its exit code and pid are the Process's own).
 
@@ -67,7 +67,7 @@ class ExecutionStub(object):
 
 class ExecutionServicer(object):
     """Runs work on worker processes: the client's own interpreter (sys.executable) with .NET
-    loaded into it (pythonnet attached), running Python callables and compiled C# kernels. A "pool" is a set of workers owned by one session: Pool(n) is
+    loaded into it, running Python callables and compiled C# kernels. A "pool" is a set of workers owned by one session: Pool(n) is
     a pool of n workers; a Process is a pool of one worker in process mode (it runs one
     Process object and then exits, so its exit code and pid are the Process's own).
 
@@ -185,7 +185,7 @@ def add_ExecutionServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Execution(object):
     """Runs work on worker processes: the client's own interpreter (sys.executable) with .NET
-    loaded into it (pythonnet attached), running Python callables and compiled C# kernels. A "pool" is a set of workers owned by one session: Pool(n) is
+    loaded into it, running Python callables and compiled C# kernels. A "pool" is a set of workers owned by one session: Pool(n) is
     a pool of n workers; a Process is a pool of one worker in process mode (it runs one
     Process object and then exits, so its exit code and pid are the Process's own).
 
