@@ -10,6 +10,7 @@ namespace Bridge.Host.Tests;
 /// Pools through a real host with real Bridge.Worker processes, from C# only: C# kernels
 /// need no Python, so these run without an interpreter in the worker.
 /// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixture>, IDisposable
 {
     private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(80));
@@ -135,6 +136,10 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
         Assert.Equal(pool.WorkerPids[0], worker.Pid);
         Assert.StartsWith("unix:", worker.DataAddress, StringComparison.Ordinal);
         Assert.Equal(32, pool.DataToken.Length);
+        // Private to the user, beside the host's socket in its 0700 directory.
+        var socketPath = worker.DataAddress["unix:".Length..];
+        Assert.Equal(Path.GetDirectoryName(fixture.Host.SocketPath), Path.GetDirectoryName(socketPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socketPath));
 
         // The host does not take a direct pool's chunks.
         var refused = await Assert.ThrowsAsync<RpcException>(() =>
