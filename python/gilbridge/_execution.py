@@ -793,12 +793,14 @@ class PoolCore:
                 task = taskseq = None  # type: ignore[assignment]
             if self.state == TERMINATE:
                 break
-        # Closed (or terminated): once everything queued is sent, tell the host.
+        # Closed (or terminated): once everything queued is sent, tell the host. A direct
+        # pool's chunks bypass the host, so it is told only once they are all answered: a
+        # release that overtook a chunk still in a worker's socket would drop it.
         with self._lock:
             self._closing = True
             self._lock.notify_all()
-            while not self._submitter_done:
-                self._lock.wait()
+            while not self._submitter_done or (direct is not None and self._routes and self.state != TERMINATE):
+                self._lock.wait(POLL)
         if self.state != TERMINATE:
             pb = _pb()
             try:
