@@ -327,7 +327,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         process.Exited += (_, _) =>
         {
             _byToken.TryRemove(token, out _);
-            File.Delete(dataSocket); // the worker's own removal does not run when it is killed
+            DeleteDataSocket(dataSocket);
             if (preparedFor is not null && !worker.EverAssigned && !_lifetime.ApplicationStopping.IsCancellationRequested)
             {
                 _unpreparable.TryAdd(preparedFor, 0);
@@ -339,6 +339,19 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         process.BeginErrorReadLine();
         Log.WorkerStarted(_logger, worker.Pid, key);
         return worker;
+    }
+
+    /// <summary>The worker's own removal does not run when it is killed or exits with _exit.</summary>
+    private void DeleteDataSocket(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            Log.DataSocketNotRemoved(_logger, path, exception.Message);
+        }
     }
 
     private void LogWorkerLine(WorkerProcess worker, string? line)

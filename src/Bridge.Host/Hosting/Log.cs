@@ -33,4 +33,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 15, Level = LogLevel.Debug, Message = "Worker {Pid} was released by its pool and waits for the next pool of session {SessionId}")]
     public static partial void WorkerReturned(ILogger logger, int pid, string sessionId);
+
+    [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "Could not remove an exited worker's data socket {Path}: {Reason}")]
+    public static partial void DataSocketNotRemoved(ILogger logger, string path, string reason);
 }
