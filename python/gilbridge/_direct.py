@@ -127,12 +127,15 @@ class DirectDispatcher:
         self._links: dict[int, _WorkerLink] = {}
         self._closed = False
 
-    def add_worker(self, pid: int, address: str) -> None:
+    def add_worker(self, pid: int, address: str, strict: bool = False) -> None:
         """Connects to a leased worker (blocks for the connect, a few µs on one machine).
-        A worker that cannot be reached is skipped: the host replaces it if it died."""
+        A worker that cannot be reached is skipped (the host replaces it if it died),
+        unless ``strict``: then the OSError propagates."""
         try:
             link = _WorkerLink(self, pid, address, self._token)
         except OSError:
+            if strict:
+                raise
             return
         with self._cond:
             if self._closed:

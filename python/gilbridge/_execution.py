@@ -717,8 +717,14 @@ class PoolCore:
         self._direct: DirectDispatcher | None = None
         if info.data_token:
             self._direct = DirectDispatcher(info.data_token, self._on_result, write_output)
-            for worker in info.workers:
-                self._direct.add_worker(worker.pid, worker.data_address)
+            try:
+                for worker in info.workers:
+                    self._direct.add_worker(worker.pid, worker.data_address, strict=True)
+            except OSError as exc:
+                self._direct.close()
+                terminate_pool(conn, self.pool_id)
+                raise RuntimeError(f"cannot reach a Bridge worker's data socket ({exc}); "
+                                   f"the pool was terminated") from exc
         self._watch = PoolWatch(conn, self.pool_id, name or "pool", self._on_event, self._on_end)
         if self._direct is None:
             self._submitter = threading.Thread(target=self._submit_loop, name="gilbridge-submitter", daemon=True)
