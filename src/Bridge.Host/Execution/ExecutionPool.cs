@@ -244,23 +244,11 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
                 // A worker running none of the pool's chunks has nothing to interrupt: it
                 // leaves alive and the pool does not wait for it (it finishes attaching or
                 // the initializer first; one stuck there is killed at the release deadline).
-                // One running a chunk is killed, and never reused.
-                if (Direct)
+                // One running a chunk is killed, and never reused. Only a direct pool's
+                // worker knows whether it runs a chunk: it is asked to exit if so.
+                if (Direct || (ReusesWorkers && slot.Running.Count == 0))
                 {
-                    // Only the worker knows whether it runs a chunk: it exits if so.
-                    if (!slot.Retiring)
-                    {
-                        slot.Retiring = true;
-                        slot.Releasing = true;
-                        slot.Worker.RequestRelease(ReleaseDeadline, terminate: true);
-                    }
-
-                    _workers.Remove(slot.Worker.Pid);
-                    _events.Writer.TryWrite(new PoolEvent { WorkerReleased = slot.Worker.Pid });
-                }
-                else if (ReusesWorkers && slot.Running.Count == 0)
-                {
-                    Release(slot);
+                    Release(slot, terminate: Direct);
                     _workers.Remove(slot.Worker.Pid);
                     _events.Writer.TryWrite(new PoolEvent { WorkerReleased = slot.Worker.Pid });
                 }
@@ -376,14 +364,14 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
         }
     }
 
-    private static void Release(Slot slot)
+    private static void Release(Slot slot, bool terminate = false)
     {
         if (!slot.Retiring)
         {
             slot.Retiring = true;
             slot.Releasing = true;
             slot.Credits = 0;
-            slot.Worker.RequestRelease(ReleaseDeadline);
+            slot.Worker.RequestRelease(ReleaseDeadline, terminate);
         }
     }
 

@@ -21,8 +21,8 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
     private string? _preparedFor;
     private bool _everAssigned;
     private int _exitWatched;
+    // Set while a release is asked for and not answered (its deadline kills the worker).
     private Timer? _releaseDeadline;
-    private bool _releaseRequested;
     private int? _reportedExitCode;
 
     public Process Process { get; } = process;
@@ -141,7 +141,6 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
     {
         lock (_gate)
         {
-            _releaseRequested = true;
             _releaseDeadline?.Dispose();
             _releaseDeadline = new Timer(static state => Signals.Send((int)state!, Signals.Kill), Pid, deadline, Timeout.InfiniteTimeSpan);
         }
@@ -159,13 +158,12 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
         lock (_gate)
         {
             pool = _pool;
-            if (!_releaseRequested)
+            if (_releaseDeadline is null)
             {
                 return false;
             }
 
-            _releaseRequested = false;
-            _releaseDeadline?.Dispose();
+            _releaseDeadline.Dispose();
             _releaseDeadline = null;
             _pool = null;
             return true;
