@@ -35,8 +35,8 @@ def _pb() -> Any:
 
 
 class _WorkerLink:
-    """One worker's data socket. ``send`` is called by the dispatcher (one thread at a
-    time, under the dispatcher's send lock); a daemon thread reads the worker's frames."""
+    """One worker's data socket. ``send`` is called by the dispatcher's one caller (the
+    pool's task handler thread); a daemon thread reads the worker's frames."""
 
     def __init__(self, dispatcher: DirectDispatcher, pid: int, address: str, token: str) -> None:
         self.pid = pid
@@ -123,7 +123,6 @@ class DirectDispatcher:
         self._on_result_cb = on_result
         self._on_output_cb = on_output
         self._cond = threading.Condition(threading.Lock())
-        self._send_lock = threading.Lock()
         self._links: dict[int, _WorkerLink] = {}
         self._closed = False
 
@@ -159,8 +158,7 @@ class DirectDispatcher:
             link.credits -= 1
             link.running.add(chunk.task_id)
         try:
-            with self._send_lock:
-                link.send(chunk)
+            link.send(chunk)
         except OSError:
             # The worker is gone: its reader thread fails what it had, this chunk included.
             link.close()

@@ -148,9 +148,15 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
     public static async Task<DataFrame?> ReadFrameAsync(Stream stream, CancellationToken cancellationToken)
     {
         var header = new byte[4];
-        if (!await ReadExactlyOrEndAsync(stream, header, cancellationToken))
+        var read = await stream.ReadAtLeastAsync(header, header.Length, throwOnEndOfStream: false, cancellationToken);
+        if (read == 0)
         {
             return null;
+        }
+
+        if (read < header.Length)
+        {
+            throw new InvalidDataException("the data socket ended inside a frame");
         }
 
         var length = BinaryPrimitives.ReadInt32LittleEndian(header);
@@ -160,29 +166,8 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
         }
 
         var body = new byte[length];
-        if (!await ReadExactlyOrEndAsync(stream, body, cancellationToken))
-        {
-            throw new InvalidDataException("the data socket ended inside a frame");
-        }
-
+        await stream.ReadExactlyAsync(body, cancellationToken); // an end inside the frame: EndOfStreamException, an IOException
         return DataFrame.Parser.ParseFrom(body);
-    }
-
-    private static async Task<bool> ReadExactlyOrEndAsync(Stream stream, byte[] buffer, CancellationToken cancellationToken)
-    {
-        var read = 0;
-        while (read < buffer.Length)
-        {
-            var n = await stream.ReadAsync(buffer.AsMemory(read), cancellationToken);
-            if (n == 0)
-            {
-                return read == 0 && buffer.Length > 0 ? false : throw new InvalidDataException("the data socket ended inside a frame");
-            }
-
-            read += n;
-        }
-
-        return true;
     }
 }
 
