@@ -171,3 +171,43 @@ def test_close_then_join_right_after_submitting_delivers_every_result() -> None:
         pool.close()
         pool.join()
         assert result.get(timeout=10) == [x * x for x in range(120)]
+
+
+OWN_COPY = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import gilbridge
+import gilbridge.multiprocessing as mp
+
+
+def where():
+    import gilbridge
+    return gilbridge.__file__, getattr(gilbridge, "COPY_MARKER", None)
+
+
+if __name__ == "__main__":
+    assert gilbridge.COPY_MARKER == "copy", gilbridge.__file__
+    with mp.Pool(2) as pool:
+        print("POOL", *pool.apply(where))
+    p = mp.Process(target=print, args=("PROCESS", where()[1]))
+    p.start()
+    p.join()
+    print("EXIT", p.exitcode)
+"""
+
+
+def test_workers_import_gilbridge_from_the_clients_sys_path_not_their_own(tmp_path: Path) -> None:
+    # Warm workers import gilbridge early from the interpreter's own sys.path; a client
+    # whose sys.path finds another copy (a checkout on PYTHONPATH) must get that copy.
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(gilbridge.__file__).parent, copy / "gilbridge",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(copy / "gilbridge" / "__init__.py", "a", encoding="utf-8") as init:
+        init.write('\nCOPY_MARKER = "copy"\n')
+    rc, out, err = run_script(tmp_path, OWN_COPY, str(copy))
+    assert rc == 0, err
+    assert f"POOL {copy / 'gilbridge' / '__init__.py'} copy" in out, out
+    assert "PROCESS copy" in out, out
+    assert "EXIT 0" in out, out
