@@ -77,6 +77,22 @@ def test_terminate_and_kill_exit_codes_and_real_pids() -> None:
     assert k.exitcode == -signal.SIGKILL
 
 
+def test_start_returns_before_a_cold_worker_runs_and_terminate_reaches_it() -> None:
+    # More Processes at once than warm workers: some start() calls return while their
+    # worker is still starting, as the stdlib's returns once the child is spawned.
+    # terminate() then reaches the starting worker too, and join() sees -SIGTERM.
+    processes = [mp.Process(target=time.sleep, args=(60,)) for _ in range(6)]
+    for p in processes:
+        p.start()
+        assert p.pid > 0 and p.exitcode is None
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.join(30)
+    assert [p.exitcode for p in processes] == [-signal.SIGTERM] * 6
+    assert wait_for(lambda: not any(_alive(p.pid) for p in processes), timeout=10)
+
+
 def test_sentinel_and_active_children() -> None:
     p = mp.Process(target=time.sleep, args=(0.5,))
     with pytest.raises(ValueError, match="not started"):

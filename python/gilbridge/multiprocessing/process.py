@@ -206,8 +206,10 @@ class Process(_stdlib_process.BaseProcess):
         return _BridgePopen(process_obj)
 
     def start(self) -> None:
-        """Start the child on a Bridge worker. Blocks for the worker (warm: a few ms;
-        cold: ~0.3 s) and the submission; raises what pickling the object raises."""
+        """Start the child on a Bridge worker. Blocks for two calls to the host (a few
+        ms), not for the worker: one still starting runs the child once it is ready, as
+        a spawned child runs once its interpreter is up. Raises what pickling the object
+        raises."""
         self._check_closed()
         assert self._popen is None, "cannot start a process twice"
         assert self._parent_pid == os.getpid(), "can only start a process object created by current process"

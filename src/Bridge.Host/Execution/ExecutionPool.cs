@@ -18,7 +18,8 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
     private readonly Queue<TaskChunk> _pending = new();
     private readonly Dictionary<int, Slot> _workers = [];
     private readonly Channel<PoolEvent> _events = Channel.CreateUnbounded<PoolEvent>(new UnboundedChannelOptions { SingleReader = true });
-    private int _starting;
+    // Workers launched or taken for this pool that have not attached yet, by pid.
+    private readonly HashSet<int> _starting = [];
     private bool _closed;
     private bool _terminated;
     private int _watchers;
@@ -55,19 +56,37 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
         }
     }
 
-    public void Starting()
+    /// <summary>A worker launched or taken for this pool, not yet attached.</summary>
+    public void Starting(WorkerProcess worker)
     {
         lock (_gate)
         {
-            _starting++;
+            _starting.Add(worker.Pid);
         }
     }
 
-    public void StartFailed()
+    /// <summary>
+    /// A starting worker will not attach. With <paramref name="reason"/> (a Process whose
+    /// worker never connected), the pool ends with <paramref name="exitCode"/>, as a child
+    /// that died at start-up, and says why on stderr unless a signal ended it; its chunk fails.
+    /// </summary>
+    public void StartFailed(WorkerProcess worker, string? reason = null, int exitCode = 1)
     {
         lock (_gate)
         {
-            _starting--;
+            _starting.Remove(worker.Pid);
+            if (reason is not null)
+            {
+                if (exitCode >= 0)
+                {
+                    // A signal (terminate() while it started) is the user's doing: the stdlib is silent then too.
+                    _events.Writer.TryWrite(new PoolEvent { Output = new OutputText { WorkerPid = worker.Pid, Stream = 2, Text = reason } });
+                }
+
+                _events.Writer.TryWrite(new PoolEvent { WorkerExit = new WorkerExit { Pid = worker.Pid, ExitCode = exitCode } });
+                FailPending("BrokenProcessPool", reason.TrimEnd());
+            }
+
             FinishIfDone();
         }
     }
@@ -76,7 +95,7 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
     {
         lock (_gate)
         {
-            _starting = Math.Max(0, _starting - 1);
+            _starting.Remove(worker.Pid);
             if (_terminated)
             {
                 // Terminated while this worker was starting: nothing will run on it, and the
@@ -227,17 +246,7 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
         {
             _closed = true;
             _terminated = true;
-            while (_pending.TryDequeue(out var chunk))
-            {
-                _events.Writer.TryWrite(new PoolEvent
-                {
-                    Result = new TaskResult
-                    {
-                        TaskId = chunk.TaskId,
-                        Error = new TaskError { Type = "TerminatedError", Message = "the pool was terminated before this task ran" },
-                    },
-                });
-            }
+            FailPending("TerminatedError", "the pool was terminated before this task ran");
 
             foreach (var slot in _workers.Values.ToArray())
             {
@@ -263,11 +272,23 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
         }
     }
 
+    /// <summary>Whether <paramref name="pid"/> is one of this pool's workers, attached or starting.</summary>
     public bool Owns(int pid)
     {
         lock (_gate)
         {
-            return _workers.ContainsKey(pid);
+            return _workers.ContainsKey(pid) || _starting.Contains(pid);
+        }
+    }
+
+    private void FailPending(string type, string message)
+    {
+        while (_pending.TryDequeue(out var chunk))
+        {
+            _events.Writer.TryWrite(new PoolEvent
+            {
+                Result = new TaskResult { TaskId = chunk.TaskId, Error = new TaskError { Type = type, Message = message } },
+            });
         }
     }
 
@@ -295,7 +316,7 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
             TasksPending = _pending.Count,
             TasksRunning = _workers.Values.Sum(s => s.Running.Count),
             Closed = _closed,
-            Finished = _workers.Count == 0 && _starting == 0 && (_closed || Spec.ProcessMode),
+            Finished = _workers.Count == 0 && _starting.Count == 0 && (_closed || Spec.ProcessMode),
         };
         state.WorkerPids.AddRange(_workers.Keys);
         return state;
@@ -390,7 +411,7 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
 
     private void FinishIfDone()
     {
-        if (_workers.Count == 0 && _starting == 0 && (_closed || Spec.ProcessMode))
+        if (_workers.Count == 0 && _starting.Count == 0 && (_closed || Spec.ProcessMode))
         {
             _events.Writer.TryComplete();
         }

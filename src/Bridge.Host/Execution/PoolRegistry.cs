@@ -66,6 +66,17 @@ internal sealed class PoolRegistry : IDisposable
 
         var pool = new ExecutionPool(Guid.NewGuid().ToString("N"), request);
         _pools[pool.Id] = pool;
+        if (request.ProcessMode)
+        {
+            // As the stdlib's start() returns once the child is spawned, not once it runs:
+            // the Process's chunk waits in the pool for a worker still starting, and a
+            // worker that never connects ends the Process with its exit code.
+            var worker = AcquireWorker(pool);
+            _ = AttachInBackgroundAsync(pool, worker);
+            Log.PoolCreated(_logger, pool.Id, request.Name, request.SessionId, request.Processes, " (process)");
+            return new PoolInfo { PoolId = pool.Id, WorkerPids = { worker.Pid } };
+        }
+
         try
         {
             var workers = Enumerable.Range(0, request.Processes).Select(_ => StartWorkerAsync(pool, replacement: false, cancellationToken)).ToArray();
@@ -106,24 +117,61 @@ internal sealed class PoolRegistry : IDisposable
 
     private async Task StartWorkerAsync(ExecutionPool pool, bool replacement, CancellationToken cancellationToken)
     {
-        pool.Starting();
-        WorkerProcess worker;
+        var worker = AcquireWorker(pool);
         try
         {
-            worker = _launcher.Acquire(pool.Spec.Python, pool.OwnerSession);
             await worker.Connected.WaitAsync(_workerStart, cancellationToken);
         }
         catch (Exception ex) when (ex is TimeoutException or InvalidOperationException)
         {
-            pool.StartFailed();
+            pool.StartFailed(worker);
             throw BridgeException.Precondition("RuntimeError", $"a worker process did not start: {ex.Message}");
         }
         catch
         {
-            pool.StartFailed();
+            pool.StartFailed(worker);
             throw;
         }
 
+        Attach(pool, worker, replacement);
+    }
+
+    private WorkerProcess AcquireWorker(ExecutionPool pool)
+    {
+        var worker = _launcher.Acquire(pool.Spec.Python, pool.OwnerSession);
+        pool.Starting(worker);
+        return worker;
+    }
+
+    /// <summary>
+    /// A Process's worker, once it has connected; one that exits first or does not
+    /// connect in time ends the Process (with the worker's exit code, or 1), as a child
+    /// that died at start-up would.
+    /// </summary>
+    private async Task AttachInBackgroundAsync(ExecutionPool pool, WorkerProcess worker)
+    {
+        try
+        {
+            await worker.Connected.WaitAsync(_workerStart, _stopping.Token);
+        }
+        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or OperationCanceledException)
+        {
+            var exitCode = worker.Exited.IsCompletedSuccessfully ? worker.Exited.Result : 1;
+            if (!worker.Exited.IsCompleted)
+            {
+                Signals.Send(worker.Pid, Signals.Kill);
+            }
+
+            Log.ProcessWorkerDidNotStart(_logger, worker.Pid, pool.Id, ex.Message);
+            pool.StartFailed(worker, $"gilbridge: the worker process for {pool.Spec.Name} did not start: {ex.Message}\n", exitCode);
+            return;
+        }
+
+        Attach(pool, worker, replacement: false);
+    }
+
+    private void Attach(ExecutionPool pool, WorkerProcess worker, bool replacement)
+    {
         pool.AddWorker(worker, replacement);
         if (worker.TryClaimExitWatch())
         {
