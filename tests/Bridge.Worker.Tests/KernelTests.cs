@@ -17,6 +17,10 @@ public sealed class KernelTests
         // Splitting a range must not change the total (segment and range edges).
         Assert.Equal(Primes.Count(0, 1_000_000), Primes.Count(0, 262_144) + Primes.Count(262_144, 777_777) + Primes.Count(777_777, 1_000_000));
         Assert.Equal(Naive(999_000, 1_001_000), Primes.Count(999_000, 1_001_000));
+        // Ranges that start and end on either side of the sieve's segment edges (64 Ki numbers).
+        Assert.Equal(Naive(65_000, 200_000), Primes.Count(65_000, 200_000));
+        Assert.Equal(Naive(131_070, 131_075), Primes.Count(131_070, 131_075));
+        Assert.Equal(Naive(3, 65_540), Primes.Count(3, 65_540));
     }
 
     [Fact(Timeout = 10_000)]
