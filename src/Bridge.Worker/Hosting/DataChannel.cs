@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using Bridge.Contracts.V1;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
@@ -173,14 +172,22 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
 
 /// <summary>
 /// One direct assignment's side of the data socket: what the worker sends its owner
-/// (results, credits), queued until the owner is connected and then written in order by
-/// one writer, which sends whatever is queued together (a result and the credit after it
-/// go in one write). Closing it ends the connection once everything queued is written.
+/// (results, credits, output). Frames posted before the owner connects wait in order;
+/// after that each is written at once by the thread that posts it (the interpreter's main
+/// thread for a Python result, a kernel thread for a kernel's), so a result leaves without
+/// a hop through the thread pool. A slow reader holds the poster back (flow control); an
+/// owner that went away makes writes no-ops. Closing it ends the connection.
 /// </summary>
 internal sealed class DataLease(string token)
 {
-    private readonly Channel<DataFrame> _frames = Channel.CreateUnbounded<DataFrame>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _gate = new();
+    private readonly Queue<DataFrame> _backlog = new();
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _written = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly byte[] _header = new byte[4];
+    private Stream? _owner;
+    private bool _broken;
+    private int _holds;
     private int _served;
 
     /// <summary>Completes once the connection has ended after <see cref="Close"/> (or at Close, when no owner ever connected).</summary>
@@ -191,12 +198,63 @@ internal sealed class DataLease(string token)
         && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
             System.Text.Encoding.UTF8.GetBytes(candidate), System.Text.Encoding.UTF8.GetBytes(token));
 
-    public void Post(DataFrame frame) => _frames.Writer.TryWrite(frame);
+    /// <summary>Sends <paramref name="frame"/> now (or once the owner connects); blocks while the owner's socket is full.</summary>
+    public void Post(DataFrame frame)
+    {
+        lock (_gate)
+        {
+            if (_closed.Task.IsCompleted || _broken)
+            {
+                return;
+            }
 
-    /// <summary>No more frames: the connection ends after the queued ones.</summary>
+            if (_owner is null)
+            {
+                _backlog.Enqueue(frame);
+                return;
+            }
+
+            WriteUnderLock(_owner, frame);
+            if (_holds == 0)
+            {
+                FlushUnderLock(_owner);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Until the matching <see cref="Unhold"/>, posted frames are written but not sent, so
+    /// that a result and the credit that follows it leave in one write (one wake-up of
+    /// the owner's reader, not two).
+    /// </summary>
+    public void Hold()
+    {
+        lock (_gate)
+        {
+            _holds++;
+        }
+    }
+
+    /// <summary>Ends a <see cref="Hold"/>: what was posted meanwhile is sent.</summary>
+    public void Unhold()
+    {
+        lock (_gate)
+        {
+            if (--_holds == 0 && _owner is not null)
+            {
+                FlushUnderLock(_owner);
+            }
+        }
+    }
+
+    /// <summary>No more frames: the connection ends (everything posted is written already).</summary>
     public void Close()
     {
-        _frames.Writer.TryComplete();
+        lock (_gate)
+        {
+            _closed.TrySetResult();
+        }
+
         if (Interlocked.Exchange(ref _served, 1) == 0)
         {
             _written.TrySetResult(); // nobody connected: nothing to deliver
@@ -211,18 +269,31 @@ internal sealed class DataLease(string token)
             return; // one owner connection per lease (or closed already)
         }
 
+        var output = new BufferedStream(stream, 64 * 1024);
+        lock (_gate)
+        {
+            while (_backlog.TryDequeue(out var frame))
+            {
+                WriteUnderLock(output, frame);
+            }
+
+            FlushUnderLock(output);
+            _owner = output;
+        }
+
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var reading = ReadAsync(stream, dispatch, ended.Token);
         try
         {
-            await WriteAsync(stream, ended.Token);
-        }
-        catch (Exception exception) when (exception is IOException or OperationCanceledException or SocketException)
-        {
-            // The owner went away: the host ends the pool.
+            await Task.WhenAny(reading, _closed.Task.WaitAsync(cancellationToken));
         }
         finally
         {
+            lock (_gate)
+            {
+                _owner = null; // later posts (after Close) go nowhere
+            }
+
             await ended.CancelAsync();
             try
             {
@@ -237,20 +308,39 @@ internal sealed class DataLease(string token)
         }
     }
 
-    private async Task WriteAsync(Stream stream, CancellationToken cancellationToken)
+    private void WriteUnderLock(Stream output, DataFrame frame)
     {
-        var output = new BufferedStream(stream, 64 * 1024);
-        var header = new byte[4];
-        while (await _frames.Reader.WaitToReadAsync(cancellationToken))
+        if (_broken)
         {
-            while (_frames.Reader.TryRead(out var frame))
-            {
-                BinaryPrimitives.WriteInt32LittleEndian(header, frame.CalculateSize());
-                output.Write(header);
-                frame.WriteTo(output);
-            }
+            return;
+        }
 
-            await output.FlushAsync(cancellationToken);
+        try
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(_header, frame.CalculateSize());
+            output.Write(_header);
+            frame.WriteTo(output);
+        }
+        catch (Exception exception) when (exception is IOException or SocketException or ObjectDisposedException)
+        {
+            _broken = true; // the owner went away: the host ends the pool
+        }
+    }
+
+    private void FlushUnderLock(Stream output)
+    {
+        if (_broken)
+        {
+            return;
+        }
+
+        try
+        {
+            output.Flush();
+        }
+        catch (Exception exception) when (exception is IOException or SocketException or ObjectDisposedException)
+        {
+            _broken = true;
         }
     }
 

@@ -653,6 +653,20 @@ internal sealed class WorkerSession(
 
     private void Complete(TaskResult result, TimeSpan elapsed)
     {
+        var lease = CurrentLease();
+        lease?.Hold();
+        try
+        {
+            CompleteHeld(result, elapsed);
+        }
+        finally
+        {
+            lease?.Unhold();
+        }
+    }
+
+    private void CompleteHeld(TaskResult result, TimeSpan elapsed)
+    {
         PostResult(result);
         bool finished;
         lock (_gate)

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
@@ -39,7 +38,11 @@ internal enum PythonCall
 /// </summary>
 internal sealed class PythonMainThread
 {
-    private readonly BlockingCollection<Request> _requests = [];
+    // Not a BlockingCollection: its semaphore spins before it blocks, and the spinning
+    // main thread took the core the .NET thread queueing the next call needed. An object,
+    // not a Lock: Monitor.Wait/Pulse block and wake without spinning.
+    private readonly object _gate = new();
+    private readonly Queue<Request> _requests = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Touched only by the main thread, between Next and Complete.
@@ -66,7 +69,12 @@ internal sealed class PythonMainThread
         // A call cancelled while queued is skipped; one already running finishes.
         var registration = cancellationToken.Register(static state => ((Request)state!).Completion.TrySetCanceled(), request);
         _ = request.Completion.Task.ContinueWith(_ => registration.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        _requests.Add(request, CancellationToken.None);
+        lock (_gate)
+        {
+            _requests.Enqueue(request);
+            Monitor.Pulse(_gate);
+        }
+
         return request.Completion.Task;
     }
 
@@ -79,11 +87,17 @@ internal sealed class PythonMainThread
         _ready.TrySetResult();
         FreePayload();
         Request request;
-        do
+        lock (_gate)
         {
-            request = _requests.Take();
+            // Calls cancelled while queued are skipped.
+            while (!_requests.TryDequeue(out request!) || request.Completion.Task.IsCompleted)
+            {
+                if (_requests.Count == 0)
+                {
+                    Monitor.Wait(_gate);
+                }
+            }
         }
-        while (request.Completion.Task.IsCompleted);
 
         _current = request;
         request.Started = Stopwatch.GetTimestamp();
@@ -129,7 +143,7 @@ internal sealed class PythonMainThread
         // Continuations run inline, on the main thread inside Complete (it holds no GIL
         // there): the result goes out without a hop through the thread pool. They only
         // queue messages and grant credits.
-        public TaskCompletionSource<PythonAnswer> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<PythonAnswer> Completion { get; } = new();
 
         public long Started { get; set; }
     }
