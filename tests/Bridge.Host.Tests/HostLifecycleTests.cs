@@ -43,6 +43,7 @@ public sealed class HostLifecycleTests
         start.ArgumentList.Add("--Bridge:SocketPath=relative/host.sock");
         start.ArgumentList.Add("--Bridge:LeaseSeconds=-1");
         start.ArgumentList.Add("--Bridge:PrewarmPythonExecutable=/nonexistent/python3");
+        start.ArgumentList.Add("--Bridge:IdleWorkerSeconds=0");
         using var process = Process.Start(start)!;
         try
         {
@@ -55,6 +56,7 @@ public sealed class HostLifecycleTests
             Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:SocketPath must be an absolute path", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:LeaseSeconds must be", text, StringComparison.Ordinal);
+            Assert.Contains("Bridge:IdleWorkerSeconds must be 1..86400 (got 0)", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:PrewarmPythonExecutable '/nonexistent/python3' does not exist", text, StringComparison.Ordinal);
         }
         finally

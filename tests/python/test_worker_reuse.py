@@ -211,3 +211,52 @@ def test_workers_import_gilbridge_from_the_clients_sys_path_not_their_own(tmp_pa
     assert f"POOL {copy / 'gilbridge' / '__init__.py'} copy" in out, out
     assert "PROCESS copy" in out, out
     assert "EXIT 0" in out, out
+
+
+def _worker_children(host_pid: int) -> list[int]:
+    """The host's child processes that are Python workers (bridge_worker.py)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == host_pid and b"bridge_worker.py" in command:
+            pids.append(int(entry))
+    return pids
+
+
+def test_warm_workers_grow_to_a_burst_and_shrink_back_when_idle(tmp_path_factory: pytest.TempPathFactory,
+                                                                children) -> None:
+    from conftest import start_host, stop_host
+
+    host = start_host(Path(tmp_path_factory.mktemp("shrink")), "--Bridge:IdleWorkerSeconds=3",
+                      f"--Bridge:PrewarmPythonExecutable={sys.executable}")
+    try:
+        assert wait_for(lambda: len(_worker_children(host.pid)) == 2, timeout=30)
+        # Four Processes at once: the interpreter's warm workers grow to four.
+        children.run(
+            """
+            import time
+            import gilbridge.multiprocessing as mp
+            if __name__ == "__main__":
+                ps = [mp.Process(target=time.sleep, args=(0.2,)) for _ in range(4)]
+                for p in ps:
+                    p.start()
+                for p in ps:
+                    p.join(60)
+                assert [p.exitcode for p in ps] == [0] * 4
+            """,
+            env={"GILBRIDGE_ADDRESS": host.address},
+        )
+        assert wait_for(lambda: len(_worker_children(host.pid)) == 4, timeout=30), _worker_children(host.pid)
+        # Unused for IdleWorkerSeconds: back to WarmWorkers (2).
+        assert wait_for(lambda: len(_worker_children(host.pid)) == 2, timeout=30), _worker_children(host.pid)
+        host.assert_alive()
+    finally:
+        stop_host(host)

@@ -52,6 +52,12 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     // PreparedKeys whose preparation killed a worker (the main module raised): not again.
     private readonly ConcurrentDictionary<string, byte> _unpreparable = new();
 
+    // When each EnvironmentKey and PreparedKey last had a worker taken: what the idle
+    // shrink measures.
+    private readonly ConcurrentDictionary<string, long> _lastUse = new();
+
+    private ITimer? _shrinkTimer;
+
     public WorkerLauncher(
         IOptions<BridgeHostOptions> options,
         IHostApplicationLifetime lifetime,
@@ -82,6 +88,12 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         var key = EnvironmentKey(python);
         var preparedKey = PreparedKey(python, sessionId);
         var now = TimeProvider.System.GetTimestamp();
+        _lastUse[key] = now;
+        if (preparedKey is not null)
+        {
+            _lastUse[preparedKey] = now;
+        }
+
         var worker = preparedKey is null ? null : TakeIdle(_prepared, preparedKey);
         var tookPrepared = worker is not null;
         // Warm workers grow to the largest burst seen for this interpreter (a script that
@@ -135,13 +147,20 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         worker.Commands.Writer.TryWrite(new WorkerCommand { Shutdown = true });
     }
 
-    public void Dispose() => _sessions.SessionEnded -= OnSessionEnded;
+    public void Dispose()
+    {
+        _sessions.SessionEnded -= OnSessionEnded;
+        _shrinkTimer?.Dispose();
+    }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         // Workers hold Work streams open; the server's graceful stop would wait for them,
         // so they are told to go first.
         _lifetime.ApplicationStopping.Register(StopAllWorkers);
+        var idle = TimeSpan.FromSeconds(_options.IdleWorkerSeconds);
+        var period = TimeSpan.FromSeconds(Math.Clamp(_options.IdleWorkerSeconds / 4, 0.25, 30));
+        _shrinkTimer = TimeProvider.System.CreateTimer(_ => StopIdleWorkers(idle), null, period, period);
         if (!string.IsNullOrEmpty(_options.PrewarmPythonExecutable))
         {
             // Now, before the silo and the listener start: a worker's .NET and CPython
@@ -172,16 +191,64 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         }
     }
 
-    private static WorkerProcess? TakeIdle(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key)
+    /// <summary>
+    /// Workers beyond the baseline go once unused for <paramref name="idle"/>: an
+    /// interpreter's warm workers shrink back to WarmWorkers (and its burst size is
+    /// forgotten), and a session's prepared workers stop (it prepares again when it
+    /// cycles pools again).
+    /// </summary>
+    private void StopIdleWorkers(TimeSpan idle)
     {
-        if (idle.TryGetValue(key, out var queue))
+        var now = TimeProvider.System.GetTimestamp();
+        lock (_replenishing)
         {
-            while (queue.TryDequeue(out var candidate))
+            foreach (var entry in _warm)
             {
-                if (!candidate.Exited.IsCompleted)
+                if (UnusedFor(entry.Key, now, idle) && _warmDemand.TryRemove(entry.Key, out _))
                 {
-                    return candidate;
+                    StopExtras(entry.Key, entry.Value, keep: _options.WarmWorkers, idle);
                 }
+            }
+
+            foreach (var entry in _prepared)
+            {
+                if (UnusedFor(entry.Key, now, idle))
+                {
+                    _demand.TryRemove(entry.Key, out _);
+                    StopExtras(entry.Key, entry.Value, keep: 0, idle);
+                }
+            }
+        }
+    }
+
+    private bool UnusedFor(string key, long now, TimeSpan idle) =>
+        !_lastUse.TryGetValue(key, out var last) || TimeProvider.System.GetElapsedTime(last, now) >= idle;
+
+    private void StopExtras(string key, ConcurrentQueue<WorkerProcess> queue, int keep, TimeSpan idle)
+    {
+        var extra = queue.Count(w => !w.Exited.IsCompleted) - keep;
+        if (extra <= 0)
+        {
+            return;
+        }
+
+        Log.IdleWorkersStopping(_logger, extra, key, idle.TotalSeconds);
+        for (; extra > 0 && TakeIdle(queue) is { } worker; extra--)
+        {
+            worker.Commands.Writer.TryWrite(new WorkerCommand { Shutdown = true });
+        }
+    }
+
+    private static WorkerProcess? TakeIdle(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key) =>
+        idle.TryGetValue(key, out var queue) ? TakeIdle(queue) : null;
+
+    private static WorkerProcess? TakeIdle(ConcurrentQueue<WorkerProcess> queue)
+    {
+        while (queue.TryDequeue(out var candidate))
+        {
+            if (!candidate.Exited.IsCompleted)
+            {
+                return candidate;
             }
         }
 

@@ -44,6 +44,12 @@ internal sealed class BridgeHostOptions
     /// <summary>Idle workers kept started per Python environment.</summary>
     public int WarmWorkers { get; set; } = 2;
 
+    /// <summary>
+    /// How long the workers kept beyond <see cref="WarmWorkers"/> (grown to a burst of an
+    /// interpreter, or prepared for a session) stay after their last use: then they stop.
+    /// </summary>
+    public double IdleWorkerSeconds { get; set; } = 120;
+
     /// <summary>How long a new worker may take to connect.</summary>
     public double WorkerStartSeconds { get; set; } = 60;
 
@@ -108,6 +114,11 @@ internal sealed class BridgeHostOptionsValidator : IValidateOptions<BridgeHostOp
         if (options.WarmWorkers is < 0 or > 64)
         {
             failures.Add($"Bridge:WarmWorkers must be 0..64 (got {options.WarmWorkers})");
+        }
+
+        if (!double.IsFinite(options.IdleWorkerSeconds) || options.IdleWorkerSeconds < 1 || options.IdleWorkerSeconds > 86_400)
+        {
+            failures.Add($"Bridge:IdleWorkerSeconds must be 1..86400 (got {options.IdleWorkerSeconds})");
         }
 
         if (!double.IsFinite(options.WorkerStartSeconds) || options.WorkerStartSeconds <= 0)
