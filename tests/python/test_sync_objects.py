@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -28,6 +29,13 @@ def test_event_basics() -> None:
     assert ev.wait(0) is True
     ev.clear()
     assert ev.is_set() is False
+
+
+def test_event_repr_has_the_stdlib_form_and_the_host_name() -> None:
+    event = mp.Event()
+    assert re.fullmatch(r"<Event at 0x[0-9a-f]+ name='[^']+' unset>", repr(event)), repr(event)
+    event.set()
+    assert repr(event).endswith(" set>")
 
 
 def test_event_wait_timeout_validation() -> None:

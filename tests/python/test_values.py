@@ -236,3 +236,16 @@ def test_named_array_attach_gets_host_parameters(children) -> None:
     )
     assert out.strip() == "[1, -2, 3] 3"
     assert a[:] == [1, 40, 3]
+
+
+def test_lock_none_means_a_new_rlock_as_in_the_stdlib() -> None:
+    # multiprocessing.Value(..., lock=None) is synchronized with a fresh RLock, not raw.
+    for make in (lambda: mp.Value("i", 5, lock=None), lambda: mp.Array("i", 3, lock=None)):
+        shared = make()
+        lock = shared.get_lock()
+        assert lock.acquire(timeout=5)
+        assert lock.acquire(timeout=5)  # an RLock: the owner re-enters
+        lock.release()
+        lock.release()
+        assert shared.get_obj() is not None
+    assert not hasattr(mp.Value("i", 5, lock=False), "get_lock")

@@ -67,6 +67,22 @@ def active_children() -> list[Process]:
     return rt.cleanup_children() if rt is not None else []
 
 
+def _cleanup() -> None:
+    """Forgets children that have finished (the stdlib's ``process._cleanup``)."""
+    rt = current_runtime()
+    if rt is not None:
+        rt.cleanup_children()
+
+
+def __getattr__(name: str) -> Any:
+    # The rest of the stdlib's module (BaseProcess, _dangling, ORIGINAL_DIR, ...): the
+    # Process objects here are its BaseProcess, tracked in its own sets.
+    try:
+        return getattr(_stdlib_process, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
 def _close_fds(*fd_lists: list[int]) -> None:
     """Closes each descriptor once: it leaves its list as it is closed, so a later call
     (close(), then the finalizer) cannot close a number the OS has since reused."""

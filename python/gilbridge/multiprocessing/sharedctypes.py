@@ -105,14 +105,14 @@ class _RawShared(BridgeObject):
         typecode, _ = _resolve(typecode_or_type)
         pb = _pb()
         lock_proxy: Lock | RLock | None = None
-        if lock is True:
+        if lock is True or lock is None:  # None: a new RLock too, as the stdlib's
             if name is not None and create:
                 lock_proxy = RLock(name=f"{name}.lock")
             elif name is None:
                 lock_proxy = RLock()
         elif isinstance(lock, (Lock, RLock)):
             lock_proxy = lock
-        elif lock is not False and lock is not None:
+        elif lock is not False:
             raise AttributeError(f"{type(lock).__name__!r} object has no attribute 'acquire'"
                                  " (lock must be True, False or a gilbridge Lock/RLock)")
 

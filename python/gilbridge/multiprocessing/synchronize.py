@@ -356,7 +356,8 @@ class Event(BridgeObject):
             state: object = "set" if self.is_set() else "unset"
         except Exception:  # noqa: BLE001
             state = "unknown"
-        return f"<gilbridge.Event({state}) name={self._name!r}>"
+        # The stdlib's form (its tests match "<Event at 0x... unset>"), with the host name.
+        return f"<{type(self).__qualname__} at {id(self):#x} name={self._name!r} {state}>"
 
 
 # --------------------------------------------------------------------------- condition
