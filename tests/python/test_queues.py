@@ -9,6 +9,7 @@ import queue
 import signal
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -355,3 +356,39 @@ def test_threads_share_a_queue() -> None:
     for t in threads:
         t.join(30)
     assert sorted(out) == list(range(1000))
+
+
+class _NotSerializable:
+    def __reduce__(self) -> Any:
+        raise AttributeError("no pickling for you")
+
+
+@pytest.mark.parametrize("maxsize", [0, 1])
+def test_an_unpicklable_put_is_reported_and_the_queue_goes_on(maxsize: int,
+                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    # As the stdlib's feeder thread (bpo-30414, bpo-33078): the traceback goes to stderr,
+    # nothing is put, no space is taken, and the next put works.
+    q = mp.Queue(maxsize=maxsize)
+    q.put(_NotSerializable())
+    q.put(True)
+    assert q.qsize() == 1
+    assert q.get(timeout=10) is True
+    assert q.empty()
+    assert "no pickling for you" in capfd.readouterr().err
+    with pytest.raises(ValueError):  # a payload over the host's limit still raises
+        q.put(b"x" * (get_connection().max_payload + 1))
+
+
+def test_on_queue_feeder_error_is_the_hook_a_subclass_overrides() -> None:
+    seen: list[tuple[str, object]] = []
+
+    from gilbridge.multiprocessing.queues import Queue
+
+    class Reporting(Queue):
+        @staticmethod
+        def _on_queue_feeder_error(e: BaseException, obj: object) -> None:
+            seen.append((type(e).__name__, type(obj).__name__))
+
+    q = Reporting()
+    q.put(_NotSerializable())
+    assert seen == [("AttributeError", "_NotSerializable")]

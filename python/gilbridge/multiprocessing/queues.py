@@ -10,7 +10,9 @@ Data flow in one process::
   the host's payload limit, ValueError) in the caller's thread and appended to a local
   buffer; a daemon feeder thread sends everything buffered in one Put per round (up to
   1000 items / 1 MiB), so bursts batch naturally. Bounded queues (``maxsize > 0``) and
-  SimpleQueue put synchronously; a bounded queue raises ``queue.Full``.
+  SimpleQueue put synchronously; a bounded queue raises ``queue.Full``. An object that
+  cannot be pickled is reported as the stdlib's feeder thread does (a traceback on
+  stderr, ``_on_queue_feeder_error``) and not put; the queue goes on.
 * ``get`` serves a local prefetch buffer first; when it is empty it calls Get with
   ``ack`` = items handed out since the last ack and ``max_items`` = an adaptive prefetch
   (1, doubling up to 256 while the consumer drains full batches back to back, less than
@@ -34,7 +36,7 @@ import threading
 import time
 from typing import Any, Final
 
-from .._codec import decode, encode
+from .._codec import PayloadTooLarge, decode, encode
 from .._connection import Connection, current_connection, get_connection
 from ._base import (
     JOINABLE_QUEUE,
@@ -320,13 +322,17 @@ class _BaseQueue(BridgeObject):
             # the stdlib's argument checks still apply.
             if block:
                 check_timeout(timeout)
-            data = encode(obj, get_connection().max_payload)
+            data = self._encode_or_report(obj, get_connection().max_payload)
+            if data is None:
+                return
             st.raise_error()
             st.enqueue(data)
             return
         policy, long_wait = wait_policy(block, timeout)
         conn = get_connection()
-        data = encode(obj, conn.max_payload)
+        data = self._encode_or_report(obj, conn.max_payload)
+        if data is None:
+            return
         if self._maxsize <= 0:
             policy, long_wait = _wait(True), False
         st.flush(conn)
@@ -340,6 +346,29 @@ class _BaseQueue(BridgeObject):
 
     def put_nowait(self, obj: Any) -> None:
         self.put(obj, False)
+
+    def _encode_or_report(self, obj: Any, limit: int) -> bytes | None:
+        """``obj`` encoded; None when it cannot be pickled: as the stdlib's feeder thread
+        does, the error goes to :meth:`_on_queue_feeder_error` (a traceback on stderr),
+        the object is not put and the queue goes on. Too large a payload still raises
+        ValueError."""
+        try:
+            return encode(obj, limit)
+        except PayloadTooLarge:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever pickling raised, as the stdlib's feeder
+            # The hook gets pickle's own error, not the codec's TypeError around it.
+            cause = exc.__cause__ if isinstance(exc, TypeError) else None
+            self._on_queue_feeder_error(cause if isinstance(cause, Exception) else exc, obj)
+            return None
+
+    @staticmethod
+    def _on_queue_feeder_error(e: BaseException, obj: Any) -> None:
+        """Called when ``obj`` cannot be pickled for ``put``; a subclass may override it
+        (the stdlib's hook). Prints the traceback to stderr."""
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__)
 
     # ------------------------------------------------------------ get side
 
