@@ -392,3 +392,17 @@ def test_on_queue_feeder_error_is_the_hook_a_subclass_overrides() -> None:
     q = Reporting()
     q.put(_NotSerializable())
     assert seen == [("AttributeError", "_NotSerializable")]
+
+
+def test_the_queue_classes_take_the_stdlibs_ctx_keyword() -> None:
+    # multiprocessing.queues.Queue(maxsize, *, ctx): subclasses written for the stdlib
+    # pass ctx=multiprocessing.get_context().
+    from gilbridge.multiprocessing import queues
+
+    for cls in (queues.Queue, queues.JoinableQueue):
+        q = cls(3, ctx=mp.get_context())
+        q.put(1)
+        assert q.get(timeout=10) == 1
+    simple = queues.SimpleQueue(ctx=mp.get_context())
+    simple.put(2)
+    assert simple.get() == 2

@@ -508,7 +508,10 @@ class Queue(_BaseQueue):
 
     _KIND = QUEUE
 
-    def __init__(self, maxsize: int = 0, *, name: str | None = None, create: bool = True) -> None:
+    def __init__(self, maxsize: int = 0, *, name: str | None = None, create: bool = True,
+                 ctx: Any = None) -> None:
+        # ctx: what the stdlib's multiprocessing.queues classes take (its locks come from
+        # it); a Bridge queue needs none, so code that subclasses them works unchanged.
         super().__init__(maxsize, name=name, create=create)
 
 
@@ -517,7 +520,8 @@ class JoinableQueue(_BaseQueue):
 
     _KIND = JOINABLE_QUEUE
 
-    def __init__(self, maxsize: int = 0, *, name: str | None = None, create: bool = True) -> None:
+    def __init__(self, maxsize: int = 0, *, name: str | None = None, create: bool = True,
+                 ctx: Any = None) -> None:
         super().__init__(maxsize, name=name, create=create)
 
     def task_done(self) -> None:
@@ -551,7 +555,7 @@ class SimpleQueue(_BaseQueue):
     _KIND = SIMPLE_QUEUE
     _buffered_put = False
 
-    def __init__(self, *, name: str | None = None, create: bool = True) -> None:
+    def __init__(self, *, name: str | None = None, create: bool = True, ctx: Any = None) -> None:
         super().__init__(0, name=name, create=create)
 
     def put(self, obj: Any) -> None:  # type: ignore[override]
