@@ -296,6 +296,16 @@ def _fill_error(error: Any, exc: BaseException) -> None:
         error.pickled = b""
 
 
+def _encoding_error(exc: Exception, outcomes: list[Any]) -> BaseException:
+    """The stdlib pool's error for a result that cannot be sent back: a
+    ``MaybeEncodingError`` with the reprs of the error and of the value (the chunk's
+    list of values when it ran several calls)."""
+    from multiprocessing.pool import MaybeEncodingError
+
+    cause = exc.__cause__ if isinstance(exc, TypeError) and isinstance(exc.__cause__, Exception) else exc
+    return MaybeEncodingError(cause, outcomes[0] if len(outcomes) == 1 else outcomes)
+
+
 def run_chunk(data: bytes | bytearray | memoryview) -> bytes:
     """Runs one serialized ``TaskChunk``; returns the serialized ``TaskResult``.
 
@@ -331,11 +341,16 @@ def run_chunk(data: bytes | bytearray | memoryview) -> bytes:
             raise ValueError(
                 f"call style {style} is not run by run_chunk (RUN_PROCESS needs a process-mode worker)"
             )
-        if packed:
-            result.packed_values = encode(outcomes)
-        else:
-            values.extend([encode(outcome) for outcome in outcomes])
+        try:
+            if packed:
+                result.packed_values = encode(outcomes)
+            else:
+                values.extend([encode(outcome) for outcome in outcomes])
+        except Exception as exc:  # noqa: BLE001 - whatever pickling a result raised
+            raise _encoding_error(exc, outcomes) from None
     except BaseException as exc:  # noqa: BLE001 - as concurrent.futures: SystemExit in a task is the task's error
+        del values[:]
+        result.packed_values = b""
         _fill_error(result.error, exc)
     finally:
         _worker.flush()

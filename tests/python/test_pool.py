@@ -21,7 +21,7 @@ import gilbridge.multiprocessing as mp
 from gilbridge.multiprocessing.pool import Pool
 
 import _exec_targets as t
-from conftest import wait_for
+from conftest import CHILD_TIMEOUT, wait_for
 
 pytestmark = pytest.mark.usefixtures("host")
 
@@ -401,3 +401,46 @@ def test_a_quick_task_does_not_wait_behind_a_long_one_while_a_worker_is_free() -
         assert p.apply_async(abs, (-7,)).get(timeout=10) == 7
         assert not slow.ready()
         p.terminate()
+
+
+def _unpicklable_result() -> object:
+    return lambda: 42
+
+
+def test_a_result_that_cannot_be_sent_is_a_maybe_encoding_error_and_the_pool_goes_on() -> None:
+    from multiprocessing.pool import MaybeEncodingError as StdlibError
+
+    from gilbridge.multiprocessing.pool import MaybeEncodingError
+
+    assert MaybeEncodingError is StdlibError
+    seen: list[BaseException] = []
+    with mp.Pool(2) as pool:
+        for _ in range(3):
+            res = pool.apply_async(_unpicklable_result, error_callback=seen.append)
+            with pytest.raises(MaybeEncodingError) as info:
+                res.get(timeout=CHILD_TIMEOUT)
+            assert "lambda" in info.value.value and info.value.exc
+        assert pool.apply(int, ("7",)) == 7
+    assert len(seen) == 3 and all(isinstance(e, MaybeEncodingError) for e in seen)
+
+
+def test_pool_lists_its_workers_and_warns_when_collected_running() -> None:
+    import gc
+    import warnings
+
+    pool = mp.Pool(3)
+    try:
+        assert len(pool._pool) == 3
+        assert sorted(w.pid for w in pool._pool) == sorted(pool.worker_pids)
+        assert all(w.is_alive() for w in pool._pool)
+        pool._repopulate_pool()  # the host replaces workers itself: nothing to do
+    finally:
+        pool.terminate()
+        pool.join()
+    pool._state = stdlib_pool.RUN  # as CPython's test_resource_warning forces it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pool = None
+        gc.collect()
+    assert any(issubclass(w.category, ResourceWarning) and "unclosed running multiprocessing pool" in str(w.message)
+               for w in caught)

@@ -184,12 +184,16 @@ def test_system_exit_in_a_task_is_the_tasks_error() -> None:
     assert error.message == "4"
 
 
-def test_an_unencodable_result_is_a_type_error() -> None:
+def test_an_unencodable_result_is_the_stdlibs_maybe_encoding_error() -> None:
     import threading
+    from multiprocessing.pool import MaybeEncodingError
 
-    error = run(lambda _: threading.Lock(), pb.MAP, encoded(1)).error
-    assert error.type == "TypeError"
-    assert "cannot send" in error.message
+    result = run(lambda _: threading.Lock(), pb.MAP, encoded(1, 2))
+    error = result.error
+    assert error.type == "multiprocessing.pool.MaybeEncodingError"
+    assert "lock" in error.message.lower()
+    assert not result.values  # a chunk fails as a whole
+    assert isinstance(pickle.loads(error.pickled), MaybeEncodingError)
 
 
 def test_wrong_style_or_callable_kind_is_reported() -> None:

@@ -27,12 +27,13 @@ from __future__ import annotations
 import itertools
 import threading
 import types
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from multiprocessing import TimeoutError
-from multiprocessing.pool import RemoteTraceback, ThreadPool
-from typing import Any, Final
+from multiprocessing.pool import MaybeEncodingError, RemoteTraceback, ThreadPool
+from typing import Any, Final, NamedTuple
 
 from .._execution import (
     CALL,
@@ -51,7 +52,7 @@ from .._progress import Progress, ProgressOption, open_progress
 
 __all__ = [
     "ApplyResult", "AsyncResult", "IMapIterator", "IMapUnorderedIterator", "MapResult",
-    "Pool", "RemoteTraceback", "ThreadPool",
+    "MaybeEncodingError", "Pool", "RemoteTraceback", "ThreadPool",
 ]
 
 INIT: Final = "INIT"
@@ -63,6 +64,18 @@ def _host_cpu_count() -> int:
     from .._connection import get_connection
 
     return int(get_connection().host_info.cpu_count) or 1
+
+
+class _WorkerView(NamedTuple):
+    """One worker of a pool, as ``Pool._pool`` lists it: its OS pid."""
+
+    pid: int
+
+    def is_alive(self) -> bool:
+        """Whether the worker process still exists (never blocks)."""
+        from .._host import pid_alive
+
+        return pid_alive(self.pid)
 
 
 class Pool:
@@ -113,6 +126,21 @@ class Pool:
         workers are replaced)."""
         with self._core._lock:
             return list(self._core.worker_pids)
+
+    @property
+    def _pool(self) -> list[_WorkerView]:
+        """The live workers, as the stdlib's list of worker processes (each with its
+        ``pid``): code and tests that count or compare a pool's workers read it."""
+        return [_WorkerView(pid) for pid in self.worker_pids]
+
+    def _repopulate_pool(self) -> None:
+        """The stdlib's refill of exited workers: the host replaces a pool's workers
+        itself (after maxtasksperchild or a crash), so there is nothing to do."""
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        # As the stdlib's: a pool collected while running was never closed.
+        if getattr(self, "_state", None) == RUN:
+            _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning, source=self)
 
     def _check_running(self) -> None:
         if self._state != RUN:
