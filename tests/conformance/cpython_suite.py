@@ -39,7 +39,8 @@ MANAGER_CLASSES: Final = (
     "Semaphore", "Condition", "Event", "Barrier", "Pool",
 )
 # Classes gilbridge passes whole today: CI runs them (tests/python/test_cpython_suite.py).
-QUICK: Final = ("WithProcessesTestLock", "WithProcessesTestSemaphore", "WithProcessesTestEvent")
+QUICK: Final = ("WithProcessesTestLock", "WithProcessesTestSemaphore", "WithProcessesTestEvent",
+                 "WithProcessesTestCondition", "WithProcessesTestQueue")
 MARKER: Final = "CPYTHON-SUITE-RESULT "
 
 # The test classes live in a real module (children unpickle their targets from it), built

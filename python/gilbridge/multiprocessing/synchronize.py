@@ -388,9 +388,23 @@ class LockDelegate:
         self._lock.__exit__(exc_type, exc, tb)
 
 
+class _UncountedSemaphore:
+    """Stands in for the stdlib Condition's internal semaphores (``_sleeping_count``,
+    ``_woken_count``, ``_wait_semaphore``): a Bridge Condition keeps its waiters in the
+    host, so their counts are not read here. ``get_value()`` raises NotImplementedError,
+    as the stdlib's does where the platform has no ``sem_getvalue`` (macOS)."""
+
+    __slots__ = ()
+
+    def get_value(self) -> int:
+        raise NotImplementedError("a Bridge Condition keeps its waiters in the host")
+
+
 class Condition(LockDelegate, BridgeObject):
     """A condition variable (``multiprocessing.Condition``) over a bridge Lock or RLock
     (a new RLock when ``lock`` is None)."""
+
+    _sleeping_count = _woken_count = _wait_semaphore = _UncountedSemaphore()
 
     def __init__(
         self,
