@@ -195,3 +195,24 @@ def test_missing_script_and_script_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "can't open file" in proc.stderr
     rc, out, err = run_gilbridge(tmp_path, "raise RuntimeError('script failed')\n")
     assert rc == 1 and "RuntimeError: script failed" in err and "Traceback" in err
+
+
+MANAGER_POOL = """
+import multiprocessing
+
+if __name__ == "__main__":
+    with multiprocessing.Manager() as manager:
+        pool = manager.Pool(2)
+        print("map", pool.map(abs, [-1, -2, -3]))
+        print("starmap", pool.starmap(pow, [(2, 3), (3, 2)]))
+        pool.close()
+        pool.join()
+"""
+
+
+def test_a_managers_pool_works_under_the_runner(tmp_path: Path) -> None:
+    # The stdlib pool inside a Manager pickles its helpers (mapstar, starmapstar) by
+    # reference to multiprocessing.pool, which the runner points at gilbridge's module.
+    rc, out, err = run_gilbridge(tmp_path, MANAGER_POOL)
+    assert rc == 0, err
+    assert "map [1, 2, 3]" in out and "starmap [8, 9]" in out, out + err

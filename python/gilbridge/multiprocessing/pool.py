@@ -32,6 +32,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from multiprocessing import TimeoutError
+from multiprocessing import pool as _stdlib_pool
 from multiprocessing.pool import MaybeEncodingError, RemoteTraceback, ThreadPool
 from typing import Any, Final, NamedTuple
 
@@ -64,6 +65,16 @@ def _host_cpu_count() -> int:
     from .._connection import get_connection
 
     return int(get_connection().host_info.cpu_count) or 1
+
+
+def __getattr__(name: str) -> Any:
+    # The rest of the stdlib's module (mapstar, starmapstar, rebuild_exc, ...): under
+    # ``python -m gilbridge`` this module is ``multiprocessing.pool``, and pickle looks
+    # the stdlib pool's helpers up here when a stdlib Pool (a Manager's, say) sends them.
+    try:
+        return getattr(_stdlib_pool, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 class _WorkerView(NamedTuple):
