@@ -224,9 +224,31 @@ def prepare(
 
     # fork inside this process would fork the whole .NET runtime with its threads.
     multiprocessing.set_start_method("spawn", force=True)
+    _attach_shared_memory_untracked()
     if main_path:
         multiprocessing.spawn._fixup_main_from_path(main_path)  # type: ignore[attr-defined]
     _worker.flush()
+
+
+def _attach_shared_memory_untracked() -> None:
+    """A ``SharedMemory`` this worker attaches to (by name, or unpickled) is not
+    registered with its resource tracker: a spawned child shares its parent's tracker,
+    but a worker has its own, which would unlink the client's segment when the worker
+    exits (after a Process, say) while the client still uses it (bpo-39959). Segments a
+    worker creates stay tracked, and are unlinked when it exits unless unlinked before."""
+    from multiprocessing import resource_tracker, shared_memory
+
+    original = shared_memory.SharedMemory.__init__
+    if getattr(original, "_gilbridge_untracked", False):
+        return
+
+    def __init__(self: Any, name: str | None = None, create: bool = False, size: int = 0) -> None:
+        original(self, name, create, size)
+        if not create:
+            resource_tracker.unregister(self._name, "shared_memory")
+
+    __init__._gilbridge_untracked = True  # type: ignore[attr-defined]
+    shared_memory.SharedMemory.__init__ = __init__  # type: ignore[method-assign]
 
 
 def assign(initializer: bytes, name: str) -> None:

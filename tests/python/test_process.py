@@ -267,3 +267,29 @@ def test_releasing_a_finished_process_closes_only_its_own_descriptors() -> None:
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def _write_shared(target: object, data: bytes) -> None:
+    from multiprocessing import shared_memory
+
+    shm = target if isinstance(target, shared_memory.SharedMemory) else shared_memory.SharedMemory(target)
+    shm.buf[:len(data)] = data
+    shm.close()
+
+
+def test_a_shared_memory_segment_outlives_the_processes_that_attach_to_it() -> None:
+    # Each Process's worker exits after it; attaching must not hand the client's
+    # segment to that worker's resource tracker, which would unlink it (bpo-39959).
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(create=True, size=64)
+    try:
+        for target, data in ((shm.name, b"howdy"), (shm, b"HELLO"), (shm.name, b"third")):
+            p = mp.Process(target=_write_shared, args=(target, data))
+            p.start()
+            p.join(CHILD_TIMEOUT)
+            assert p.exitcode == 0
+            assert bytes(shm.buf[:5]) == data
+    finally:
+        shm.close()
+        shm.unlink()
