@@ -157,12 +157,14 @@ def _failure(exc: BaseException) -> bytes:
     return f"{type(exc).__qualname__}\0{exc}\0{text}".encode("utf-8", "backslashreplace")
 
 
-def _preload() -> frozenset[str]:
+def _preload() -> tuple[frozenset[str], float]:
     """Imports _PRELOAD from this interpreter's default ``sys.path`` (stopping at the
     first that fails: nothing is required here). Returns the names of the modules it
-    added that are not the standard library's."""
+    added that are not the standard library's, and when it started."""
     import importlib
+    import time
 
+    started = time.time()
     before = set(sys.modules)
     try:
         for name in _PRELOAD:
@@ -171,7 +173,7 @@ def _preload() -> frozenset[str]:
         pass
     return frozenset(
         name for name in set(sys.modules) - before if name.partition(".")[0] not in sys.stdlib_module_names
-    )
+    ), started
 
 
 def _is_extension(module: object) -> bool:
@@ -180,10 +182,18 @@ def _is_extension(module: object) -> bool:
     return str(getattr(module, "__file__", None) or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
-def _forget_moved_packages(preloaded: frozenset[str]) -> None:
+def _changed_since(module: object, when: float) -> bool:
+    try:
+        return os.stat(getattr(module, "__file__", None) or "").st_mtime > when
+    except (OSError, ValueError):
+        return False
+
+
+def _forget_moved_packages(preloaded: frozenset[str], preloaded_at: float) -> None:
     """Once the client's ``sys.path`` is in place: a preloaded pure-Python package that
-    it finds at other files (a gilbridge checkout on ``PYTHONPATH``, say) is forgotten,
-    so the client's own copy is imported instead. A package with extension modules
+    it finds at other files (a gilbridge checkout on ``PYTHONPATH``, say), or whose files
+    changed since (an upgrade while the host ran), is forgotten, so the client's own
+    copy is imported instead. A package with extension modules
     (protobuf, msgpack) stays as loaded: a loaded extension cannot be swapped in a
     running interpreter, and the worker runs the client's own interpreter anyway."""
     import importlib.machinery
@@ -203,7 +213,7 @@ def _forget_moved_packages(preloaded: frozenset[str]) -> None:
             if loaded.origin not in (None, "namespace")
             else list(loaded.submodule_search_locations) == list(found.submodule_search_locations or ())
         )
-        if not same:
+        if not same or any(_changed_since(sys.modules.get(name), preloaded_at) for name in names):
             for name in names:
                 del sys.modules[name]
 
@@ -217,13 +227,13 @@ def serve(native: Native) -> None:
 
     for name in _STDLIB:
         importlib.import_module(name)
-    preloaded = _preload()
+    preloaded, preloaded_at = _preload()
     kind, payload = native.next()
     try:
         if kind != _PREPARE:
             raise RuntimeError(f"the worker's first call must be Prepare, got {kind}")
         sys.path[:] = json.loads(payload)["sys_path"]
-        _forget_moved_packages(preloaded)
+        _forget_moved_packages(preloaded, preloaded_at)
         worker = importlib.import_module("gilbridge._worker")
     except BaseException as exc:  # noqa: BLE001 - reported to the client by the worker
         failure = _failure(exc)
