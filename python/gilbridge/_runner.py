@@ -58,7 +58,7 @@ def install() -> None:
     import gilbridge.multiprocessing as bridge
     import gilbridge.multiprocessing.pool
     import gilbridge.multiprocessing.process  # noqa: F401
-    from gilbridge import _execution, _remote  # noqa: F401 - before the swap
+    from gilbridge import _environment, _execution, _pickling, _poolcore, _remote  # noqa: F401 - before the swap
 
     # "multiprocessing.util" and friends stay reachable as attributes (import_from looks
     # them up on the module object, whose __name__ is gilbridge's).

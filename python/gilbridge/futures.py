@@ -32,7 +32,8 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, 
 from concurrent.futures import as_completed, wait
 from typing import Any
 
-from ._execution import CALL, STARMAP, FunctionRef, PoolCore, Task
+from ._execution import CALL, STARMAP
+from ._poolcore import FunctionRef, PoolCore, Task
 from ._progress import ProgressOption, check_option, track_futures
 from ._remote import BrokenProcessPool
 

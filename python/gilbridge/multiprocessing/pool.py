@@ -3,7 +3,7 @@
 ``Pool(processes)`` asks the host for ``processes`` worker processes (this interpreter's
 executable with .NET loaded into it; warm ones start in milliseconds, and a closed
 pool's workers serve this process's next pool). Work is sent in chunks and
-results come back on one event stream per pool (see ``gilbridge._execution`` for the
+results come back on one event stream per pool (see ``gilbridge._poolcore`` for the
 data flow). Differences from the stdlib, all in the direction of not hanging:
 
 * functions travel with cloudpickle: lambdas, closures and ``__main__`` functions work;
@@ -43,12 +43,9 @@ from .._execution import (
     RUN,
     STARMAP,
     TERMINATE,
-    FailedTask,
-    FunctionRef,
-    PoolCore,
-    Task,
     wait_event,
 )
+from .._poolcore import FailedTask, FunctionRef, PoolCore, Task
 from .._progress import Progress, ProgressOption, open_progress
 
 __all__ = [

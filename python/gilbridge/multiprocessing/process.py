@@ -33,19 +33,18 @@ from multiprocessing import process as _stdlib_process
 from typing import Any
 
 from .. import _codec
+from .._environment import main_info, python_environment
 from .._execution import (
     RUN_PROCESS,
-    ItemEncoder,
     PoolWatch,
     create_pool,
     current_runtime,
-    main_info,
-    python_environment,
     runtime,
     terminate_pool,
     wait_event,
     write_output,
 )
+from .._pickling import ItemEncoder
 
 __all__ = ["Process", "active_children", "current_process", "parent_process"]
 

@@ -1,0 +1,149 @@
+"""Pickling for workers: cloudpickle with the caller's ``__main__`` objects by reference
+(when the workers re-run the script) and multiprocessing's own reducers, and the
+MessagePack encoding of task items around it. A worker is not the caller's child, so
+what carries a file descriptor refuses to travel."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sys
+import types
+from collections.abc import Callable
+from typing import Any, Final
+
+from . import _codec
+
+__all__ = ["ItemEncoder", "dumps", "main_attribute"]
+
+
+def main_attribute(qualname: str) -> Any:
+    """Unpickling helper: ``qualname`` looked up in this process's ``__main__`` (in a
+    worker: the parent's script, run as ``__mp_main__``)."""
+    obj: Any = sys.modules["__main__"]
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _lookup_main(qualname: str) -> Any:
+    try:
+        return main_attribute(qualname)
+    except (KeyError, AttributeError):
+        return None
+
+
+_Pickler: type | None = None
+_forking_reducers: dict[type, Callable[[Any], Any]] = {}
+
+
+def _pickler_class() -> type:
+    global _Pickler
+    if _Pickler is None:
+        import cloudpickle
+        from multiprocessing import connection  # noqa: F401 - registers its reducers
+        from multiprocessing.reduction import ForkingPickler
+
+        _forking_reducers.update(ForkingPickler._extra_reducers)  # type: ignore[attr-defined]
+
+        class BridgePickler(cloudpickle.CloudPickler):  # type: ignore[misc, name-defined]
+            """cloudpickle, except that functions and classes defined at the top level
+            of a main script the workers re-run travel by reference."""
+
+            def __init__(self, file: Any, main_names: frozenset[str] | None) -> None:
+                super().__init__(file, protocol=5)
+                self._main_names = main_names
+
+            def reducer_override(self, obj: Any) -> Any:
+                # multiprocessing's own reducers (Connection, socket: they refuse to
+                # travel to a worker instead of sending a meaningless fd number).
+                reducer = _forking_reducers.get(type(obj))
+                if reducer is not None:
+                    return reducer(obj)
+                names = self._main_names
+                if names and isinstance(obj, (type, types.FunctionType)) and \
+                        getattr(obj, "__module__", None) == "__main__":
+                    qualname = getattr(obj, "__qualname__", "")
+                    if "<" not in qualname and qualname.split(".", 1)[0] in names \
+                            and _lookup_main(qualname) is obj:
+                        return main_attribute, (qualname,)
+                return super().reducer_override(obj)
+
+        _Pickler = BridgePickler
+    return _Pickler
+
+
+class _SpawningWorker:
+    """Stands for the stdlib's "spawning Popen" while objects are pickled for a worker,
+    as the stdlib's spawn sets one while pickling a child: stdlib manager proxies then
+    carry their authkey (a worker has another one) and AuthenticationStrings pickle.
+    File descriptors (Pipe connections, sockets) cannot follow: a worker is not a child
+    of this process."""
+
+    def duplicate_for_child(self, fd: int) -> int:
+        raise TypeError(
+            "file descriptors (multiprocessing Pipe connections, sockets) cannot be sent to "
+            "a Bridge worker, which is not a child of this process; use a gilbridge Queue")
+
+    @staticmethod
+    def DupFd(fd: int) -> Any:  # pragma: no cover - duplicate_for_child raises first
+        raise TypeError("file descriptors cannot be sent to a Bridge worker")
+
+
+_SPAWNING: Final = _SpawningWorker()
+
+
+def dumps(obj: Any, main_names: frozenset[str] | None = None) -> bytes:
+    """cloudpickle ``obj`` (protocol 5) for a worker; see :func:`main_info`."""
+    from multiprocessing import context
+
+    buf = io.BytesIO()
+    outer = context.get_spawning_popen()
+    context.set_spawning_popen(_SPAWNING)
+    try:
+        _pickler_class()(buf, main_names).dump(obj)
+    finally:
+        context.set_spawning_popen(outer)
+    return buf.getvalue()
+
+
+class ItemEncoder:
+    """:func:`gilbridge._codec.encode` for task items, with cloudpickle as the ext-1
+    pickler so lambdas, closures and ``__main__`` classes inside arguments travel too.
+    Not thread-safe (one per thread)."""
+
+    def __init__(self, main_names: frozenset[str] | None, limit: int) -> None:
+        import msgpack
+
+        self._msgpack = msgpack
+        self._main_names = main_names
+        self._limit = limit
+        self._packer = msgpack.Packer(use_bin_type=True, strict_types=True, default=self._default)
+
+    def _default(self, obj: Any) -> Any:
+        msgpack = self._msgpack
+        if type(obj) is _codec._AsPickle:
+            obj = obj.obj
+        elif type(obj) is tuple:
+            return msgpack.ExtType(_codec.EXT_TUPLE, msgpack.packb(
+                list(obj), use_bin_type=True, strict_types=True, default=self._default))
+        try:
+            return msgpack.ExtType(_codec.EXT_PICKLE, dumps(obj, self._main_names))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise TypeError(f"cannot send {type(obj).__qualname__} object: {exc}") from exc
+
+    def encode(self, obj: Any) -> bytes:
+        """One MessagePack payload; ValueError (PayloadTooLarge) over the host's limit."""
+        if type(obj) not in _codec._SCALARS and _codec._has_buffer(obj):
+            obj = _codec._mark_buffers(obj)
+        data: bytes = self._packer.pack(obj)
+        if self._limit > 0 and len(data) > self._limit:
+            raise _codec.PayloadTooLarge(
+                f"task payload of {len(data)} bytes exceeds the host's limit of "
+                f"{self._limit} bytes (max_payload_bytes)")
+        return data
+
+    def pickled(self, obj: Any) -> bytes:
+        """An ext-1 payload holding ``obj`` pickled (a RUN_PROCESS item)."""
+        msgpack = self._msgpack
+        return msgpack.packb(msgpack.ExtType(_codec.EXT_PICKLE, dumps(obj, self._main_names)))
