@@ -1,7 +1,8 @@
 """Pickling for workers: cloudpickle with the caller's ``__main__`` objects by reference
 (when the workers re-run the script) and multiprocessing's own reducers, and the
-MessagePack encoding of task items around it. A worker is not the caller's child, so
-what carries a file descriptor refuses to travel."""
+MessagePack encoding of task items around it. A worker is not the caller's child: what
+carries a file descriptor (a Pipe end, a socket, a RawArray's arena) hands it over a
+Unix socket on this machine when the worker unpickles it."""
 
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ def _lookup_main(qualname: str) -> Any:
 
 
 _Pickler: type | None = None
-_forking_reducers: dict[type, Callable[[Any], Any]] = {}
 
 
 def _pickler_class() -> type:
@@ -44,7 +44,8 @@ def _pickler_class() -> type:
         from multiprocessing import connection  # noqa: F401 - registers its reducers
         from multiprocessing.reduction import ForkingPickler
 
-        _forking_reducers.update(ForkingPickler._extra_reducers)  # type: ignore[attr-defined]
+        # Read at each use: sharedctypes registers each new ctypes type when it is made.
+        forking_reducers: dict[type, Callable[[Any], Any]] = ForkingPickler._extra_reducers  # type: ignore[attr-defined]
 
         class BridgePickler(cloudpickle.CloudPickler):  # type: ignore[misc, name-defined]
             """cloudpickle, except that functions and classes defined at the top level
@@ -57,7 +58,7 @@ def _pickler_class() -> type:
             def reducer_override(self, obj: Any) -> Any:
                 # multiprocessing's own reducers (Connection, socket: they refuse to
                 # travel to a worker instead of sending a meaningless fd number).
-                reducer = _forking_reducers.get(type(obj))
+                reducer = forking_reducers.get(type(obj))
                 if reducer is not None:
                     return reducer(obj)
                 names = self._main_names
@@ -73,21 +74,46 @@ def _pickler_class() -> type:
     return _Pickler
 
 
+class _SharedFd:
+    """A file descriptor that a Bridge worker on this machine takes from this process:
+    registered with the stdlib's resource sharer (a listener thread here, on a Unix
+    socket, authenticated with this process's authkey, which the pickle carries: a
+    worker has another) and received over that socket (SCM_RIGHTS) when the worker
+    unpickles it. A spawned child gets its descriptors the same way where it cannot
+    inherit them; each can be taken once."""
+
+    def __init__(self, fd: int) -> None:
+        from multiprocessing import process, resource_sharer
+
+        self._id = resource_sharer.DupFd(fd)._id
+        self._authkey = bytes(process.current_process().authkey)
+
+    def detach(self) -> int:
+        """Receives the descriptor (blocks until this process's sharer sends it)."""
+        import os
+        from multiprocessing import reduction
+        from multiprocessing.connection import Client
+
+        address, key = self._id
+        with Client(address, authkey=self._authkey) as conn:
+            conn.send((key, os.getpid()))
+            return int(reduction.recv_handle(conn))
+
+
 class _SpawningWorker:
     """Stands for the stdlib's "spawning Popen" while objects are pickled for a worker,
     as the stdlib's spawn sets one while pickling a child: stdlib manager proxies then
     carry their authkey (a worker has another one) and AuthenticationStrings pickle.
-    File descriptors (Pipe connections, sockets) cannot follow: a worker is not a child
-    of this process."""
+    File descriptors (Pipe connections, sockets, the shared heap's arenas behind
+    RawArray) travel as :class:`_SharedFd`: a worker is not a child of this process, so
+    it receives them over a Unix socket instead of inheriting them."""
 
     def duplicate_for_child(self, fd: int) -> int:
-        raise TypeError(
-            "file descriptors (multiprocessing Pipe connections, sockets) cannot be sent to "
-            "a Bridge worker, which is not a child of this process; use a gilbridge Queue")
+        return fd
 
     @staticmethod
-    def DupFd(fd: int) -> Any:  # pragma: no cover - duplicate_for_child raises first
-        raise TypeError("file descriptors cannot be sent to a Bridge worker")
+    def DupFd(fd: int) -> Any:
+        return _SharedFd(fd)
 
 
 _SPAWNING: Final = _SpawningWorker()

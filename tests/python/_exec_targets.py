@@ -123,3 +123,24 @@ class Squarer(mp.Process):
 
 def store_square(d: Any, k: int) -> None:
     d[k] = k * k
+
+
+def pipe_echo(conn: Any) -> str:
+    """Receives one object on a Pipe end and sends it back doubled."""
+    value = conn.recv()
+    conn.send(value * 2)
+    conn.close()
+    return "echoed"
+
+
+def fill_shared(array: Any, start: int, stop: int, value: int) -> int:
+    """Writes ``value`` into ``array[start:stop]`` (a RawArray shared with the caller)."""
+    for i in range(start, stop):
+        array[i] = value
+    return stop - start
+
+
+def double_shared(value: Any) -> None:
+    """Doubles a stdlib synchronized Value under its own lock."""
+    with value.get_lock():
+        value.value *= 2

@@ -315,7 +315,7 @@ def test_event_releases_waiting_workers(pool: Pool) -> None:
     assert r.get(20) == [True, True]
 
 
-def test_stdlib_manager_proxies_travel_and_pipes_are_refused(pool: Pool) -> None:
+def test_stdlib_manager_proxies_travel(pool: Pool) -> None:
     # Pickled as the stdlib's spawn pickles a child: a proxy carries its authkey.
     with stdlib_mp.get_context("spawn").Manager() as manager:
         d = manager.dict()
@@ -325,13 +325,36 @@ def test_stdlib_manager_proxies_travel_and_pipes_are_refused(pool: Pool) -> None
         p.join(30)
         assert p.exitcode == 0
         assert dict(d) == {0: 0, 1: 1, 2: 4, 5: 25}
-    a, b = stdlib_mp.Pipe()
-    with pytest.raises(TypeError, match="file descriptors"):
-        mp.Process(target=print, args=(a,)).start()
-    with pytest.raises(TypeError, match="file descriptors"):
-        pool.apply(print, (b,))
-    a.close()
-    b.close()
+
+
+def test_pipe_ends_reach_pool_tasks_and_processes(pool: Pool) -> None:
+    # A worker is not this process's child: the Pipe end's descriptor is handed over a
+    # Unix socket when the worker unpickles it, and the two ends then talk directly.
+    mine, theirs = stdlib_mp.Pipe()
+    job = pool.apply_async(t.pipe_echo, (theirs,))
+    mine.send(21)
+    assert mine.poll(CHILD_TIMEOUT)
+    assert mine.recv() == 42
+    assert job.get(CHILD_TIMEOUT) == "echoed"
+    theirs.close()  # after the task took it: the task handler pickles it asynchronously
+    mine.close()
+
+    mine, theirs = stdlib_mp.Pipe()
+    p = mp.Process(target=t.pipe_echo, args=(theirs,))
+    p.start()
+    theirs.close()  # start() pickled it: as with a spawned child, the parent closes its copy
+    mine.send("ab")
+    assert mine.poll(CHILD_TIMEOUT)
+    assert mine.recv() == "abab"
+    p.join(CHILD_TIMEOUT)
+    assert p.exitcode == 0
+    mine.close()
+
+
+def test_a_raw_array_written_by_two_workers_is_read_by_the_caller(pool: Pool) -> None:
+    shared = mp.RawArray("i", 100)
+    assert pool.starmap(t.fill_shared, [(shared, 0, 50, 7), (shared, 50, 100, 9)], chunksize=1) == [50, 50]
+    assert list(shared[:50]) == [7] * 50 and list(shared[50:]) == [9] * 50
 
 
 # --------------------------------------------------------------------------- Ctrl-C
