@@ -138,9 +138,3 @@ def fill_shared(array: Any, start: int, stop: int, value: int) -> int:
     for i in range(start, stop):
         array[i] = value
     return stop - start
-
-
-def double_shared(value: Any) -> None:
-    """Doubles a stdlib synchronized Value under its own lock."""
-    with value.get_lock():
-        value.value *= 2
