@@ -40,7 +40,8 @@ MANAGER_CLASSES: Final = (
 )
 # Classes gilbridge passes whole today: CI runs them (tests/python/test_cpython_suite.py).
 QUICK: Final = ("WithProcessesTestLock", "WithProcessesTestSemaphore", "WithProcessesTestEvent",
-                 "WithProcessesTestCondition", "WithProcessesTestQueue")
+                 "WithProcessesTestCondition", "WithProcessesTestQueue",
+                 "WithProcessesTestPicklingConnections")
 MARKER: Final = "CPYTHON-SUITE-RESULT "
 
 # The test classes live in a real module (children unpickle their targets from it), built

@@ -27,7 +27,7 @@ def test_the_quick_classes_pass_as_they_do_on_the_stdlib(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=CHILD_TIMEOUT * 4)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(report.read_text(encoding="utf-8"))
-    assert len(rows) == 5, proc.stdout
+    assert len(rows) == 6, proc.stdout
     for row in rows:
         stdlib, bridge = row["stdlib"], row["gilbridge"]
         assert stdlib.get("run", 0) > 0, row
