@@ -247,11 +247,18 @@ internal sealed class DataLease(string token)
         }
     }
 
-    /// <summary>No more frames: the connection ends (everything posted is written already).</summary>
+    /// <summary>No more frames: the connection ends once everything posted is sent.</summary>
     public void Close()
     {
         lock (_gate)
         {
+            // A result posted under a Hold that has not ended yet (its credit follows)
+            // goes out now: nothing posted after this is sent.
+            if (_owner is not null)
+            {
+                FlushUnderLock(_owner);
+            }
+
             _closed.TrySetResult();
         }
 
@@ -291,6 +298,11 @@ internal sealed class DataLease(string token)
         {
             lock (_gate)
             {
+                if (_owner is not null)
+                {
+                    FlushUnderLock(_owner);
+                }
+
                 _owner = null; // later posts (after Close) go nowhere
             }
 
