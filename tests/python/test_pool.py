@@ -467,3 +467,20 @@ def test_pool_lists_its_workers_and_warns_when_collected_running() -> None:
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) and "unclosed running multiprocessing pool" in str(w.message)
                for w in caught)
+
+
+def test_a_pool_whose_interpreter_cannot_start_is_a_runtime_error() -> None:
+    # A raw CreatePool naming an interpreter that does not exist: a precise error (the
+    # client's RuntimeError), for a Process's one-worker pool too; the host goes on.
+    from gilbridge._connection import get_connection
+    from gilbridge._execution import create_pool
+    from gilbridge._proto.bridge.v1 import execution_pb2 as pb
+
+    conn = get_connection()
+    for process_mode in (False, True):
+        request = pb.CreatePoolRequest(session_id=conn.session_id, processes=1, process_mode=process_mode)
+        request.python.executable = "/nonexistent/python3"
+        with pytest.raises(RuntimeError, match="did not start"):
+            create_pool(conn, request)
+    with mp.Pool(1) as pool:
+        assert pool.apply(int, ("3",)) == 3

@@ -138,7 +138,17 @@ internal sealed class PoolRegistry : IDisposable
 
     private WorkerProcess AcquireWorker(ExecutionPool pool)
     {
-        var worker = _launcher.Acquire(pool.Spec.Python, pool.OwnerSession);
+        WorkerProcess worker;
+        try
+        {
+            worker = _launcher.Acquire(pool.Spec.Python, pool.OwnerSession);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            // The executable could not be started (a missing interpreter, say).
+            throw BridgeException.Precondition("RuntimeError", $"a worker process did not start: {ex.Message}");
+        }
+
         pool.Starting(worker);
         return worker;
     }
