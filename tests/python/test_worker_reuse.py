@@ -235,12 +235,12 @@ def test_warm_workers_grow_to_a_burst_and_shrink_back_when_idle(tmp_path_factory
                                                                 children) -> None:
     from conftest import start_host, stop_host
 
-    host = start_host(Path(tmp_path_factory.mktemp("shrink")), "--Bridge:IdleWorkerSeconds=3",
+    host = start_host(Path(tmp_path_factory.mktemp("shrink")), "--Bridge:IdleWorkerSeconds=6",
                       f"--Bridge:PrewarmPythonExecutable={sys.executable}")
     try:
         assert wait_for(lambda: len(_worker_children(host.pid)) == 2, timeout=30)
         # Four Processes at once: the interpreter's warm workers grow to four.
-        children.run(
+        out = children.run(
             """
             import time
             import gilbridge.multiprocessing as mp
@@ -251,12 +251,15 @@ def test_warm_workers_grow_to_a_burst_and_shrink_back_when_idle(tmp_path_factory
                 for p in ps:
                     p.join(60)
                 assert [p.exitcode for p in ps] == [0] * 4
+                print(*[p.pid for p in ps])
             """,
             env={"GILBRIDGE_ADDRESS": host.address},
         )
+        process_workers = {int(pid) for pid in out.split()}
+        assert wait_for(lambda: not process_workers & set(_worker_children(host.pid)), timeout=30)
         assert wait_for(lambda: len(_worker_children(host.pid)) == 4, timeout=30), _worker_children(host.pid)
         # Unused for IdleWorkerSeconds: back to WarmWorkers (2).
-        assert wait_for(lambda: len(_worker_children(host.pid)) == 2, timeout=30), _worker_children(host.pid)
+        assert wait_for(lambda: len(_worker_children(host.pid)) == 2, timeout=45), _worker_children(host.pid)
         host.assert_alive()
     finally:
         stop_host(host)
