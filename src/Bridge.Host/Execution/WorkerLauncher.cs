@@ -328,11 +328,10 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         lock (_replenishing)
         {
             // First, so that no top-up scheduled before the end prepares workers after it.
-            foreach (var key in _demand.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
-            {
-                _demand.TryRemove(key, out _);
-                _unpreparable.TryRemove(key, out _);
-            }
+            // Each map on its own: the idle shrink may have dropped a key's demand already.
+            RemoveSessionKeys(_demand, prefix);
+            RemoveSessionKeys(_unpreparable, prefix);
+            RemoveSessionKeys(_lastUse, prefix);
         }
 
         foreach (var key in _prepared.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
@@ -344,6 +343,14 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
                     Signals.Send(worker.Pid, Signals.Terminate);
                 }
             }
+        }
+    }
+
+    private static void RemoveSessionKeys<T>(ConcurrentDictionary<string, T> map, string prefix)
+    {
+        foreach (var key in map.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
+        {
+            map.TryRemove(key, out _);
         }
     }
 
