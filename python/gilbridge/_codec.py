@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import msgpack
 
-__all__ = ["EXT_PICKLE", "EXT_TUPLE", "PayloadTooLarge", "decode", "encode"]
+__all__ = ["EXT_PICKLE", "EXT_TUPLE", "CannotPickle", "PayloadTooLarge", "decode", "encode", "pickling_error"]
 
 EXT_PICKLE: Final = 1
 EXT_TUPLE: Final = 2
@@ -32,6 +32,17 @@ EXT_TUPLE: Final = 2
 
 class PayloadTooLarge(ValueError):
     """An encoded payload is larger than the host accepts (``max_payload_bytes``)."""
+
+
+class CannotPickle(TypeError):
+    """An object in a payload could not be pickled; ``__cause__`` is pickle's own error."""
+
+
+def pickling_error(exc: Exception) -> Exception:
+    """What pickling itself raised: the error a :class:`CannotPickle` wraps, else ``exc``
+    (the stdlib's hooks, ``MaybeEncodingError`` among them, report that one)."""
+    cause = exc.__cause__ if isinstance(exc, CannotPickle) else None
+    return cause if isinstance(cause, Exception) else exc
 
 
 class _AsPickle:
@@ -91,7 +102,7 @@ def _default(obj: Any) -> msgpack.ExtType:
     try:
         return msgpack.ExtType(EXT_PICKLE, pickle.dumps(obj, protocol=5))
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        raise TypeError(f"cannot send {type(obj).__qualname__} object: {exc}") from exc
+        raise CannotPickle(f"cannot send {type(obj).__qualname__} object: {exc}") from exc
 
 
 def _pack(obj: Any) -> bytes:

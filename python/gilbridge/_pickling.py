@@ -56,8 +56,8 @@ def _pickler_class() -> type:
                 self._main_names = main_names
 
             def reducer_override(self, obj: Any) -> Any:
-                # multiprocessing's own reducers (Connection, socket: they refuse to
-                # travel to a worker instead of sending a meaningless fd number).
+                # multiprocessing's own reducers (Connection, socket, a RawArray's arena:
+                # their descriptors travel as _SharedFd, see _SpawningWorker).
                 reducer = forking_reducers.get(type(obj))
                 if reducer is not None:
                     return reducer(obj)
@@ -120,7 +120,8 @@ _SPAWNING: Final = _SpawningWorker()
 
 
 def dumps(obj: Any, main_names: frozenset[str] | None = None) -> bytes:
-    """cloudpickle ``obj`` (protocol 5) for a worker; see :func:`main_info`."""
+    """cloudpickle ``obj`` (protocol 5) for a worker; ``main_names``: see
+    :func:`gilbridge._environment.main_info`."""
     from multiprocessing import context
 
     buf = io.BytesIO()
@@ -156,7 +157,7 @@ class ItemEncoder:
         try:
             return msgpack.ExtType(_codec.EXT_PICKLE, dumps(obj, self._main_names))
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            raise TypeError(f"cannot send {type(obj).__qualname__} object: {exc}") from exc
+            raise _codec.CannotPickle(f"cannot send {type(obj).__qualname__} object: {exc}") from exc
 
     def encode(self, obj: Any) -> bytes:
         """One MessagePack payload; ValueError (PayloadTooLarge) over the host's limit."""

@@ -324,8 +324,7 @@ def _encoding_error(exc: Exception, outcomes: list[Any]) -> BaseException:
     list of values when it ran several calls)."""
     from multiprocessing.pool import MaybeEncodingError
 
-    cause = exc.__cause__ if isinstance(exc, TypeError) and isinstance(exc.__cause__, Exception) else exc
-    return MaybeEncodingError(cause, outcomes[0] if len(outcomes) == 1 else outcomes)
+    return MaybeEncodingError(_codec.pickling_error(exc), outcomes[0] if len(outcomes) == 1 else outcomes)
 
 
 def run_chunk(data: bytes | bytearray | memoryview) -> bytes:

@@ -36,7 +36,7 @@ import threading
 import time
 from typing import Any, Final
 
-from .._codec import PayloadTooLarge, decode, encode
+from .._codec import PayloadTooLarge, decode, encode, pickling_error
 from .._connection import Connection, current_connection, get_connection
 from ._base import (
     JOINABLE_QUEUE,
@@ -357,9 +357,7 @@ class _BaseQueue(BridgeObject):
         except PayloadTooLarge:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever pickling raised, as the stdlib's feeder
-            # The hook gets pickle's own error, not the codec's TypeError around it.
-            cause = exc.__cause__ if isinstance(exc, TypeError) else None
-            self._on_queue_feeder_error(cause if isinstance(cause, Exception) else exc, obj)
+            self._on_queue_feeder_error(pickling_error(exc), obj)
             return None
 
     @staticmethod
