@@ -252,13 +252,6 @@ internal sealed class DataLease(string token)
     {
         lock (_gate)
         {
-            // A result posted under a Hold that has not ended yet (its credit follows)
-            // goes out now: nothing posted after this is sent.
-            if (_owner is not null)
-            {
-                FlushUnderLock(_owner);
-            }
-
             _closed.TrySetResult();
         }
 
@@ -298,6 +291,8 @@ internal sealed class DataLease(string token)
         {
             lock (_gate)
             {
+                // A result posted under a Hold that has not ended yet (its credit would
+                // follow) goes out now: nothing posted after Close is sent.
                 if (_owner is not null)
                 {
                     FlushUnderLock(_owner);

@@ -89,14 +89,16 @@ internal sealed class PythonMainThread
         Request request;
         lock (_gate)
         {
-            // Calls cancelled while queued are skipped.
-            while (!_requests.TryDequeue(out request!) || request.Completion.Task.IsCompleted)
+            do
             {
-                if (_requests.Count == 0)
+                while (_requests.Count == 0)
                 {
                     Monitor.Wait(_gate);
                 }
+
+                request = _requests.Dequeue();
             }
+            while (request.Completion.Task.IsCompleted); // cancelled while queued: skipped
         }
 
         _current = request;
