@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,10 +32,26 @@ __all__ = [
     "check_timeout",
     "owner",
     "rebuild",
+    "stdlib_fallback",
     "wait_policy",
 ]
 
 _Reply = TypeVar("_Reply")
+
+
+def stdlib_fallback(module_name: str, stdlib_module: types.ModuleType) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) that answers with the stdlib module's own names
+    what the gilbridge module does not define: under ``python -m gilbridge`` the gilbridge
+    module stands in ``sys.modules`` for the stdlib's, and code (pickle among it) looks
+    the stdlib's names up there."""
+
+    def __getattr__(name: str) -> Any:
+        try:
+            return getattr(stdlib_module, name)
+        except AttributeError:
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}") from None
+
+    return __getattr__
 
 # ObjectKind values (protos/bridge/v1/common.proto), spelled out so that importing this
 # module does not import protobuf.

@@ -46,6 +46,7 @@ from .._execution import (
     wait_event,
 )
 from .._poolcore import FailedTask, FunctionRef, PoolCore, Task
+from ._base import stdlib_fallback
 from .._progress import Progress, ProgressOption, open_progress
 
 __all__ = [
@@ -64,14 +65,9 @@ def _host_cpu_count() -> int:
     return int(get_connection().host_info.cpu_count) or 1
 
 
-def __getattr__(name: str) -> Any:
-    # The rest of the stdlib's module (mapstar, starmapstar, rebuild_exc, ...): under
-    # ``python -m gilbridge`` this module is ``multiprocessing.pool``, and pickle looks
-    # the stdlib pool's helpers up here when a stdlib Pool (a Manager's, say) sends them.
-    try:
-        return getattr(_stdlib_pool, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+# The rest of the stdlib's module (mapstar, starmapstar, rebuild_exc, ...): pickle looks
+# the stdlib pool's helpers up here when a stdlib Pool (a Manager's, say) sends them.
+__getattr__ = stdlib_fallback(__name__, _stdlib_pool)
 
 
 class _WorkerView(NamedTuple):

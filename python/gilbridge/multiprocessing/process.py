@@ -45,6 +45,7 @@ from .._execution import (
     write_output,
 )
 from .._pickling import ItemEncoder
+from ._base import stdlib_fallback
 
 __all__ = ["Process", "active_children", "current_process", "parent_process"]
 
@@ -73,13 +74,9 @@ def _cleanup() -> None:
         rt.cleanup_children()
 
 
-def __getattr__(name: str) -> Any:
-    # The rest of the stdlib's module (BaseProcess, _dangling, ORIGINAL_DIR, ...): the
-    # Process objects here are its BaseProcess, tracked in its own sets.
-    try:
-        return getattr(_stdlib_process, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+# The rest of the stdlib's module (BaseProcess, _dangling, ORIGINAL_DIR, ...): the
+# Process objects here are its BaseProcess, tracked in its own sets.
+__getattr__ = stdlib_fallback(__name__, _stdlib_process)
 
 
 def _close_fds(*fd_lists: list[int]) -> None:
