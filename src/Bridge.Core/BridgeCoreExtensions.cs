@@ -1,6 +1,8 @@
+using Bridge.Core.Objects.Runtime;
 using Bridge.Core.Sessions;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Orleans.Hosting;
 
 namespace Bridge.Core;
@@ -22,6 +24,8 @@ public static class BridgeCoreExtensions
     public static IServiceCollection AddBridgeGrains(this IServiceCollection services)
     {
         services.TryAddSingleton<SessionTracker>();
+        services.TryAddSingleton(services => new SharedSegments(
+            SharedSegments.DefaultDirectory(), services.GetRequiredService<ILogger<SharedSegments>>()));
         return services;
     }
 }

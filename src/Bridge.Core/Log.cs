@@ -28,4 +28,7 @@ internal static partial class Log
 
     [LoggerMessage(8, LogLevel.Information, "Barrier '{Name}' broken: session {SessionId} ended while taking part")]
     public static partial void BarrierBrokenBySession(ILogger logger, string name, string sessionId);
+
+    [LoggerMessage(9, LogLevel.Warning, "Shared-memory file '{Path}' could not be deleted or listed")]
+    public static partial void SegmentDeleteFailed(ILogger logger, Exception exception, string path);
 }

@@ -9,7 +9,7 @@ public sealed class ValueTests(ClusterFixture fixture) : GrainTestBase(fixture)
         var s = await NewSession();
         var v = Value(NewName("arr"));
         var info = await v.Open(s, OpenMode.Create, "i", 4, true, [], "lk", LockKind.RLock);
-        Assert.Equal(new ValueDescriptor("i", 4, 4, true, "lk", LockKind.RLock), info);
+        Assert.Equal(new ValueDescriptor("i", 4, 4, true, "lk", LockKind.RLock, info.SegmentPath), info);
 
         Assert.Equal(new byte[16], await v.Read(s, 0, 0));
         await v.Write(s, 1, [.. BitConverter.GetBytes(7), .. BitConverter.GetBytes(-1)]);
@@ -73,5 +73,34 @@ public sealed class ValueTests(ClusterFixture fixture) : GrainTestBase(fixture)
 
         await AssertBridgeError(() => Value(name).Open(s, OpenMode.CreateOrAttach, "i", 5, true, [], "", LockKind.RLock), BridgeErrorCode.AlreadyExists, "FileExistsError", "an Array of 4 'i'");
         await AssertBridgeError(() => Value(name).Open(s, OpenMode.CreateOrAttach, "d", 4, true, [], "", LockKind.RLock), BridgeErrorCode.AlreadyExists, "FileExistsError");
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task The_segment_file_is_the_values_memory_and_goes_when_the_value_is_freed()
+    {
+        var s = await NewSession();
+        var v = Value(NewName("arr"));
+        var info = await v.Open(s, OpenMode.Create, "i", 3, true, [.. BitConverter.GetBytes(5), .. new byte[8]], "", LockKind.RLock);
+        var path = info.SegmentPath;
+        Assert.StartsWith("gilbridge-", Path.GetFileName(path), StringComparison.Ordinal);
+
+        // What another process sees in the file is what the host holds, both ways.
+        await v.Write(s, 2, BitConverter.GetBytes(-9));
+        var seen = await File.ReadAllBytesAsync(path);
+        Assert.Equal([.. BitConverter.GetBytes(5), .. new byte[4], .. BitConverter.GetBytes(-9)], seen);
+        await using (var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+        {
+            file.Position = 4;
+            await file.WriteAsync(BitConverter.GetBytes(42));
+        }
+
+        Assert.Equal(42, BitConverter.ToInt32(await v.Read(s, 1, 1)));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        }
+
+        await Session(s).End();
+        Assert.False(File.Exists(path), "the freed value's segment file should be deleted");
     }
 }

@@ -105,4 +105,5 @@ public sealed record ValueDescriptor(
     [property: Id(2)] long Length,
     [property: Id(3)] bool IsArray,
     [property: Id(4)] string LockName,
-    [property: Id(5)] LockKind LockKind);
+    [property: Id(5)] LockKind LockKind,
+    [property: Id(6)] string SegmentPath);

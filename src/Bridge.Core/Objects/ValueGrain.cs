@@ -5,26 +5,29 @@ using Orleans.Concurrency;
 namespace Bridge.Core.Objects;
 
 /// <summary>
-/// multiprocessing.Value and Array: little-endian elements of one C type. The guarding
-/// lock is a separate lock-family object; its name is kept here so attaching clients
-/// share it.
+/// multiprocessing.Value and Array: little-endian elements of one C type, in a shared
+/// segment that processes on this machine map and access directly; Read and Write serve
+/// everyone else. The guarding lock is a separate lock-family object; its name is kept
+/// here so attaching clients share it.
 /// </summary>
 [Reentrant]
 internal sealed class ValueGrain : ObjectGrain, IValueGrain
 {
     private readonly ILogger<ValueGrain> _logger;
+    private readonly SharedSegments _segments;
     private string _typecode = "";
     private int _itemSize;
     private long _length;
     private bool _isArray;
-    private byte[] _data = [];
+    private SharedSegment? _segment;
     private string _lockName = "";
     private LockKind _lockKind;
 
-    public ValueGrain(IGrainFactory grains, ILogger<ValueGrain> logger)
+    public ValueGrain(IGrainFactory grains, SharedSegments segments, ILogger<ValueGrain> logger)
         : base(grains, ObjectFamily.Value, "Value/Array", logger)
     {
         _logger = logger;
+        _segments = segments;
     }
 
     public async Task<ValueDescriptor> Open(
@@ -82,12 +85,17 @@ internal sealed class ValueGrain : ObjectGrain, IValueGrain
                 _itemSize = itemSize;
                 _length = length;
                 _isArray = isArray;
-                _data = initial.Length == 0 ? new byte[length * itemSize] : (byte[])initial.Clone();
+                _segment = _segments.Create(length * itemSize);
+                if (initial.Length != 0)
+                {
+                    _segment.Write(0, initial);
+                }
+
                 _lockName = lockName;
                 _lockKind = lockKind;
                 Log.ObjectCreated(_logger, ObjectFamily.Value, Membership.Address.Name, sessionId);
             });
-        return new ValueDescriptor(_typecode, _itemSize, _length, _isArray, _lockName, _lockKind);
+        return new ValueDescriptor(_typecode, _itemSize, _length, _isArray, _lockName, _lockKind, _segment?.Path ?? "");
     }
 
     public async Task<byte[]> Read(string sessionId, long index, long count)
@@ -107,7 +115,7 @@ internal sealed class ValueGrain : ObjectGrain, IValueGrain
             throw IndexError($"reading {count} items at {index} goes past the end (length {_length})");
         }
 
-        return _data.AsSpan((int)(index * _itemSize), (int)(count * _itemSize)).ToArray();
+        return Segment.Read(index * _itemSize, checked((int)(count * _itemSize)));
     }
 
     public async Task Write(string sessionId, long index, byte[] data)
@@ -125,7 +133,7 @@ internal sealed class ValueGrain : ObjectGrain, IValueGrain
             throw IndexError($"writing {count} items at {index} is out of range for length {_length}");
         }
 
-        data.CopyTo(_data.AsSpan((int)(index * _itemSize)));
+        Segment.Write(index * _itemSize, data);
     }
 
     public Task SessionEnded(string sessionId)
@@ -135,10 +143,20 @@ internal sealed class ValueGrain : ObjectGrain, IValueGrain
     }
 
 
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        ResetState();
+        return Task.CompletedTask;
+    }
+
     protected override void ResetState()
     {
-        _data = [];
+        _segment?.Dispose();
+        _segment = null;
     }
+
+    // Read and Write run after EnsureMember, so the object exists and has its segment.
+    private SharedSegment Segment => _segment ?? throw new InvalidOperationException("the value has no segment");
 
     private static string Describe(string typecode, long length, bool isArray) =>
         isArray ? $"an Array of {length} '{typecode}'" : $"a Value of type '{typecode}'";

@@ -48,6 +48,7 @@ internal sealed class SharedValuesService(IGrainFactory grains, IOptions<BridgeH
             IsArray = descriptor.IsArray,
             LockName = descriptor.LockName,
             LockKind = Requests.WireKind(descriptor.LockKind),
+            Segment = descriptor.SegmentPath,
         };
     }
 

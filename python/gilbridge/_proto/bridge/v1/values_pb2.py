@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as bridge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62ridge/v1/values.proto\x12\tbridge.v1\x1a\x16\x62ridge/v1/common.proto\"\xdb\x01\n\x12\x43reateValueRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x04mode\x18\x03 \x01(\x0e\x32\x13.bridge.v1.OpenMode\x12\x10\n\x08typecode\x18\x04 \x01(\t\x12\x0e\n\x06length\x18\x05 \x01(\x03\x12\x10\n\x08is_array\x18\x06 \x01(\x08\x12\x0f\n\x07initial\x18\x07 \x01(\x0c\x12\x11\n\tlock_name\x18\x08 \x01(\t\x12(\n\tlock_kind\x18\t \x01(\x0e\x32\x15.bridge.v1.ObjectKind\"\x9d\x01\n\tValueInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08typecode\x18\x02 \x01(\t\x12\x11\n\titem_size\x18\x03 \x01(\x05\x12\x0e\n\x06length\x18\x04 \x01(\x03\x12\x10\n\x08is_array\x18\x05 \x01(\x08\x12\x11\n\tlock_name\x18\x06 \x01(\t\x12(\n\tlock_kind\x18\x07 \x01(\x0e\x32\x15.bridge.v1.ObjectKind\"Q\n\x0bReadRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05index\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"\x19\n\tReadReply\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"Q\n\x0cWriteRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x0c\n\nWriteReply2\xc1\x01\n\x0cSharedValues\x12\x42\n\x0b\x43reateValue\x12\x1d.bridge.v1.CreateValueRequest\x1a\x14.bridge.v1.ValueInfo\x12\x34\n\x04Read\x12\x16.bridge.v1.ReadRequest\x1a\x14.bridge.v1.ReadReply\x12\x37\n\x05Write\x12\x17.bridge.v1.WriteRequest\x1a\x15.bridge.v1.WriteReplyB\x16\xaa\x02\x13\x42ridge.Contracts.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62ridge/v1/values.proto\x12\tbridge.v1\x1a\x16\x62ridge/v1/common.proto\"\xdb\x01\n\x12\x43reateValueRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x04mode\x18\x03 \x01(\x0e\x32\x13.bridge.v1.OpenMode\x12\x10\n\x08typecode\x18\x04 \x01(\t\x12\x0e\n\x06length\x18\x05 \x01(\x03\x12\x10\n\x08is_array\x18\x06 \x01(\x08\x12\x0f\n\x07initial\x18\x07 \x01(\x0c\x12\x11\n\tlock_name\x18\x08 \x01(\t\x12(\n\tlock_kind\x18\t \x01(\x0e\x32\x15.bridge.v1.ObjectKind\"\xae\x01\n\tValueInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08typecode\x18\x02 \x01(\t\x12\x11\n\titem_size\x18\x03 \x01(\x05\x12\x0e\n\x06length\x18\x04 \x01(\x03\x12\x10\n\x08is_array\x18\x05 \x01(\x08\x12\x11\n\tlock_name\x18\x06 \x01(\t\x12(\n\tlock_kind\x18\x07 \x01(\x0e\x32\x15.bridge.v1.ObjectKind\x12\x0f\n\x07segment\x18\x08 \x01(\t\"Q\n\x0bReadRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05index\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"\x19\n\tReadReply\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"Q\n\x0cWriteRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x0c\n\nWriteReply2\xc1\x01\n\x0cSharedValues\x12\x42\n\x0b\x43reateValue\x12\x1d.bridge.v1.CreateValueRequest\x1a\x14.bridge.v1.ValueInfo\x12\x34\n\x04Read\x12\x16.bridge.v1.ReadRequest\x1a\x14.bridge.v1.ReadReply\x12\x37\n\x05Write\x12\x17.bridge.v1.WriteRequest\x1a\x15.bridge.v1.WriteReplyB\x16\xaa\x02\x13\x42ridge.Contracts.V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bridge.v1.values_pb2', globals())
@@ -25,15 +25,15 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _CREATEVALUEREQUEST._serialized_start=62
   _CREATEVALUEREQUEST._serialized_end=281
   _VALUEINFO._serialized_start=284
-  _VALUEINFO._serialized_end=441
-  _READREQUEST._serialized_start=443
-  _READREQUEST._serialized_end=524
-  _READREPLY._serialized_start=526
-  _READREPLY._serialized_end=551
-  _WRITEREQUEST._serialized_start=553
-  _WRITEREQUEST._serialized_end=634
-  _WRITEREPLY._serialized_start=636
-  _WRITEREPLY._serialized_end=648
-  _SHAREDVALUES._serialized_start=651
-  _SHAREDVALUES._serialized_end=844
+  _VALUEINFO._serialized_end=458
+  _READREQUEST._serialized_start=460
+  _READREQUEST._serialized_end=541
+  _READREPLY._serialized_start=543
+  _READREPLY._serialized_end=568
+  _WRITEREQUEST._serialized_start=570
+  _WRITEREQUEST._serialized_end=651
+  _WRITEREPLY._serialized_start=653
+  _WRITEREPLY._serialized_end=665
+  _SHAREDVALUES._serialized_start=668
+  _SHAREDVALUES._serialized_end=861
 # @@protoc_insertion_point(module_scope)
