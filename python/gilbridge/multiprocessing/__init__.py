@@ -7,7 +7,8 @@ and shared values live in the Bridge host::
     q = multiprocessing.Queue()
 
 ``Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier, Queue,
-JoinableQueue, SimpleQueue, Value, Array`` and ``cpu_count`` are the bridge's; every
+JoinableQueue, SimpleQueue, Value, Array, RawValue, RawArray`` and ``cpu_count`` are the
+bridge's (shared values live in memory the host names and every local process maps); every
 factory also takes keyword-only ``name=`` / ``create=`` to share a named object between
 unrelated programs. Proxies pickle: unpickled in another process (spawn, fork, or any
 program) they attach to the same host object.
@@ -18,7 +19,7 @@ executable with .NET loaded into it, running Python callables and C# kernels giv
 ``current_process``, ``parent_process``, ``active_children`` and the start-method
 functions (every method name is accepted and recorded; all run on Bridge workers).
 
-The other names (``Manager``, ``Pipe``, ``RawValue`` ...) are the stdlib's, so scripts
+The other names (``Manager``, ``Pipe`` ...) are the stdlib's, so scripts
 keep working. Deliberate deviation: a negative timeout raises ValueError (the stdlib
 silently treats it as 0).
 """
@@ -42,6 +43,8 @@ JoinableQueue = default_context.JoinableQueue
 SimpleQueue = default_context.SimpleQueue
 Value = default_context.Value
 Array = default_context.Array
+RawValue = default_context.RawValue
+RawArray = default_context.RawArray
 cpu_count = default_context.cpu_count
 Process = default_context.Process
 Pool = default_context.Pool
@@ -62,8 +65,6 @@ freeze_support = _stdlib.freeze_support
 get_logger = _stdlib.get_logger
 log_to_stderr = _stdlib.log_to_stderr
 allow_connection_pickling = _stdlib.allow_connection_pickling
-RawValue = _stdlib.RawValue
-RawArray = _stdlib.RawArray
 ProcessError = _stdlib.ProcessError
 BufferTooShort = _stdlib.BufferTooShort
 TimeoutError = _stdlib.TimeoutError

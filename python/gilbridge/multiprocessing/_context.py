@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pool import Pool
     from .process import Process
     from .queues import JoinableQueue, Queue, SimpleQueue
-    from .sharedctypes import RawArray, RawValue, Synchronized, SynchronizedArray
     from .synchronize import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
 __all__ = ["BridgeContext", "default_context"]
@@ -176,7 +175,7 @@ class BridgeContext:
     def Value(
         self, typecode_or_type: Any, *args: Any, lock: Any = True,
         name: str | None = None, create: bool = True,
-    ) -> Synchronized | RawValue:
+    ) -> Any:
         """A shared scalar (a synchronized wrapper unless ``lock=False``)."""
         from .sharedctypes import Value
 
@@ -185,11 +184,25 @@ class BridgeContext:
     def Array(
         self, typecode_or_type: Any, size_or_initializer: Any, *, lock: Any = True,
         name: str | None = None, create: bool = True,
-    ) -> SynchronizedArray | RawArray:
+    ) -> Any:
         """A shared array (a synchronized wrapper unless ``lock=False``)."""
         from .sharedctypes import Array
 
         return Array(typecode_or_type, size_or_initializer, lock=lock, name=name, create=create)
+
+    def RawValue(self, typecode_or_type: Any, *args: Any, name: str | None = None,
+                 create: bool = True) -> Any:
+        """A shared scalar without a lock: the ctypes object over host-named memory."""
+        from .sharedctypes import RawValue
+
+        return RawValue(typecode_or_type, *args, name=name, create=create)
+
+    def RawArray(self, typecode_or_type: Any, size_or_initializer: Any, *,
+                 name: str | None = None, create: bool = True) -> Any:
+        """A shared array without a lock: the ctypes array over host-named memory."""
+        from .sharedctypes import RawArray
+
+        return RawArray(typecode_or_type, size_or_initializer, name=name, create=create)
 
 
 class DefaultBridgeContext(BridgeContext):

@@ -1,20 +1,28 @@
-"""Value and Array living in the Bridge host (``multiprocessing.sharedctypes``).
+"""Value and Array whose memory the Bridge host owns (``multiprocessing.sharedctypes``).
 
-The host stores ``length`` elements of one C type as little-endian bytes. This module
-converts locally with ctypes, so values behave exactly as the stdlib's (integers wrap,
-'c' is a one-byte ``bytes``, 'u' a one-character ``str``, floats round to C float).
+The host keeps ``length`` elements of one C type as little-endian bytes in a shared
+segment, a file in ``/dev/shm`` that it names. A process on the same machine (the
+caller, its Processes, pool workers) maps the segment and accesses the elements
+directly through ctypes, at the stdlib's speed and with its exact behaviour (integers
+wrap, 'c' is a one-byte ``bytes``, 'u' a one-character ``str``, floats round to C
+float). A process that cannot map it (another machine) reads and writes through the
+host, one RPC per access.
 
-``lock=True`` (the default) wraps every access in the object's RLock, as the stdlib's
-``Synchronized`` wrappers do: an access is then acquire + Read/Write + release (3 RPCs),
-or one RPC while the thread already holds the lock (``with v.get_lock(): v.value += 1``
-costs acquire + read + write + release). ``lock=False`` gives the raw object: one RPC per
-access and no ``get_lock``.
+``lock=True`` (the default) wraps every access in the object's RLock, a Bridge lock, as
+the stdlib's ``Synchronized`` wrappers do. A lock this process holds cached costs no RPC
+(see :mod:`._lockcache`), so ``with v.get_lock(): v.value += 1`` runs in memory while
+no other process wants the lock. ``lock=False``, ``RawValue``, ``RawArray`` and
+``get_obj()`` give the raw object: as in the stdlib, the ctypes object itself (over the
+mapped segment; it pickles as the host object, never by value), or a raw proxy where
+the segment cannot be mapped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
@@ -24,8 +32,12 @@ from .synchronize import Lock, LockDelegate, RLock
 
 __all__ = [
     "Array",
+    "copy",
+    "synchronized",
     "RawArray",
+    "RawArrayProxy",
     "RawValue",
+    "RawValueProxy",
     "SynchronizedArray",
     "SynchronizedBase",
     "SynchronizedString",
@@ -73,13 +85,57 @@ def _pb() -> Any:
     return values_pb2
 
 
+# (element type, length; -1 for a scalar) -> the ctypes class of mapped raw objects.
+_mapped_types: dict[tuple[type[Any], int], type[Any]] = {}
+
+
+def _reduce_mapped(obj: Any) -> Any:
+    # Pickles as its host object (attached, and mapped when it can be, where unpickled),
+    # never by value as a plain ctypes object would.
+    return obj._bridge.__reduce__()
+
+
+def _mapped_type(ctype: type[Any], length: int, is_array: bool) -> type[Any]:
+    """A subclass of the stdlib's ctypes type (``c_long``, ``c_long_Array_10`` ...) whose
+    instances pickle as the Bridge value they map."""
+    key = (ctype, length if is_array else -1)
+    cls = _mapped_types.get(key)
+    if cls is None:
+        base = ctype * length if is_array else ctype
+        cls = type(base.__name__, (base,), {"__reduce__": _reduce_mapped, "__module__": __name__})
+        _mapped_types[key] = cls
+    return cls
+
+
+def _map_segment(path: str, size: int) -> mmap.mmap | None:
+    """The host's segment mapped read-write, or None when this process cannot map it
+    (no segment, another machine, or a file that is not the value's)."""
+    if not path:
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_size < size:
+            return None
+        return mmap.mmap(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 class _RawShared(BridgeObject):
-    """Common base: (typecode, length) of a host value and Read/Write helpers."""
+    """Common base: (typecode, length) of a host value, its mapped view, and the
+    Read/Write helpers used when there is no view."""
 
     _typecode: str
     _type: type[Any]
     _length: int
     _is_array: bool
+    # The elements as a ctypes object over the mapped segment; None: through the host.
+    _view: Any
 
     def _setup(self, conn: Connection, info: Any, name: str) -> None:
         self._typecode = str(info.typecode)
@@ -88,7 +144,31 @@ class _RawShared(BridgeObject):
         self._is_array = bool(info.is_array)
         self._lock_name = str(info.lock_name)
         self._lock_kind = int(info.lock_kind)
+        self._view = None
+        self._segment = str(info.segment)
+        ctype = _le(self._type)
+        segment = _map_segment(self._segment, ctypes.sizeof(ctype) * self._length)
+        if segment is not None:
+            self._view = _mapped_type(ctype, self._length, self._is_array).from_buffer(segment)
         self._bind(conn, VALUE, name)
+
+    def _raw_twin(self) -> RawValueProxy | RawArrayProxy:
+        """A raw proxy of the same host object, with its own reference and no view (no
+        RPC)."""
+        cls: type[Any] = RawArrayProxy if self._is_array else RawValueProxy
+        raw = cls.__new__(cls)
+        conn = get_connection()
+        conn.add_ref(VALUE, self._name)
+        raw._typecode, raw._type, raw._length = self._typecode, self._type, self._length
+        raw._is_array, raw._lock_name, raw._lock_kind = self._is_array, "", 0
+        raw._view, raw._segment = None, self._segment
+        raw._bind(conn, VALUE, self._name)
+        return raw  # type: ignore[no-any-return]
+
+    @property
+    def is_mapped(self) -> bool:
+        """True when this process accesses the memory directly (no RPC per access)."""
+        return self._view is not None
 
     @classmethod
     def _create(
@@ -143,11 +223,15 @@ class _RawShared(BridgeObject):
         conn = get_connection()
         conn.call(conn.values.Write, _pb().WriteRequest(target=self._ref(conn), index=index, data=data))
 
+    def _guard_lock(self) -> Lock | RLock | None:
+        """The lock an access must take, or None (raw, or this thread holds it)."""
+        return None
+
     def _guard(self) -> contextlib.AbstractContextManager[Any]:
-        return contextlib.nullcontext()
+        return self._guard_lock() or contextlib.nullcontext()
 
     def _reduce_extra(self) -> dict[str, Any]:
-        return {"raw": isinstance(self, (RawValue, RawArray))}
+        return {"raw": isinstance(self, (RawValueProxy, RawArrayProxy))}
 
 
 # ------------------------------------------------------------------------ scalars
@@ -155,16 +239,33 @@ class _RawShared(BridgeObject):
 
 class _ValueMixin(_RawShared):
     def _get_value(self) -> Any:
+        view = self._view
+        if view is not None:
+            lock = self._guard_lock()
+            if lock is None:
+                return view.value
+            with lock:
+                return view.value
         with self._guard():
             data = self._read(0, 1)
         return _le(self._type).from_buffer_copy(data).value
 
     def _set_value(self, value: Any) -> None:
+        view = self._view
+        if view is not None:
+            lock = self._guard_lock()
+            if lock is None:
+                view.value = value
+                return
+            with lock:
+                view.value = value
+            return
         data = bytes(_le(self._type)(value))
         with self._guard():
             self._write(0, data)
 
-    value = property(_get_value, _set_value, doc="The value (one RPC, plus the lock's).")
+    value = property(_get_value, _set_value,
+                     doc="The value (in memory when mapped, else one RPC; plus the lock's).")
 
     def _ctype_repr(self) -> str:
         try:
@@ -173,7 +274,7 @@ class _ValueMixin(_RawShared):
             return f"{self._type.__name__}(?)"
 
 
-class RawValue(_ValueMixin):
+class RawValueProxy(_ValueMixin):
     """A shared scalar without a lock (``Value(..., lock=False)``)."""
 
     def __repr__(self) -> str:
@@ -201,7 +302,15 @@ class _ArrayMixin(_RawShared):
 
     def __getitem__(self, i: int | slice) -> Any:
         """Element(s), like a ctypes array: a slice of a 'c' array is bytes, of a 'u'
-        array str, else a list. One Read RPC (plus the lock's)."""
+        array str, else a list. In memory when mapped, else one Read RPC (plus the
+        lock's)."""
+        view = self._view
+        if view is not None:
+            lock = self._guard_lock()
+            if lock is None:
+                return view[i]
+            with lock:
+                return view[i]
         if isinstance(i, slice):
             indices = range(*i.indices(self._length))
             if not indices:
@@ -222,6 +331,15 @@ class _ArrayMixin(_RawShared):
         return self._local_array(data)[0]
 
     def __setitem__(self, i: int | slice, value: Any) -> None:
+        view = self._view
+        if view is not None:
+            lock = self._guard_lock()
+            if lock is None:
+                view[i] = value
+                return
+            with lock:
+                view[i] = value
+            return
         le = _le(self._type)
         if isinstance(i, slice):
             start, stop, step = i.indices(self._length)
@@ -262,10 +380,16 @@ class _ArrayMixin(_RawShared):
     def _get_raw(self) -> bytes:
         self._check_char()
         with self._guard():
+            if self._view is not None:
+                return bytes(self._view.raw)
             return self._read(0, 0)
 
     def _set_raw(self, value: bytes) -> None:
         self._check_char()
+        if self._view is not None:
+            with self._guard():
+                self._view.raw = value
+            return
         data = bytes(memoryview(value))
         if len(data) > self._length:
             raise ValueError("byte string too long")
@@ -276,12 +400,17 @@ class _ArrayMixin(_RawShared):
     def _get_str_value(self) -> bytes:
         self._check_char()
         with self._guard():
+            if self._view is not None:
+                return bytes(self._view.value)
             data = self._read(0, 0)
         return (ctypes.c_char * self._length).from_buffer_copy(data).value
 
     def _set_str_value(self, value: bytes) -> None:
         self._check_char()
         with self._guard():
+            if self._view is not None:
+                self._view.value = value
+                return
             local = (ctypes.c_char * self._length).from_buffer_copy(self._read(0, 0))
             local.value = value
             self._write(0, bytes(local))
@@ -289,7 +418,7 @@ class _ArrayMixin(_RawShared):
     raw = property(_get_raw, _set_raw, doc="All bytes of a char array ('c').")
 
 
-class RawArray(_ArrayMixin):
+class RawArrayProxy(_ArrayMixin):
     """A shared array without a lock (``Array(..., lock=False)``)."""
 
     # A raw char array has .value like ctypes' c_char arrays.
@@ -308,32 +437,38 @@ class SynchronizedBase(LockDelegate, _RawShared):
 
     _lock: Lock | RLock
 
+    _reentrant: bool
+
     def _attach_lock(self, conn: Connection, lock: Lock | RLock | None) -> None:
-        if lock is not None and lock.name == self._lock_name:
+        if lock is not None:
             self._lock = lock
         else:
             cls = RLock if self._lock_kind == RLOCK else Lock
             self._lock = cls._wrap(conn, self._lock_name)
+        self._reentrant = isinstance(self._lock, RLock)
 
-    def _guard(self) -> contextlib.AbstractContextManager[Any]:
+    def _guard_lock(self) -> Lock | RLock | None:
         lock = self._lock
-        if isinstance(lock, RLock) and lock._depth_here() > 0:
-            return contextlib.nullcontext()  # this thread holds it already
-        return lock  # type: ignore[return-value]
+        if self._reentrant and lock._depth_here() > 0:  # type: ignore[union-attr]
+            return None  # this thread holds it already
+        return lock
 
     def get_lock(self) -> Lock | RLock:
         return self._lock
 
-    def get_obj(self) -> RawValue | RawArray:
-        """The same host object without the lock (no RPC)."""
-        cls: type[Any] = RawArray if self._is_array else RawValue
-        raw = cls.__new__(cls)
-        conn = get_connection()
-        conn.add_ref(VALUE, self._name)
-        raw._typecode, raw._type, raw._length = self._typecode, self._type, self._length
-        raw._is_array, raw._lock_name, raw._lock_kind = self._is_array, "", 0
-        raw._bind(conn, VALUE, self._name)
-        return raw  # type: ignore[no-any-return]
+    def get_obj(self) -> Any:
+        """The same host object without the lock (no RPC): the ctypes object over the
+        mapped memory, as the stdlib's (``numpy.frombuffer`` works on an array's), else
+        a raw proxy."""
+        view = self._view
+        if view is None:
+            return self._raw_twin()
+        if "_bridge" not in view.__dict__:
+            view._bridge = self._raw_twin()
+        return view
+
+    def _reduce_extra(self) -> dict[str, Any]:
+        return {"raw": False, "lock": self._lock}
 
 
 class Synchronized(SynchronizedBase, _ValueMixin):
@@ -363,28 +498,39 @@ def _proxy(conn: Connection, info: Any, name: str, lock_proxy: Lock | RLock | No
            raw: bool) -> _RawShared:
     """The proxy class for what the host answered: raw when asked (``lock=False``) or
     when the host object has no lock; synchronized (String for 'c' arrays) otherwise."""
-    synchronized = not raw and bool(info.lock_name)
+    synchronized = not raw and (bool(info.lock_name) or lock_proxy is not None)
     cls: type[_RawShared]
     if info.is_array:
         if synchronized:
             cls = SynchronizedString if info.typecode == "c" else SynchronizedArray
         else:
-            cls = RawArray
+            cls = RawArrayProxy
     else:
-        cls = Synchronized if synchronized else RawValue
+        cls = Synchronized if synchronized else RawValueProxy
     obj = cls.__new__(cls)
     obj._setup(conn, info, name)
     if synchronized:
         assert isinstance(obj, SynchronizedBase)
         obj._attach_lock(conn, lock_proxy)
-    return obj
+        return obj
+    view = obj._view
+    if view is None:
+        return obj
+    # Raw and mapped: the ctypes object itself, as the stdlib's; the proxy (which no
+    # longer holds the view) keeps the host object referenced and pickles it.
+    obj._view = None
+    view._bridge = obj
+    return view  # type: ignore[no-any-return]
 
 
 def Value(typecode_or_type: object, *args: Any, lock: object = True,
-          name: str | None = None, create: bool = True) -> Synchronized | RawValue:
+          name: str | None = None, create: bool = True) -> Any:
     """A shared scalar (``multiprocessing.Value``): synchronized unless ``lock=False``
     (or attached to a host object created without a lock). With ``create=False`` the
-    host's typecode wins; ``args`` are ignored."""
+    host's typecode wins; ``args`` are ignored. Other ctypes types (structures) are the
+    stdlib's objects, guarded by a Bridge RLock."""
+    if name is None and not _is_bridged(typecode_or_type) and _is_ctype(typecode_or_type):
+        return _stdlib_object(_stdlib_sharedctypes().RawValue(typecode_or_type, *args), lock)
     typecode, ctype = _resolve(typecode_or_type)
     initial = bytes(_le(ctype)(*args))  # the stdlib's conversion and errors
     if initial == bytes(len(initial)):
@@ -396,10 +542,14 @@ def Value(typecode_or_type: object, *args: Any, lock: object = True,
 
 
 def Array(typecode_or_type: object, size_or_initializer: Any, *, lock: object = True,
-          name: str | None = None, create: bool = True) -> SynchronizedArray | RawArray:
+          name: str | None = None, create: bool = True) -> Any:
     """A shared array (``multiprocessing.Array``): synchronized unless ``lock=False``.
     ``size_or_initializer``: a length (zero-filled) or a sequence of initial values. With
-    ``create=False`` the host's typecode and length win."""
+    ``create=False`` the host's typecode and length win. Other ctypes types
+    (structures) are the stdlib's objects, guarded by a Bridge RLock."""
+    if name is None and not _is_bridged(typecode_or_type) and _is_ctype(typecode_or_type):
+        return _stdlib_object(
+            _stdlib_sharedctypes().RawArray(typecode_or_type, size_or_initializer), lock)
     typecode, ctype = _resolve(typecode_or_type)
     if isinstance(size_or_initializer, int):
         if size_or_initializer < 0:
@@ -417,8 +567,93 @@ def Array(typecode_or_type: object, size_or_initializer: Any, *, lock: object = 
     return _proxy(conn, info, obj_name, lock_proxy, lock is False)  # type: ignore[return-value]
 
 
-def attach(name: str, extra: dict[str, Any]) -> BridgeObject:
-    """Rebuild a pickled Value/Array proxy in this process (the host supplies the
-    typecode, length and lock)."""
+def attach(name: str, extra: dict[str, Any]) -> Any:
+    """Rebuild a pickled Value/Array (or raw object) in this process (the host supplies
+    the typecode and length; the pickle, the lock)."""
     conn, info, obj_name, _ = _RawShared._create("i", 1, False, b"", False, name, False)
-    return _proxy(conn, info, obj_name, None, bool(extra.get("raw")))
+    return _proxy(conn, info, obj_name, extra.get("lock"), bool(extra.get("raw")))
+
+
+def _is_bridged(typecode_or_type: object) -> bool:
+    """Whether Bridge keeps values of this type (the simple C types); others (structures,
+    pointers) are the stdlib's."""
+    try:
+        return typecode_or_type in typecode_to_type or typecode_or_type in _type_to_typecode
+    except TypeError:  # unhashable
+        return False
+
+
+_CTYPES_BASES: Final = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
+
+
+def _is_ctype(typecode_or_type: object) -> bool:
+    return isinstance(typecode_or_type, type) and issubclass(typecode_or_type, _CTYPES_BASES)
+
+
+def _stdlib_object(raw: Any, lock: object) -> Any:
+    """The stdlib's raw object, or its synchronized wrapper with a Bridge lock (a new
+    RLock for True/None): it reaches Process and pool workers as the stdlib's does."""
+    if lock is False:
+        return raw
+    if lock is True or lock is None:
+        lock = RLock()
+    elif not hasattr(lock, "acquire"):
+        raise AttributeError(f"{type(lock).__name__!r} object has no attribute 'acquire'")
+    return _stdlib_sharedctypes().synchronized(raw, lock)
+
+
+def RawValue(typecode_or_type: object, *args: Any, name: str | None = None,
+             create: bool = True) -> Any:
+    """A shared scalar without a lock (``multiprocessing.RawValue``): the ctypes object
+    over memory the host names (a raw proxy where it cannot be mapped). Other ctypes
+    types (structures) get the stdlib's RawValue."""
+    if not _is_bridged(typecode_or_type) and name is None:
+        return _stdlib_sharedctypes().RawValue(typecode_or_type, *args)
+    return Value(typecode_or_type, *args, lock=False, name=name, create=create)
+
+
+def RawArray(typecode_or_type: object, size_or_initializer: Any, *, name: str | None = None,
+             create: bool = True) -> Any:
+    """A shared array without a lock (``multiprocessing.RawArray``): the ctypes array
+    over memory the host names (``numpy.frombuffer`` works). Other ctypes types get the
+    stdlib's RawArray."""
+    if not _is_bridged(typecode_or_type) and name is None:
+        return _stdlib_sharedctypes().RawArray(typecode_or_type, size_or_initializer)
+    return Array(typecode_or_type, size_or_initializer, lock=False, name=name, create=create)
+
+
+def _bridge_of(obj: object) -> _RawShared | None:
+    """The raw proxy behind a Bridge raw object (a mapped ctypes object or a proxy)."""
+    if isinstance(obj, _RawShared):
+        return obj
+    bridge = getattr(obj, "__dict__", {}).get("_bridge")
+    return bridge if isinstance(bridge, _RawShared) else None
+
+
+def synchronized(obj: Any, lock: Lock | RLock | None = None, ctx: Any = None) -> Any:
+    """A synchronized wrapper of a raw object (``sharedctypes.synchronized``), guarded by
+    ``lock`` (a new RLock when None). Objects that are not Bridge's go to the stdlib."""
+    bridge = _bridge_of(obj)
+    if bridge is None or isinstance(bridge, SynchronizedBase):
+        return _stdlib_sharedctypes().synchronized(obj, lock, ctx)
+    conn, info, obj_name, _ = _RawShared._create("i", 1, False, b"", False, bridge._name, False)
+    return _proxy(conn, info, obj_name, lock if lock is not None else RLock(), raw=False)
+
+
+def copy(obj: Any) -> Any:
+    """A new raw object with the same type and contents (``sharedctypes.copy``)."""
+    bridge = _bridge_of(obj)
+    if bridge is None:
+        return _stdlib_sharedctypes().copy(obj)
+    view = obj if bridge is not obj else None
+    data = bytes(view) if view is not None else bridge._read(0, 0)
+    if bridge._is_array:
+        local = bridge._local_array(data)
+        return RawArray(bridge._typecode, local[:] if bridge._typecode not in "cu" else list(local))
+    return RawValue(bridge._typecode, _le(bridge._type).from_buffer_copy(data).value)
+
+
+def _stdlib_sharedctypes() -> Any:
+    import multiprocessing.sharedctypes
+
+    return multiprocessing.sharedctypes
