@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import threading
 import types
 import weakref
@@ -68,6 +69,20 @@ KIND_NAMES = {
 
 # OpenMode values.
 CREATE_OR_ATTACH, ATTACH, CREATE = 0, 1, 2
+
+
+# How many forks this process's line has been through (incremented in each child):
+# per-thread state recorded under another generation belongs to the parent. Cheaper than
+# os.getpid(), a system call, on every lock operation.
+fork_generation = 0
+
+
+def _count_fork() -> None:
+    global fork_generation
+    fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
 
 
 def owner() -> str:

@@ -54,13 +54,16 @@ class _Entry:
     """This process's view of one lock. Guarded by ``cond``; ``holder``/``depth`` mean
     something only while ``token`` is set (a plain hold is tracked by the host)."""
 
-    __slots__ = ("name", "kind", "cond", "token", "session", "holder", "depth",
-                 "recalled", "recalled_upto", "recalling", "releasing")
+    __slots__ = ("name", "kind", "mutex", "cond", "waiting", "token", "session", "holder",
+                 "depth", "recalled", "recalled_upto", "recalling", "releasing")
 
     def __init__(self, name: str, kind: int) -> None:
         self.name = name
         self.kind = kind
-        self.cond = threading.Condition(threading.Lock())
+        # ``with entry.mutex`` is ``with entry.cond`` without a Python-level call.
+        self.mutex = threading.Lock()
+        self.cond = threading.Condition(self.mutex)
+        self.waiting = 0  # local threads in cond.wait: release notifies only then
         self.token = 0  # the cached grant's token; 0: not cached
         self.session = ""  # the session the grant belongs to
         self.holder: str | None = None  # owner() of the thread holding it locally
@@ -116,6 +119,24 @@ class LockCache:
 
     # ------------------------------------------------------------------ local operations
 
+    def try_acquire_local(self, entry: _Entry, who: str, count: int) -> bool:
+        """The uncontended case of :meth:`acquire_local`, without waiting: True when the
+        cached grant gave the lock to ``who`` now; False: take the full path."""
+        conn = self._conn
+        if time.monotonic() - conn.last_renewed > conn.lease_seconds / 2.0:
+            return False
+        with entry.mutex:
+            if (not entry.token or entry.recalling or entry.recalled
+                    or entry.session != conn.session_id):
+                return False
+            if entry.holder is None:
+                entry.holder, entry.depth = who, count
+                return True
+            if entry.kind == RLOCK and entry.holder == who:
+                entry.depth += count
+                return True
+        return False
+
     def acquire_local(self, entry: _Entry, who: str, count: int, block: bool,
                       deadline: float | None) -> bool | None:
         """Acquire through the cached grant: True/False as ``acquire`` returns, or None
@@ -126,7 +147,7 @@ class LockCache:
         max_age = conn.lease_seconds / 2.0
         if not conn.renew_if_stale(max_age):
             return None
-        with entry.cond:
+        with entry.mutex:
             while True:
                 if (not entry.token or entry.recalling or entry.session != conn.session_id
                         or time.monotonic() - conn.last_renewed > max_age):
@@ -148,36 +169,53 @@ class LockCache:
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         return False
-                entry.cond.wait(wait)
+                entry.waiting += 1
+                try:
+                    entry.cond.wait(wait)
+                finally:
+                    entry.waiting -= 1
+
+    def try_release_local(self, entry: _Entry, who: str) -> bool:
+        """:meth:`release_local` when the lock is cached here; False (and nothing done)
+        when it is not: take the full path."""
+        with entry.mutex:
+            if not entry.token:
+                return False
+            return self._release_cached(entry, who)
 
     def release_local(self, entry: _Entry, who: str) -> bool:
         """Release through the cached grant; False when it is not cached here: then the
         caller releases at the host and calls :meth:`release_done` afterwards. Raises
         what the host would (ValueError, AssertionError)."""
-        with entry.cond:
+        with entry.mutex:
             if not entry.token:
                 entry.releasing += 1
                 return False
-            if entry.kind == RLOCK and entry.holder != who:
-                raise AssertionError("attempt to release recursive lock not owned by thread")
-            if entry.holder is None:
-                raise ValueError("semaphore or lock released too many times")
-            entry.depth -= 1
-            if entry.kind == RLOCK and entry.depth > 0:
-                return True
-            entry.holder, entry.depth = None, 0
-            if entry.recalled:
-                self._surrender_locked(entry)  # best effort; retried on the next recall
-            entry.cond.notify()
+            return self._release_cached(entry, who)
+
+    def _release_cached(self, entry: _Entry, who: str) -> bool:
+        """Release through the cached grant (caller holds ``entry.mutex``)."""
+        if entry.kind == RLOCK and entry.holder != who:
+            raise AssertionError("attempt to release recursive lock not owned by thread")
+        if entry.holder is None:
+            raise ValueError("semaphore or lock released too many times")
+        entry.depth -= 1
+        if entry.kind == RLOCK and entry.depth > 0:
             return True
+        entry.holder, entry.depth = None, 0
+        if entry.recalled:
+            self._surrender_locked(entry)  # best effort; retried on the next recall
+        if entry.waiting:
+            entry.cond.notify()
+        return True
 
     def release_done(self, entry: _Entry) -> None:
-        with entry.cond:
+        with entry.mutex:
             entry.releasing -= 1
 
     def is_mine(self, entry: _Entry, who: str) -> bool | None:
         """Whether thread ``who`` holds the lock through the cache; None: ask the host."""
-        with entry.cond:
+        with entry.mutex:
             if not entry.token or entry.recalled:
                 return None
             return entry.holder == who
@@ -187,7 +225,7 @@ class LockCache:
         hold), so the host knows the true state. Blocks for one RPC when cached."""
         if not entry.token:
             return
-        with entry.cond:
+        with entry.mutex:
             if entry.token and not self._surrender_locked(entry):
                 raise ConnectionError(
                     f"gilbridge: could not give the cached lock {entry.name!r} back to the host"
@@ -196,7 +234,7 @@ class LockCache:
     def install(self, entry: _Entry, token: int, session: str, who: str, count: int,
                 epoch: int) -> None:
         """Record a cached grant the host just made to thread ``who``."""
-        with entry.cond:
+        with entry.mutex:
             entry.token, entry.session = token, session
             entry.holder, entry.depth = who, count
             entry.recalled = False
@@ -238,7 +276,7 @@ class LockCache:
             return  # no proxy here: the grant was surrendered before the last one went
         entry.recalling = True
         try:
-            with entry.cond:
+            with entry.mutex:
                 if entry.token == token:
                     self._surrender_locked(entry)
                 elif token > entry.token:
@@ -251,7 +289,7 @@ class LockCache:
         with self._lock:
             entries = list(self._entries.values())
         for entry in entries:
-            with entry.cond:
+            with entry.mutex:
                 if entry.token:
                     self._surrender_locked(entry)
 
@@ -263,7 +301,7 @@ class LockCache:
         entry = self._entries.get(name)
         if entry is None:
             return
-        with entry.cond:
+        with entry.mutex:
             if entry.token and not self._surrender_locked(entry):
                 return  # keep it: a recall retries
             with self._lock:
@@ -279,7 +317,7 @@ class LockCache:
             self._broken = self._thread is not None
             entries = list(self._entries.values())
         for entry in entries:
-            with entry.cond:
+            with entry.mutex:
                 entry.token, entry.holder, entry.depth, entry.recalled = 0, None, 0, False
                 entry.recalled_upto = 0
                 entry.cond.notify_all()
