@@ -23,10 +23,12 @@ import contextlib
 import ctypes
 import mmap
 import os
+from threading import get_ident
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from .._connection import Connection, get_connection
+from . import _base
 from ._base import LOCK, RLOCK, VALUE, BridgeObject
 from .synchronize import Lock, LockDelegate, RLock
 
@@ -453,6 +455,14 @@ class SynchronizedBase(LockDelegate, _RawShared):
             return None  # this thread holds it already
         return lock
 
+    def _held_here(self) -> bool:
+        """Whether this thread holds the (reentrant) lock: what _guard_lock decides, in
+        one call for the value property."""
+        if not self._reentrant:
+            return False
+        lock: Any = self._lock
+        return lock._depths_generation == _base.fork_generation and get_ident() in lock._depths
+
     def get_lock(self) -> Lock | RLock:
         return self._lock
 
@@ -473,6 +483,30 @@ class SynchronizedBase(LockDelegate, _RawShared):
 
 class Synchronized(SynchronizedBase, _ValueMixin):
     """A shared scalar guarded by a lock (``multiprocessing.Value``)."""
+
+    # The shared counter's path (``with v.get_lock(): v.value += 1``), in as few calls
+    # as Python allows; the general case is _ValueMixin's.
+    def _get_value(self) -> Any:
+        view = self._view
+        if view is None:
+            return _ValueMixin._get_value(self)
+        if self._held_here():
+            return view.value
+        with self._lock:
+            return view.value
+
+    def _set_value(self, value: Any) -> None:
+        view = self._view
+        if view is None:
+            _ValueMixin._set_value(self, value)
+        elif self._held_here():
+            view.value = value
+        else:
+            with self._lock:
+                view.value = value
+
+    value = property(_get_value, _set_value,
+                     doc="The value (in memory when mapped, else one RPC; plus the lock's).")
 
     def __repr__(self) -> str:
         return f"<Synchronized wrapper for {self._ctype_repr()}>"
