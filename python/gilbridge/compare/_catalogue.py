@@ -147,6 +147,22 @@ WORKLOADS: Final[tuple[Workload, ...]] = (
         extra_ratios=(("bridge Lock", "stdlib Lock"),),
     ),
     Workload(
+        key="counter",
+        title="shared counter: with v.get_lock(): v.value += 1 (Value('i'), per increment)",
+        unit=SECONDS,
+        contenders=("stdlib", "bridge"),
+        baseline="stdlib",
+        targets=(Target("bridge", "bridge ≤ 4 × stdlib", reference="stdlib", factor=4.0),),
+    ),
+    Workload(
+        key="element",
+        title="shared array element: a[i] = a[i] + 1.0 (RawArray('d', 1000), per access)",
+        unit=SECONDS,
+        contenders=("stdlib", "bridge"),
+        baseline="stdlib",
+        targets=(Target("bridge", "bridge ≤ 2 × stdlib", reference="stdlib", factor=2.0),),
+    ),
+    Workload(
         key="apply",
         title="pool.apply_async(noop).get() round trip (median per call)",
         unit=SECONDS,

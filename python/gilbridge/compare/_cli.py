@@ -237,6 +237,8 @@ def _sizes_line(sizes: Sizes) -> str:
     return (f"sizes: seed sleep {sizes.seed_sleep:g} s; map {sizes.map_items:,} items; "
             f"cpu primes below {sizes.primes_below:,}; queue {sizes.queue_items:,} items; "
             f"lock {sizes.lock_pairs:,} pairs (stdlib Lock {sizes.local_lock_pairs:,}); "
+            f"counter {sizes.counter_increments:,} increments; "
+            f"array {sizes.element_accesses:,} element accesses; "
             f"apply {sizes.apply_calls} calls; cold map of {sizes.cold_items} items")
 
 

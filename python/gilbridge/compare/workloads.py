@@ -46,12 +46,14 @@ class Sizes:
     local_lock_pairs: int = 200_000   # the stdlib's Lock (tens of ns a pair)
     apply_calls: int = 200
     cold_items: int = 100
+    counter_increments: int = 100_000  # shared Value increments under its lock
+    element_accesses: int = 200_000    # raw shared array element read+write pairs
 
     @classmethod
     def quick(cls, workers: int) -> Sizes:
         return cls(workers=workers, seed_sleep=0.2, map_items=10_000, primes_below=200_000,
                    queue_items=5_000, lock_pairs=200, local_lock_pairs=20_000, apply_calls=50,
-                   cold_items=10)
+                   cold_items=10, counter_increments=10_000, element_accesses=20_000)
 
 
 @dataclass(frozen=True)
@@ -445,6 +447,49 @@ class LockBench(Bench):
             self._manager.shutdown()
 
 
+class CounterBench(Bench):
+    """Seconds per ``with v.get_lock(): v.value += 1`` on a shared ``Value('i')``: the
+    shared counter as users write it (one process; the lock uncontended)."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._value = _context(contender).Value("i", 0)
+        self._increments = sizes.counter_increments
+        self._cost(1_000)  # the lock's first grant, connections
+
+    def _cost(self, increments: int) -> float:
+        value = self._value
+        lock = value.get_lock()
+        before = value.value
+        start = time.perf_counter()
+        for _ in range(increments):
+            with lock:
+                value.value += 1
+        elapsed = time.perf_counter() - start
+        if value.value != before + increments:
+            raise RuntimeError(f"the counter went from {before} to {value.value}, not +{increments}")
+        return elapsed / increments
+
+    def sample(self) -> Sample:
+        return Sample(self._cost(self._increments), {"increments": self._increments})
+
+
+class ElementBench(Bench):
+    """Seconds per ``a[i] = a[i] + 1.0`` on a shared ``RawArray('d', 1000)``."""
+
+    def __init__(self, contender: str, sizes: Sizes) -> None:
+        self._array = _context(contender).RawArray("d", 1_000)
+        self._accesses = sizes.element_accesses
+
+    def sample(self) -> Sample:
+        array = self._array
+        size = len(array)
+        start = time.perf_counter()
+        for i in range(self._accesses):
+            k = i % size
+            array[k] = array[k] + 1.0
+        return Sample((time.perf_counter() - start) / self._accesses, {"accesses": self._accesses})
+
+
 class ApplyBench(_WarmPool):
     """The median of ``apply_calls`` round trips of ``apply_async(noop).get()``."""
 
@@ -551,6 +596,8 @@ BENCHES: Final[dict[str, Callable[[str, Sizes], Bench]]] = {
     "cpu-cycle": CpuCycleBench,
     "queue": QueueBench,
     "lock": LockBench,
+    "counter": CounterBench,
+    "element": ElementBench,
     "apply": ApplyBench,
     "cold": ColdBench,
 }
