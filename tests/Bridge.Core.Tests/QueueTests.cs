@@ -78,7 +78,7 @@ public sealed class QueueTests(ClusterFixture fixture) : GrainTestBase(fixture)
     }
 
     [Fact(Timeout = 30000)]
-    public async Task Leased_items_count_against_the_bound_until_acknowledged()
+    public async Task A_get_frees_its_space_at_once_and_blocked_putters_fill_it_in_order()
     {
         var s = await NewSession();
         var q = await NewQueue(s, QueueKind.Queue, 2);
@@ -86,15 +86,95 @@ public sealed class QueueTests(ClusterFixture fixture) : GrainTestBase(fixture)
         var blocked = q.Put(s, Batch(3, 4), null, None);
         await AssertBlocked(blocked);
 
-        // Getting leases the item: still no room.
+        // Getting leases the item (still to acknowledge) but its space is free: 3 goes in.
         Assert.Equal([1], Values(await q.Get(s, 1, 0, null, None)));
         await AssertBlocked(blocked);
+        Assert.Equal(new QueueSnapshot(2, 2, 1, 3), await q.GetState(s));
 
-        // Acknowledging (here through the next Get) frees it; the putter fills the space in order.
         Assert.Equal([2], Values(await q.Get(s, 1, 1, null, None)));
-        await q.Ack(s, 1);
         Assert.Equal(2, await Soon(blocked));
         Assert.Equal([3, 4], Values(await q.Get(s, 2, 0, null, None)));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task A_blocked_getter_that_takes_an_item_lets_a_blocked_putter_in()
+    {
+        var s = await NewSession();
+        var q = await NewQueue(s, QueueKind.Queue, 1);
+        var getter = q.Get(s, 1, 0, null, None);
+        await AssertBlocked(getter);
+        await q.Put(s, Batch(1), null, None);
+        Assert.Equal([1], Values(await Soon(getter)));
+        Assert.Equal(1, await Soon(q.Put(s, Batch(2), TimeSpan.Zero, None)));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Reserved_slots_count_against_the_bound_and_are_filled_without_waiting()
+    {
+        var producer = await NewSession();
+        var other = await NewSession();
+        var q = await NewQueue(producer, QueueKind.Queue, 4);
+
+        // One item in, three slots reserved: the queue is full for everyone else.
+        Assert.Equal(new PutOutcome(1, 3), await q.PutClaimed(producer, Batch(1), new SlotClaim(0, 10, 0), TimeSpan.Zero, None));
+        Assert.Equal(new QueueSnapshot(1, 4, 0, 1, 3), await q.GetState(producer));
+        Assert.Equal(0, await q.Put(other, Batch(9), TimeSpan.Zero, None));
+
+        // The producer fills two of its slots without waiting and releases the third.
+        Assert.Equal(new PutOutcome(2, 0), await q.PutClaimed(producer, Batch(2, 3), new SlotClaim(2, 0, 1), TimeSpan.Zero, None));
+        Assert.Equal(new QueueSnapshot(3, 4, 0, 3, 0), await q.GetState(producer));
+        Assert.Equal(1, await q.Put(other, Batch(4), TimeSpan.Zero, None));
+        Assert.Equal([1, 2, 3, 4], Values(await q.Get(other, 10, 0, null, None)));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Reserving_never_jumps_blocked_putters_and_an_ended_session_frees_its_slots()
+    {
+        var producer = await NewSession();
+        var other = await NewSession();
+        var q = await NewQueue(producer, QueueKind.Queue, 3);
+        Assert.Equal(new PutOutcome(1, 2), await q.PutClaimed(producer, Batch(1), new SlotClaim(0, 5, 0), null, None));
+        var blocked = q.Put(other, Batch(7), null, None);
+        await AssertBlocked(blocked);
+
+        // A get frees a slot: the blocked put takes it, so this claim reserves nothing more.
+        Assert.Equal([1], Values(await q.Get(other, 1, 0, null, None)));
+        Assert.Equal(1, await Soon(blocked));
+        Assert.Equal(new PutOutcome(1, 0), await q.PutClaimed(producer, Batch(2), new SlotClaim(1, 5, 0), null, None));
+
+        var blockedAgain = q.Put(other, Batch(8), null, None);
+        await AssertBlocked(blockedAgain);
+        await Session(producer).End();
+        Assert.Equal(1, await Soon(blockedAgain));
+        Assert.Equal([7, 2, 8], Values(await q.Get(other, 10, 0, null, None)));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Claiming_more_slots_than_held_is_InvalidArgument()
+    {
+        var s = await NewSession();
+        var q = await NewQueue(s, QueueKind.Queue, 4);
+        await AssertBridgeError(() => q.PutClaimed(s, Batch(1), new SlotClaim(1, 0, 0), null, None), BridgeErrorCode.InvalidArgument, "ValueError", "holds 0");
+        await AssertBridgeError(() => q.PutClaimed(s, Batch(), new SlotClaim(0, 0, 1), null, None), BridgeErrorCode.InvalidArgument, "ValueError", "holds 0");
+        await AssertBridgeError(() => q.PutClaimed(s, Batch(1), new SlotClaim(2, 0, 0), null, None), BridgeErrorCode.InvalidArgument, "ValueError", "exceeds");
+        Assert.Equal(new QueueSnapshot(0, 4, 0, 0, 0), await q.GetState(s));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Leases_of_an_ended_consumer_return_even_past_maxsize()
+    {
+        var producer = await NewSession();
+        var consumer = await NewSession();
+        var q = await NewQueue(producer, QueueKind.Queue, 2);
+        await q.Put(producer, Batch(1, 2), null, None);
+        Assert.Equal([1, 2], Values(await q.Get(consumer, 2, 0, null, None)));
+        await q.Put(producer, Batch(3, 4), null, None);
+        await Session(consumer).End();
+
+        Assert.Equal(new QueueSnapshot(4, 2, 0, 4), await q.GetState(producer));
+        Assert.Equal(0, await q.Put(producer, Batch(5), TimeSpan.Zero, None));
+        Assert.Equal(new PutOutcome(0, 0), await q.PutClaimed(producer, Batch(), new SlotClaim(0, 3, 0), TimeSpan.Zero, None));
+        Assert.Equal([1, 2, 3, 4], Values(await q.Get(producer, 10, 0, null, None)));
     }
 
     [Fact(Timeout = 30000)]

@@ -178,6 +178,34 @@ public sealed class HostServiceTests(HostFixture fixture) : IClassFixture<HostFi
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task Reserved_slots_over_the_wire_and_bad_claims_are_InvalidArgument()
+    {
+        await using var session = await OpenAsync();
+        var queue = await session.Queues.CreateQueueAsync(new CreateQueueRequest { SessionId = session.SessionId, Kind = ObjectKind.Queue, Maxsize = 3 });
+        var first = new PutRequest { Target = session.Ref(queue.Name), Reserve = 5 };
+        first.Items.Add(ByteString.CopyFrom(0x01));
+        Assert.Equal((1L, 2L), ((await session.Queues.PutAsync(first)).Accepted, (await session.Queues.GetQueueStateAsync(new QueueStateRequest { Target = session.Ref(queue.Name) })).Reserved));
+
+        foreach (var bad in new[]
+        {
+            new PutRequest { Target = session.Ref(queue.Name), Release = -1 },
+            new PutRequest { Target = session.Ref(queue.Name), Reserve = -1 },
+            new PutRequest { Target = session.Ref(queue.Name), Release = 3 },
+            new PutRequest { Target = session.Ref(queue.Name), Reserved = 1 },
+        })
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => session.Queues.PutAsync(bad).ResponseAsync);
+            AssertStatus(error, StatusCode.InvalidArgument, "ValueError");
+        }
+
+        var filled = new PutRequest { Target = session.Ref(queue.Name), Reserved = 1, Release = 1, Wait = new WaitPolicy { Block = false } };
+        filled.Items.Add(ByteString.CopyFrom(0x02));
+        Assert.Equal(1, (await session.Queues.PutAsync(filled)).Accepted);
+        var state = await session.Queues.GetQueueStateAsync(new QueueStateRequest { Target = session.Ref(queue.Name) });
+        Assert.Equal((2L, 0L), (state.Size, state.Reserved));
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task Deeply_nested_MessagePack_is_checked_without_recursion()
     {
         await using var session = await OpenAsync();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import pickle
 import queue
@@ -93,7 +94,9 @@ def test_bounded_queue_full() -> None:
     assert q.get() == 1
     q.put_nowait(3)  # get freed the space at once
     assert [q.get(), q.get()] == [2, 3]
-    assert server_state(q).leased == 0
+    # the last item is acknowledged with the next call (here qsize's)
+    assert server_state(q).leased == q._st.unacked == 1
+    assert q.qsize() == 0 and server_state(q).leased == 0
 
 
 def test_bounded_put_blocks_until_space(children) -> None:
@@ -406,3 +409,72 @@ def test_the_queue_classes_take_the_stdlibs_ctx_keyword() -> None:
     simple = queues.SimpleQueue(ctx=mp.get_context())
     simple.put(2)
     assert simple.get() == 2
+
+
+# --------------------------------------------------------------------------- bounded batching
+
+BOUNDED_PRODUCER = """
+import pickle, sys
+q = pickle.loads(bytes.fromhex(sys.argv[1]))
+k, n = int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    q.put((k, i))
+q.close()
+q.join_thread()
+print("sent", flush=True)
+"""
+
+BOUNDED_CONSUMER = """
+import json, pickle, sys
+q = pickle.loads(bytes.fromhex(sys.argv[1]))
+n = int(sys.argv[2])
+got = [q.get(timeout=60) for _ in range(n)]
+print("got", json.dumps(got), flush=True)
+"""
+
+
+def test_a_bounded_queue_under_4_by_4_load_delivers_every_item_exactly_once(children) -> None:
+    q = mp.Queue(maxsize=100)
+    blob = pickle.dumps(q).hex()
+    per_producer = 3000
+    producers = [children.start(BOUNDED_PRODUCER, blob, str(k), str(per_producer)) for k in range(4)]
+    consumers = [children.start(BOUNDED_CONSUMER, blob, str(per_producer)) for _ in range(4)]
+    got: list[tuple[int, int]] = []
+    for consumer in consumers:
+        # (a consumer that exits returns the items it prefetched and never handed out;
+        # the others get them, so the order across consumers is not checked)
+        got += [tuple(item) for item in json.loads(consumer.wait_line("got", timeout=120)[4:])]
+    for child in producers + consumers:
+        child.wait_ok()
+    assert sorted(got) == [(k, i) for k in range(4) for i in range(per_producer)]
+    st = server_state(q)
+    assert (st.size, st.reserved) == (0, 0), st
+
+
+def test_a_fast_producer_reserves_slots_and_hands_back_the_unused_ones(children) -> None:
+    q = mp.Queue(maxsize=100)
+    for i in range(30):
+        q.put(i)  # back to back: later puts use slots reserved by earlier ones
+    # unused slots go back once this producer is idle: another fills the queue to maxsize
+    assert wait_for(lambda: server_state(q).reserved == 0, timeout=10), server_state(q)
+    assert q._st.credits == 0
+    out = children.run(
+        """
+        import pickle, queue, sys
+        q = pickle.loads(bytes.fromhex(sys.argv[1]))
+        n = 0
+        while True:
+            try:
+                q.put_nowait(n)
+            except queue.Full:
+                break
+            n += 1
+        q.close(); q.join_thread()
+        print("put", n, q.full())
+        """,
+        pickle.dumps(q).hex(),
+    )
+    assert out.split() == ["put", "70", "True"]
+    assert q.qsize() == 100 and q.full()
+    assert [q.get(timeout=5) for _ in range(30)] == list(range(30))
+    assert not q.full()

@@ -138,6 +138,22 @@ WORKLOADS: Final[tuple[Workload, ...]] = (
         targets=(Target("bridge Queue", "bridge ≥ stdlib", reference="stdlib Queue"),),
     ),
     Workload(
+        key="bounded",
+        title="Queue(1000) throughput, 1 producer → 1 consumer process, 16-byte items",
+        unit=ITEMS_PER_SECOND,
+        contenders=("stdlib Queue", "bridge Queue"),
+        baseline="stdlib Queue",
+        targets=(Target("bridge Queue", "bridge ≥ 2 × stdlib", reference="stdlib Queue", factor=2.0),),
+    ),
+    Workload(
+        key="bounded-4x4",
+        title="Queue(1000) throughput, 4 producer → 4 consumer processes, 16-byte items",
+        unit=ITEMS_PER_SECOND,
+        contenders=("stdlib Queue", "bridge Queue"),
+        baseline="stdlib Queue",
+        targets=(Target("bridge Queue", "bridge ≥ stdlib", reference="stdlib Queue"),),
+    ),
+    Workload(
         key="lock",
         title="Lock acquire+release pair",
         unit=SECONDS,

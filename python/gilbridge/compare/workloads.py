@@ -29,6 +29,7 @@ PRIME_CHUNKS: Final = 16
 MAP_ITEMS: Final = 100_000
 SEED_PROCESSES: Final = 3
 READY_TIMEOUT: Final = 60.0
+BOUNDED_MAXSIZE: Final = 1000
 
 
 @dataclass(frozen=True)
@@ -378,40 +379,66 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class QueueBench(Bench):
-    """Items per second from one producer process to one consumer process (both started
-    with the stdlib's spawn context), from the moment both are ready to the consumer's
-    last get."""
+    """Items per second through one queue, from ``producers`` to ``consumers`` processes
+    (all started with the stdlib's spawn context), from the moment all are ready to the
+    last consumer's last get. Each producer puts its share of the items and each consumer
+    gets its share, so every item is taken exactly once."""
+
+    producers = 1
+    consumers = 1
+    maxsize = 0
 
     def __init__(self, contender: str, sizes: Sizes) -> None:
         self._make_queue = _context(contender).Queue if contender.startswith("bridge") \
             else _stdlib("spawn").Queue
         self._items = sizes.queue_items
 
+    @staticmethod
+    def _shares(items: int, parts: int) -> list[int]:
+        return [items // parts + (1 if i < items % parts else 0) for i in range(parts)]
+
     def sample(self) -> Sample:
         ctx = _stdlib("spawn")
-        q = self._make_queue()
-        ready = ctx.Barrier(3)
+        q = self._make_queue(self.maxsize)
+        ready = ctx.Barrier(self.producers + self.consumers + 1)
         go = ctx.Event()
-        receive, send = ctx.Pipe(duplex=False)
-        producer = ctx.Process(target=_producer, args=(q, self._items, ready, go))
-        consumer = ctx.Process(target=_consumer, args=(q, self._items, ready, go, send))
-        producer.start()
-        consumer.start()
+        processes = [
+            ctx.Process(target=_producer, args=(q, share, ready, go))
+            for share in self._shares(self._items, self.producers)
+        ]
+        receivers = []
+        for share in self._shares(self._items, self.consumers):
+            receive, send = ctx.Pipe(duplex=False)
+            receivers.append(receive)
+            processes.append(ctx.Process(target=_consumer, args=(q, share, ready, go, send)))
+        for process in processes:
+            process.start()
         try:
             ready.wait(READY_TIMEOUT)
             start = time.perf_counter()
             go.set()
-            if not receive.poll(240):
-                raise TimeoutError("the consumer did not finish within 240 s")
-            finished = receive.recv()
-            return Sample(self._items / (finished - start), {})
+            finished = []
+            for receive in receivers:
+                if not receive.poll(240):
+                    raise TimeoutError("a consumer did not finish within 240 s")
+                finished.append(receive.recv())
+            return Sample(self._items / (max(finished) - start), {})
         finally:
-            for process in (producer, consumer):
+            for process in processes:
                 process.join(timeout=30)
                 if process.is_alive():
                     process.kill()
                     process.join(timeout=5)
-            _check_exit_codes([producer.exitcode, consumer.exitcode])
+            _check_exit_codes([process.exitcode for process in processes])
+
+
+class BoundedQueueBench(QueueBench):
+    maxsize = BOUNDED_MAXSIZE
+
+
+class BoundedManyQueueBench(QueueBench):
+    producers = consumers = 4
+    maxsize = BOUNDED_MAXSIZE
 
 
 class LockBench(Bench):
@@ -595,6 +622,8 @@ BENCHES: Final[dict[str, Callable[[str, Sizes], Bench]]] = {
     "map-cycle": MapCycleBench,
     "cpu-cycle": CpuCycleBench,
     "queue": QueueBench,
+    "bounded": BoundedQueueBench,
+    "bounded-4x4": BoundedManyQueueBench,
     "lock": LockBench,
     "counter": CounterBench,
     "element": ElementBench,

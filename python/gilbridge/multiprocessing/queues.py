@@ -9,35 +9,40 @@ Data flow in one process::
 * ``put`` on an unbounded Queue never blocks: the item is encoded (and checked against
   the host's payload limit, ValueError) in the caller's thread and appended to a local
   buffer; a daemon feeder thread sends everything buffered in one Put per round (up to
-  1000 items / 1 MiB), so bursts batch naturally. Bounded queues (``maxsize > 0``) and
-  SimpleQueue put synchronously; a bounded queue raises ``queue.Full``. An object that
-  cannot be pickled is reported as the stdlib's feeder thread does (a traceback on
-  stderr, ``_on_queue_feeder_error``) and not put; the queue goes on.
+  1000 items / 1 MiB), so bursts batch naturally. SimpleQueue puts synchronously.
+* A bounded queue (``maxsize > 0``) batches the same way once this process holds
+  reserved slots, as the stdlib's put acquires a semaphore slot and leaves the sending
+  to its feeder: a put with a slot in hand buffers the item without a round trip. A put
+  without one is a synchronous Put (waiting for space, ``queue.Full``) that also asks
+  for more slots: none for an occasional producer, doubling up to ``maxsize // 4`` (at
+  most 256) while puts come back to back. Reserved slots count against maxsize for
+  everyone; the feeder hands unused ones back after CREDIT_IDLE seconds without a put,
+  and the host frees them when the session ends.
+* An object that cannot be pickled is reported as the stdlib's feeder thread does (a
+  traceback on stderr, ``_on_queue_feeder_error``) and not put; the queue goes on.
 * ``get`` serves a local prefetch buffer first; when it is empty it calls Get with
   ``ack`` = items handed out since the last ack and ``max_items`` = an adaptive prefetch
   (1, doubling up to 256 while the consumer drains full batches back to back, less than
-  2 ms apart; back to 1 otherwise), so a slow consumer never hoards items. Items are
+  2 ms apart, kept while batches come back partial as fast; back to 1 otherwise), so a
+  slow consumer never hoards items. Items are
   leased: if this process dies before acknowledging them, the host puts them back at
   the head of the queue. Delivery is at-least-once: an item handed to a consumer that
-  dies before its next get/ack may be delivered again. A bounded queue counts leased
-  items against its maxsize, so there ``get`` takes one item at a time and acknowledges
-  it at once (two RPCs): the space frees as soon as ``get`` returns.
+  dies before its next get/ack may be delivered again. A handed-out item's space in a
+  bounded queue frees at once (leases do not count against maxsize), so bounded queues
+  prefetch too; items returned by a dead consumer may exceed maxsize for a while.
 * This process's buffered puts are flushed before get/qsize/empty/full/join/pickling,
   and at exit (unless ``cancel_join_thread()``), followed by pending acks and Goodbye.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import queue as _queue
-import sys
-import threading
 import time
-from typing import Any, Final
+from typing import Any
 
 from .._codec import PayloadTooLarge, decode, encode, pickling_error
-from .._connection import Connection, current_connection, get_connection
+from .._connection import Connection, get_connection
 from ._base import (
     JOINABLE_QUEUE,
     KIND_NAMES,
@@ -47,210 +52,9 @@ from ._base import (
     check_timeout,
     wait_policy,
 )
+from ._queuelocal import FAST_CONSUMER_GAP, MAX_PREFETCH, QueueLocal, pb, queue_collected, wait_block
 
 __all__ = ["JoinableQueue", "Queue", "SimpleQueue", "attach"]
-
-MAX_BATCH_ITEMS: Final = 1000
-MAX_BATCH_BYTES: Final = 1 << 20
-MAX_PREFETCH: Final = 256
-FAST_CONSUMER_GAP: Final = 0.002
-
-
-def _pb() -> Any:
-    from .._proto.bridge.v1 import queues_pb2
-
-    return queues_pb2
-
-
-def _wait(block: bool) -> Any:
-    from .._proto.bridge.v1 import common_pb2
-
-    return common_pb2.WaitPolicy(block=block)
-
-
-class _Local:
-    """The process-local state of one queue proxy: the put buffer and its feeder thread,
-    the prefetch buffer and the count of items to acknowledge. Shared by the proxy and
-    its feeder thread, which never references the proxy itself (so an unused queue is
-    collected, flushed, acknowledged and detached)."""
-
-    def __init__(self, name: str) -> None:
-        self.pid = os.getpid()
-        # The connection this state was last used with: a new one means this process
-        # forked (or reconnected), checked without a getpid() system call per put/get.
-        self.conn: Connection | None = None
-        self.name = name
-        self.closed = False
-        self.joincancelled = False
-        # put side
-        self.cond = threading.Condition(threading.Lock())
-        self.buffer: collections.deque[bytes] = collections.deque()
-        self.sending = False
-        self.feeder: threading.Thread | None = None
-        self.error: BaseException | None = None
-        # get side
-        self.get_lock = threading.Lock()
-        self.ack_lock = threading.Lock()
-        self.prefetch: collections.deque[bytes] = collections.deque()
-        self.unacked = 0
-        self.batch = 1
-        self.last_get_end = 0.0
-        self.registered = False
-
-    def ref(self, conn: Connection) -> Any:
-        from .._proto.bridge.v1 import common_pb2
-
-        return common_pb2.ObjectRef(session_id=conn.session_id, name=self.name)
-
-    # ------------------------------------------------------------ put side
-
-    def enqueue(self, data: bytes) -> None:
-        with self.cond:
-            self.buffer.append(data)
-            if self.feeder is None:
-                thread = threading.Thread(
-                    target=self.feed, name=f"gilbridge-feeder-{self.name}", daemon=True
-                )
-                self.feeder = thread
-                thread.start()
-            self.cond.notify_all()
-
-    def take_batch(self) -> list[bytes]:
-        """Pop up to MAX_BATCH_ITEMS / MAX_BATCH_BYTES buffered items (cond held)."""
-        batch: list[bytes] = []
-        size = 0
-        buf = self.buffer
-        while buf and len(batch) < MAX_BATCH_ITEMS:
-            item = buf[0]
-            if batch and size + len(item) > MAX_BATCH_BYTES:
-                break
-            batch.append(buf.popleft())
-            size += len(item)
-        return batch
-
-    def send(self, conn: Connection, batch: list[bytes]) -> None:
-        # Unbounded: the host accepts everything at once, no wait involved.
-        conn.call(conn.queues.Put, _pb().PutRequest(target=self.ref(conn), items=batch, wait=_wait(True)))
-
-    def feed(self) -> None:
-        """Feeder thread: send buffered items in batches; exits once closed and drained."""
-        cond = self.cond
-        while True:
-            with cond:
-                while self.sending or (not self.buffer and not self.closed):
-                    cond.wait()
-                if not self.buffer:
-                    self.feeder = None
-                    return
-                batch = self.take_batch()
-                self.sending = True
-            try:
-                if os.getpid() != self.pid:
-                    return
-                self.send(get_connection(), batch)
-            except Exception as exc:  # noqa: BLE001 - reported by the next put/flush
-                self.error = exc
-            finally:
-                with cond:
-                    self.sending = False
-                    cond.notify_all()
-
-    def raise_error(self) -> None:
-        exc = self.error
-        if exc is not None:
-            self.error = None
-            raise RuntimeError(f"sending buffered items of queue {self.name!r} failed: {exc}") from exc
-
-    def flush(self, conn: Connection) -> None:
-        """Send the buffered puts now, in the calling thread, after any batch already in
-        flight (so order is kept). Blocks for the Put RPCs."""
-        if self.buffer or self.sending:
-            cond = self.cond
-            while True:
-                with cond:
-                    while self.sending:
-                        cond.wait()
-                    if not self.buffer:
-                        break
-                    batch = self.take_batch()
-                    self.sending = True
-                try:
-                    self.send(conn, batch)
-                finally:
-                    with cond:
-                        self.sending = False
-                        cond.notify_all()
-        self.raise_error()
-
-    # ------------------------------------------------------------ get side
-
-    def take_acks(self) -> int:
-        with self.ack_lock:
-            ack, self.unacked = self.unacked, 0
-        return ack
-
-    def send_acks(self, conn: Connection) -> None:
-        ack = self.take_acks()
-        if ack:
-            try:
-                conn.call(conn.queues.Ack, _pb().AckRequest(target=self.ref(conn), count=ack),
-                          retry=False)
-            except ConnectionResetError:
-                pass  # the session ended: its leases went back to the queue anyway
-            except BaseException:
-                with self.ack_lock:
-                    self.unacked += ack
-                raise
-
-    def _session_lost(self) -> None:
-        """The session was replaced: the host returned this session's leased items to the
-        queue, so the prefetched ones must not be handed out (others will get them) and
-        there is nothing left to acknowledge."""
-        self.prefetch.clear()
-        with self.ack_lock:
-            self.unacked = 0
-        self.batch = 1
-
-    # ------------------------------------------------------------ end of life
-
-    def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-
-    def _at_exit(self) -> None:
-        """Called by the connection before Goodbye: flush (unless cancelled), ack."""
-        if self.pid != os.getpid():
-            return
-        conn = current_connection()
-        if conn is None:
-            return
-        if not self.joincancelled:
-            try:
-                self.flush(conn)
-            except Exception as exc:  # noqa: BLE001
-                print(f"gilbridge: queue {self.name!r}: buffered items lost at exit: {exc}",
-                      file=sys.stderr)
-        self.send_acks(conn)
-
-    def finish(self, conn: Connection, kind: int) -> None:
-        """The proxy was collected (runs on the connection's background thread): stop the
-        feeder after sending what is buffered, acknowledge, then drop the reference."""
-        self.close()
-        try:
-            self._at_exit()
-        finally:
-            conn._release_ref((kind, self.name))
-
-
-def _queue_collected(local: _Local, pid: int, kind: int, name: str) -> None:
-    """``weakref.finalize`` callback of a queue proxy (may run inside garbage collection:
-    only hands the work to the background thread)."""
-    if sys.is_finalizing() or os.getpid() != pid or local.pid != pid:
-        return
-    conn = current_connection()
-    if conn is not None and conn.pid == pid:
-        conn.run_in_background(lambda: local.finish(conn, kind))
 
 
 class _BaseQueue(BridgeObject):
@@ -261,12 +65,12 @@ class _BaseQueue(BridgeObject):
         if not isinstance(maxsize, int) or isinstance(maxsize, bool):
             raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
         kind = self._KIND
-        pb = _pb()
+        messages = pb()
 
         def rpc(conn: Connection, obj_name: str, mode: int) -> Any:
             return conn.call(
                 conn.queues.CreateQueue,
-                pb.CreateQueueRequest(
+                messages.CreateQueueRequest(
                     session_id=conn.session_id, name=obj_name, mode=mode, kind=kind,
                     maxsize=max(maxsize, 0),
                 ),
@@ -280,19 +84,19 @@ class _BaseQueue(BridgeObject):
                 f"not a {KIND_NAMES[kind]}"
             )
         self._maxsize = max(int(reply.maxsize), 0)
-        self._st = _Local(obj_name)
+        self._st = QueueLocal(obj_name, self._maxsize)
         conn.register_flushable(self._st)
         self._st.registered = True
-        self._bind(conn, kind, obj_name, self._st, callback=_queue_collected)
+        self._bind(conn, kind, obj_name, self._st, callback=queue_collected)
 
-    def _local(self) -> _Local:
+    def _local(self) -> QueueLocal:
         """This process's state (fresh after a fork: the parent's buffered and prefetched
         items stay the parent's)."""
         st = self._st
         conn = get_connection()
         if st.conn is not conn:
             if st.pid != os.getpid():
-                st = _Local(self._name)
+                st = QueueLocal(self._name, self._maxsize)
                 self._st = st
             st.conn = conn
             st.registered = False
@@ -301,7 +105,7 @@ class _BaseQueue(BridgeObject):
             st.registered = True
         return st
 
-    def _check_closed(self, st: _Local) -> None:
+    def _check_closed(self, st: QueueLocal) -> None:
         if st.closed:
             raise ValueError(f"Queue {self!r} is closed")
 
@@ -311,8 +115,9 @@ class _BaseQueue(BridgeObject):
         """Put ``obj`` into the queue.
 
         Unbounded queue: never blocks (the item is buffered and sent by the feeder
-        thread). Bounded queue: waits for space at most ``timeout`` seconds (forever when
-        None; not at all when ``block`` is false) and raises ``queue.Full``.
+        thread). Bounded queue: with a slot reserved by this process, buffered likewise;
+        otherwise waits for space at most ``timeout`` seconds (forever when None; not at
+        all when ``block`` is false) and raises ``queue.Full``.
         ValueError if the queue is closed or the encoded item exceeds the host's limit.
         """
         st = self._local()
@@ -333,16 +138,30 @@ class _BaseQueue(BridgeObject):
         data = self._encode_or_report(obj, conn.max_payload)
         if data is None:
             return
-        if self._maxsize <= 0:
-            policy, long_wait = _wait(True), False
-        st.flush(conn)
+        if self._maxsize <= 0:  # SimpleQueue
+            policy, long_wait = wait_block(True), False
+            reserve = 0
+        else:
+            st.raise_error()
+            if st.enqueue_credited(data):
+                return
+            # Items put earlier go first; the feeder's reply may bring slots.
+            st.flush(conn)
+            if st.enqueue_credited(data):
+                return
+            reserve = st.next_reserve(time.monotonic())
         reply = conn.call(
             conn.queues.Put,
-            _pb().PutRequest(target=st.ref(conn), items=[data], wait=policy),
+            pb().PutRequest(target=st.ref(conn), items=[data], wait=policy, reserve=reserve),
             long_wait=long_wait,
         )
+        if self._maxsize > 0:
+            st.last_claim = time.monotonic()
         if reply.accepted < 1:
+            st.reserve = 0
             raise _queue.Full
+        if self._maxsize > 0:
+            st.add_credits(int(reply.reserved), conn.session_id)
 
     def put_nowait(self, obj: Any) -> None:
         self.put(obj, False)
@@ -394,35 +213,36 @@ class _BaseQueue(BridgeObject):
                 data = self._fetch(st, conn, policy, long_wait)
                 with st.ack_lock:
                     st.unacked += 1
-                if self._maxsize > 0:
-                    # A bounded queue counts leased items against maxsize: acknowledge at
-                    # once so the space frees now, as the stdlib's get does.
-                    st.send_acks(conn)
         return decode(data)
 
-    def _fetch(self, st: _Local, conn: Connection, policy: Any, long_wait: bool) -> bytes:
+    def _fetch(self, st: QueueLocal, conn: Connection, policy: Any, long_wait: bool) -> bytes:
         """One server Get (get lock held): returns the first item and keeps the rest in
         the prefetch buffer; adapts the prefetch size."""
         start = time.monotonic()
         quick = start - st.last_get_end < FAST_CONSUMER_GAP
-        want = st.batch if self._maxsize <= 0 else 1  # bounded: no prefetch (see get)
+        want = st.batch
         items: list[bytes] = []
         if long_wait:
             # Usually an item is there already: try once without the polled future.
-            items = self._get_call(st, conn, want, _wait(False), False)
+            items = self._get_call(st, conn, want, wait_block(False), False)
         if not items:
             items = self._get_call(st, conn, want, policy, long_wait)
         st.last_get_end = time.monotonic()
         if not items:
             st.batch = 1
             raise _queue.Empty
-        st.batch = min(want * 2, MAX_PREFETCH) if (len(items) >= want and quick) else 1
+        # A full batch doubles the next; a partial one means the queue ran dry, not that
+        # this consumer hoards, so it keeps the size while gets come back to back.
+        if not quick:
+            st.batch = 1
+        elif len(items) >= want:
+            st.batch = min(want * 2, MAX_PREFETCH)
         st.prefetch.extend(items[1:])
         return items[0]
 
-    def _get_call(self, st: _Local, conn: Connection, want: int, policy: Any,
+    def _get_call(self, st: QueueLocal, conn: Connection, want: int, policy: Any,
                   long_wait: bool) -> list[bytes]:
-        request = _pb().GetRequest(
+        request = pb().GetRequest(
             target=st.ref(conn), max_items=want, wait=policy, ack=st.take_acks()
         )
 
@@ -439,11 +259,11 @@ class _BaseQueue(BridgeObject):
 
     # ------------------------------------------------------------ state
 
-    def _server_state(self, st: _Local) -> Any:
+    def _server_state(self, st: QueueLocal) -> Any:
         conn = get_connection()
         st.flush(conn)
         st.send_acks(conn)
-        return conn.call(conn.queues.GetQueueState, _pb().QueueStateRequest(target=st.ref(conn)))
+        return conn.call(conn.queues.GetQueueState, pb().QueueStateRequest(target=st.ref(conn)))
 
     def qsize(self) -> int:
         """Items in the queue: the host's count plus the items this process has
@@ -457,11 +277,17 @@ class _BaseQueue(BridgeObject):
         return self.qsize() == 0
 
     def full(self) -> bool:
-        """Whether a bounded queue is at maxsize (an unbounded queue never is)."""
+        """Whether a bounded queue is at maxsize: its items and the slots other producers
+        reserved fill it, and this process holds no reserved slot (a put_nowait would
+        raise ``queue.Full``). An unbounded queue never is. Flushes first (a few RPCs)."""
+        st = self._local()
         if self._maxsize <= 0:
-            self._local().flush(get_connection())
+            st.flush(get_connection())
             return False
-        return self.qsize() >= self._maxsize
+        state = self._server_state(st)
+        if st.credits > 0:
+            return False
+        return int(state.size) + int(state.reserved) >= self._maxsize
 
     # ------------------------------------------------------------ lifecycle
 
@@ -528,7 +354,7 @@ class JoinableQueue(_BaseQueue):
         st = self._local()
         conn = get_connection()
         st.flush(conn)
-        conn.call(conn.queues.TaskDone, _pb().TaskDoneRequest(target=st.ref(conn), count=1))
+        conn.call(conn.queues.TaskDone, pb().TaskDoneRequest(target=st.ref(conn), count=1))
 
     def join(self) -> None:
         """Block until every item ever put has been marked done (no timeout; Ctrl-C
@@ -536,11 +362,11 @@ class JoinableQueue(_BaseQueue):
         st = self._local()
         conn = get_connection()
         st.flush(conn)
-        pb = _pb()
+        messages = pb()
         while True:
             reply = conn.call(
                 conn.queues.JoinQueue,
-                pb.JoinQueueRequest(target=st.ref(conn), wait=_wait(True)),
+                messages.JoinQueueRequest(target=st.ref(conn), wait=wait_block(True)),
                 long_wait=True,
             )
             if reply.done:

@@ -153,6 +153,17 @@ public interface IQueueGrain : IBridgeObjectGrain
     Task<long> Put(string sessionId, PayloadBatch items, TimeSpan? timeout, CancellationToken cancellationToken);
 
     /// <summary>
+    /// <see cref="Put"/> with reserved slots (bounded queues): releases
+    /// <see cref="SlotClaim.Release"/> of the session's unused slots, appends the first
+    /// <see cref="SlotClaim.Reserved"/> items into held slots without waiting, the rest as
+    /// <see cref="Put"/> does, and once all are in reserves up to
+    /// <see cref="SlotClaim.Reserve"/> free slots for the session. InvalidArgument when
+    /// the session holds fewer slots than it releases or fills.
+    /// </summary>
+    [ResponseTimeout("3650.00:00:00")]
+    Task<PutOutcome> PutClaimed(string sessionId, PayloadBatch items, SlotClaim claim, TimeSpan? timeout, CancellationToken cancellationToken);
+
+    /// <summary>
     /// First acknowledges <paramref name="ack"/> of the session's oldest leased items, then
     /// waits for at least one item and returns up to <paramref name="maxItems"/>, leased
     /// to the session. Empty: the wait ended with the queue empty.

@@ -86,7 +86,21 @@ public sealed record QueueSnapshot(
     [property: Id(0)] long Size,
     [property: Id(1)] long MaxSize,
     [property: Id(2)] long Leased,
-    [property: Id(3)] long UnfinishedTasks);
+    [property: Id(3)] long UnfinishedTasks,
+    [property: Id(4)] long Reserved = 0);
+
+/// <summary>
+/// A bounded put's use of reserved slots (see queues.proto, PutRequest): release unused
+/// ones, fill <see cref="Reserved"/> of the items into held ones, reserve more after.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Bridge.SlotClaim")]
+public sealed record SlotClaim([property: Id(0)] long Reserved, [property: Id(1)] long Reserve, [property: Id(2)] long Release)
+{
+    public static SlotClaim None { get; } = new(0, 0, 0);
+}
+
+[GenerateSerializer, Immutable, Alias("Bridge.PutOutcome")]
+public sealed record PutOutcome([property: Id(0)] long Accepted, [property: Id(1)] long Reserved);
 
 /// <summary>
 /// Queue items are opaque MessagePack documents; marked immutable so in-process grain

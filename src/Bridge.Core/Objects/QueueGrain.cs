@@ -8,8 +8,11 @@ namespace Bridge.Core.Objects;
 /// Queue, JoinableQueue and SimpleQueue. Items are opaque and never copied. Get leases
 /// items to the session until it acknowledges them, and a session that ends returns its
 /// unacknowledged items to the head of the queue in order, so client-side prefetch never
-/// loses an item. A bounded queue counts leased items against its size, so prefetch
-/// cannot overfill it. Blocked getters and putters are served in arrival order.
+/// loses an item. A bounded queue frees an item's space when it is handed out (as the
+/// stdlib's get does), so consumers prefetch from bounded queues too; items of an ended
+/// session go back even past maxsize. Producers may reserve slots ahead of their puts
+/// (the stdlib's put acquires a semaphore before its feeder sends), so a bounded queue
+/// batches like an unbounded one. Blocked getters and putters are served in arrival order.
 /// </summary>
 [Reentrant]
 internal sealed class QueueGrain : ObjectGrain, IQueueGrain
@@ -20,6 +23,7 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
     private readonly LinkedList<GetWaiter> _getters = new();
     private readonly LinkedList<PutWaiter> _putters = new();
     private readonly LinkedList<JoinWaiter> _joiners = new();
+    private readonly Dictionary<string, long> _reservations = new(StringComparer.Ordinal);
     private QueueKind _kind;
 
     // 0: unbounded.
@@ -27,6 +31,9 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
 
     // Leased items, including those handed to a getter that has not returned yet.
     private long _leased;
+
+    // Slots reserved by sessions (the sum of _reservations): they count against maxsize.
+    private long _reserved;
     private long _unfinishedTasks;
 
     public QueueGrain(IGrainFactory grains, ILogger<QueueGrain> logger)
@@ -37,7 +44,9 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
 
     private string Name => Membership.Address.Name;
 
-    private bool HasSpace => _maxSize == 0 || _items.Count + _leased < _maxSize;
+    private bool HasSpace => FreeSlots > 0;
+
+    private long FreeSlots => _maxSize == 0 ? long.MaxValue : _maxSize - _items.Count - _reserved;
 
     public async Task<QueueDescriptor> Open(string sessionId, OpenMode mode, QueueKind kind, long maxSize)
     {
@@ -73,30 +82,90 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
     public async Task<long> Put(string sessionId, PayloadBatch items, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         WaitTimeouts.Check(timeout);
-        if (items?.Items is not { } batch)
+        var batch = ItemsOf(items);
+        await Membership.EnsureMember(sessionId);
+        return await Append(sessionId, batch, 0, timeout, cancellationToken);
+    }
+
+    public async Task<PutOutcome> PutClaimed(string sessionId, PayloadBatch items, SlotClaim claim, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        WaitTimeouts.Check(timeout);
+        var batch = ItemsOf(items);
+        if (claim is null || claim.Reserved < 0 || claim.Reserve < 0 || claim.Release < 0)
         {
-            throw BridgeException.InvalidArgument("items must not be null");
+            throw BridgeException.InvalidArgument("reserved, reserve and release must be >= 0");
+        }
+
+        if (claim.Reserved > batch.Count)
+        {
+            throw BridgeException.InvalidArgument($"reserved ({claim.Reserved}) exceeds the {batch.Count} items given");
         }
 
         await Membership.EnsureMember(sessionId);
         if (_maxSize == 0)
         {
-            for (var i = 0; i < batch.Count; i++)
+            return new PutOutcome(await Append(sessionId, batch, 0, timeout, cancellationToken), 0);
+        }
+
+        var held = _reservations.GetValueOrDefault(sessionId);
+        if (claim.Release + claim.Reserved > held)
+        {
+            throw BridgeException.InvalidArgument(
+                $"cannot release {claim.Release} and fill {claim.Reserved} reserved slots: the session holds {held}");
+        }
+
+        TakeReservation(sessionId, claim.Release + claim.Reserved);
+        for (var i = 0; i < claim.Reserved; i++)
+        {
+            _items.PushBack(batch[i]);
+        }
+
+        _unfinishedTasks += claim.Reserved;
+        Settle();
+        var accepted = await Append(sessionId, batch, (int)claim.Reserved, timeout, cancellationToken);
+        if (accepted < batch.Count || claim.Reserve == 0 || _putters.Count > 0
+            || cancellationToken.IsCancellationRequested || !Membership.IsMember(sessionId))
+        {
+            return new PutOutcome(accepted, 0);
+        }
+
+        // Only what is free now (none while returned leases hold the queue past maxsize),
+        // and never ahead of blocked puts (checked above).
+        var granted = Math.Max(0, Math.Min(claim.Reserve, FreeSlots));
+        if (granted > 0)
+        {
+            _reservations[sessionId] = _reservations.GetValueOrDefault(sessionId) + granted;
+            _reserved += granted;
+        }
+
+        return new PutOutcome(accepted, granted);
+    }
+
+    private static IReadOnlyList<byte[]> ItemsOf(PayloadBatch? items) =>
+        items?.Items ?? throw BridgeException.InvalidArgument("items must not be null");
+
+    /// <summary>Appends batch[skip..], waiting for space as a bounded queue must; returns how many of the whole batch are in.</summary>
+    private async Task<long> Append(string sessionId, IReadOnlyList<byte[]> batch, int skip, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        if (_maxSize == 0)
+        {
+            for (var i = skip; i < batch.Count; i++)
             {
                 _items.PushBack(batch[i]);
             }
 
-            _unfinishedTasks += batch.Count;
+            _unfinishedTasks += batch.Count - skip;
             ServeGetters();
             return batch.Count;
         }
 
-        var putter = new PutWaiter(sessionId, batch);
+        var putter = new PutWaiter(sessionId, batch, skip);
 
         // Blocked putters came first: this one queues behind them.
         if (_putters.Count == 0)
         {
             Fill(putter);
+            Settle();
         }
 
         if (putter.Remaining == 0 || timeout == TimeSpan.Zero)
@@ -133,6 +202,9 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         {
             var batch = Take(maxItems);
             Lease(sessionId, batch);
+
+            // The items' space is free: blocked putters fill it.
+            Settle();
             return batch;
         }
 
@@ -174,7 +246,7 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
     public async Task<QueueSnapshot> GetState(string sessionId)
     {
         await Membership.EnsureMember(sessionId);
-        return new QueueSnapshot(_items.Count, _maxSize, _leased, _unfinishedTasks);
+        return new QueueSnapshot(_items.Count, _maxSize, _leased, _unfinishedTasks, _reserved);
     }
 
     public async Task TaskDone(string sessionId, long count)
@@ -244,12 +316,15 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
             {
                 _items.PushFront(leased.PopBack());
             }
+        }
 
-            ServeGetters();
+        if (_reservations.Remove(sessionId, out var reserved))
+        {
+            _reserved -= reserved;
         }
 
         // A putter of this session at the head may have been holding up the others.
-        PumpPutters();
+        Settle();
         Membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;
     }
@@ -279,7 +354,26 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         }
 
         _leased -= count;
-        PumpPutters();
+    }
+
+    private void TakeReservation(string sessionId, long count)
+    {
+        if (count == 0)
+        {
+            return;
+        }
+
+        var left = _reservations[sessionId] - count;
+        if (left == 0)
+        {
+            _reservations.Remove(sessionId);
+        }
+        else
+        {
+            _reservations[sessionId] = left;
+        }
+
+        _reserved -= count;
     }
 
     private PayloadBatch Take(int maxItems)
@@ -328,29 +422,44 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
             _items.PushFront(batch.Items[i]);
         }
 
-        ServeGetters();
+        Settle();
     }
 
-    /// <summary>Hands waiting items to blocked getters, first come first served.</summary>
-    private void ServeGetters()
+    /// <summary>
+    /// Items go to blocked getters and freed space to blocked putters until neither moves:
+    /// in a bounded queue each frees the other.
+    /// </summary>
+    private void Settle()
     {
+        while (ServeGetters() | PumpPutters())
+        {
+        }
+    }
+
+    /// <summary>Hands waiting items to blocked getters, first come first served; true if any moved.</summary>
+    private bool ServeGetters()
+    {
+        var moved = false;
         while (_items.Count > 0 && _getters.First is { } node)
         {
             _getters.RemoveFirst();
             var getter = node.Value;
             if (getter.IsPending)
             {
-                // Reserved against the bound from now on; the getter leases them when it
-                // resumes (or returns them).
+                // Leased from now on; the getter records the lease when it resumes (or
+                // returns the items).
                 var batch = Take(getter.MaxItems);
                 _leased += batch.Items.Count;
                 getter.TryComplete(batch);
+                moved = true;
             }
         }
+
+        return moved;
     }
 
-    /// <summary>Takes the putter's items while there is space.</summary>
-    private void Fill(PutWaiter putter)
+    /// <summary>Appends the putter's items while there is space; true if any went in.</summary>
+    private bool Fill(PutWaiter putter)
     {
         var appended = 0;
         while (putter.Remaining > 0 && HasSpace)
@@ -359,28 +468,28 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
             appended++;
         }
 
-        if (appended > 0)
-        {
-            _unfinishedTasks += appended;
-            ServeGetters();
-        }
+        _unfinishedTasks += appended;
+        return appended > 0;
     }
 
-    /// <summary>Space freed: blocked putters, in order, fill it.</summary>
-    private void PumpPutters()
+    /// <summary>Space freed: blocked putters, in order, fill it; true if any item went in.</summary>
+    private bool PumpPutters()
     {
+        var moved = false;
         while (HasSpace && _putters.First is { } node)
         {
             var putter = node.Value;
-            Fill(putter);
+            moved |= Fill(putter);
             if (putter.Remaining > 0)
             {
-                return;
+                break;
             }
 
             _putters.RemoveFirst();
             putter.TryComplete(true);
         }
+
+        return moved;
     }
 
     private void RequireJoinable(string method)
@@ -398,7 +507,9 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         _getters.Clear();
         _putters.Clear();
         _joiners.Clear();
+        _reservations.Clear();
         _leased = 0;
+        _reserved = 0;
         _unfinishedTasks = 0;
     }
 
@@ -415,9 +526,9 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
     }
 
     /// <summary>A blocked Put: the items not yet accepted. Outcome true: all accepted.</summary>
-    private sealed class PutWaiter(string sessionId, IReadOnlyList<byte[]> items) : Waiter<bool>(sessionId)
+    private sealed class PutWaiter(string sessionId, IReadOnlyList<byte[]> items, int accepted) : Waiter<bool>(sessionId)
     {
-        public int Accepted { get; private set; }
+        public int Accepted { get; private set; } = accepted;
 
         public int Remaining => items.Count - Accepted;
 

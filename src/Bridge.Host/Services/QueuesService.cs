@@ -29,10 +29,22 @@ internal sealed class QueuesService(IGrainFactory grains, IOptions<BridgeHostOpt
         var (sessionId, name) = Requests.Target(request.Target);
         var items = Requests.Payloads(request.Items, _maxPayloadBytes);
         var timeout = Requests.Timeout(request.Wait);
-        var accepted = items.Items.Count == 0
-            ? 0
-            : await grains.GetGrain<IQueueGrain>(name).Put(sessionId, items, timeout, context.CancellationToken);
-        return new PutReply { Accepted = accepted };
+        if (request.Reserved < 0 || request.Reserve < 0 || request.Release < 0)
+        {
+            throw BridgeException.InvalidArgument(
+                $"reserved, reserve and release must be >= 0 (got {request.Reserved}, {request.Reserve}, {request.Release})");
+        }
+
+        var queue = grains.GetGrain<IQueueGrain>(name);
+        if (request.Reserved == 0 && request.Reserve == 0 && request.Release == 0)
+        {
+            var accepted = items.Items.Count == 0 ? 0 : await queue.Put(sessionId, items, timeout, context.CancellationToken);
+            return new PutReply { Accepted = accepted };
+        }
+
+        var outcome = await queue.PutClaimed(
+            sessionId, items, new SlotClaim(request.Reserved, request.Reserve, request.Release), timeout, context.CancellationToken);
+        return new PutReply { Accepted = outcome.Accepted, Reserved = outcome.Reserved };
     }
 
     public override async Task<GetReply> Get(GetRequest request, ServerCallContext context)
@@ -75,7 +87,7 @@ internal sealed class QueuesService(IGrainFactory grains, IOptions<BridgeHostOpt
     {
         var (sessionId, name) = Requests.Target(request.Target);
         var state = await grains.GetGrain<IQueueGrain>(name).GetState(sessionId);
-        return new QueueState { Size = state.Size, Maxsize = state.MaxSize, Leased = state.Leased, UnfinishedTasks = state.UnfinishedTasks };
+        return new QueueState { Size = state.Size, Maxsize = state.MaxSize, Leased = state.Leased, UnfinishedTasks = state.UnfinishedTasks, Reserved = state.Reserved };
     }
 
     public override async Task<TaskDoneReply> TaskDone(TaskDoneRequest request, ServerCallContext context)

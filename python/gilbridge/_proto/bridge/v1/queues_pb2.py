@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as bridge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62ridge/v1/queues.proto\x12\tbridge.v1\x1a\x16\x62ridge/v1/common.proto\"\x8f\x01\n\x12\x43reateQueueRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x04mode\x18\x03 \x01(\x0e\x32\x13.bridge.v1.OpenMode\x12#\n\x04kind\x18\x04 \x01(\x0e\x32\x15.bridge.v1.ObjectKind\x12\x0f\n\x07maxsize\x18\x05 \x01(\x03\"O\n\tQueueInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.bridge.v1.ObjectKind\x12\x0f\n\x07maxsize\x18\x03 \x01(\x03\"f\n\nPutRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05items\x18\x02 \x03(\x0c\x12#\n\x04wait\x18\x03 \x01(\x0b\x32\x15.bridge.v1.WaitPolicy\"\x1c\n\x08PutReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\"w\n\nGetRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\x11\n\tmax_items\x18\x02 \x01(\x05\x12#\n\x04wait\x18\x03 \x01(\x0b\x32\x15.bridge.v1.WaitPolicy\x12\x0b\n\x03\x61\x63k\x18\x04 \x01(\x03\"\x19\n\x08GetReply\x12\r\n\x05items\x18\x01 \x03(\x0c\"A\n\nAckRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\n\n\x08\x41\x63kReply\"9\n\x11QueueStateRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\"U\n\nQueueState\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0f\n\x07maxsize\x18\x02 \x01(\x03\x12\x0e\n\x06leased\x18\x03 \x01(\x03\x12\x18\n\x10unfinished_tasks\x18\x04 \x01(\x03\"F\n\x0fTaskDoneRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x0f\n\rTaskDoneReply\"]\n\x10JoinQueueRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12#\n\x04wait\x18\x02 \x01(\x0b\x32\x15.bridge.v1.WaitPolicy\"\x1e\n\x0eJoinQueueReply\x12\x0c\n\x04\x64one\x18\x01 \x01(\x08\x32\xb2\x03\n\x06Queues\x12\x42\n\x0b\x43reateQueue\x12\x1d.bridge.v1.CreateQueueRequest\x1a\x14.bridge.v1.QueueInfo\x12\x31\n\x03Put\x12\x15.bridge.v1.PutRequest\x1a\x13.bridge.v1.PutReply\x12\x31\n\x03Get\x12\x15.bridge.v1.GetRequest\x1a\x13.bridge.v1.GetReply\x12\x31\n\x03\x41\x63k\x12\x15.bridge.v1.AckRequest\x1a\x13.bridge.v1.AckReply\x12\x44\n\rGetQueueState\x12\x1c.bridge.v1.QueueStateRequest\x1a\x15.bridge.v1.QueueState\x12@\n\x08TaskDone\x12\x1a.bridge.v1.TaskDoneRequest\x1a\x18.bridge.v1.TaskDoneReply\x12\x43\n\tJoinQueue\x12\x1b.bridge.v1.JoinQueueRequest\x1a\x19.bridge.v1.JoinQueueReplyB\x16\xaa\x02\x13\x42ridge.Contracts.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62ridge/v1/queues.proto\x12\tbridge.v1\x1a\x16\x62ridge/v1/common.proto\"\x8f\x01\n\x12\x43reateQueueRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x04mode\x18\x03 \x01(\x0e\x32\x13.bridge.v1.OpenMode\x12#\n\x04kind\x18\x04 \x01(\x0e\x32\x15.bridge.v1.ObjectKind\x12\x0f\n\x07maxsize\x18\x05 \x01(\x03\"O\n\tQueueInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.bridge.v1.ObjectKind\x12\x0f\n\x07maxsize\x18\x03 \x01(\x03\"\x9a\x01\n\nPutRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05items\x18\x02 \x03(\x0c\x12#\n\x04wait\x18\x03 \x01(\x0b\x32\x15.bridge.v1.WaitPolicy\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x0f\n\x07reserve\x18\x05 \x01(\x03\x12\x0f\n\x07release\x18\x06 \x01(\x03\".\n\x08PutReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08reserved\x18\x02 \x01(\x03\"w\n\nGetRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\x11\n\tmax_items\x18\x02 \x01(\x05\x12#\n\x04wait\x18\x03 \x01(\x0b\x32\x15.bridge.v1.WaitPolicy\x12\x0b\n\x03\x61\x63k\x18\x04 \x01(\x03\"\x19\n\x08GetReply\x12\r\n\x05items\x18\x01 \x03(\x0c\"A\n\nAckRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\n\n\x08\x41\x63kReply\"9\n\x11QueueStateRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\"g\n\nQueueState\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0f\n\x07maxsize\x18\x02 \x01(\x03\x12\x0e\n\x06leased\x18\x03 \x01(\x03\x12\x18\n\x10unfinished_tasks\x18\x04 \x01(\x03\x12\x10\n\x08reserved\x18\x05 \x01(\x03\"F\n\x0fTaskDoneRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x0f\n\rTaskDoneReply\"]\n\x10JoinQueueRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.bridge.v1.ObjectRef\x12#\n\x04wait\x18\x02 \x01(\x0b\x32\x15.bridge.v1.WaitPolicy\"\x1e\n\x0eJoinQueueReply\x12\x0c\n\x04\x64one\x18\x01 \x01(\x08\x32\xb2\x03\n\x06Queues\x12\x42\n\x0b\x43reateQueue\x12\x1d.bridge.v1.CreateQueueRequest\x1a\x14.bridge.v1.QueueInfo\x12\x31\n\x03Put\x12\x15.bridge.v1.PutRequest\x1a\x13.bridge.v1.PutReply\x12\x31\n\x03Get\x12\x15.bridge.v1.GetRequest\x1a\x13.bridge.v1.GetReply\x12\x31\n\x03\x41\x63k\x12\x15.bridge.v1.AckRequest\x1a\x13.bridge.v1.AckReply\x12\x44\n\rGetQueueState\x12\x1c.bridge.v1.QueueStateRequest\x1a\x15.bridge.v1.QueueState\x12@\n\x08TaskDone\x12\x1a.bridge.v1.TaskDoneRequest\x1a\x18.bridge.v1.TaskDoneReply\x12\x43\n\tJoinQueue\x12\x1b.bridge.v1.JoinQueueRequest\x1a\x19.bridge.v1.JoinQueueReplyB\x16\xaa\x02\x13\x42ridge.Contracts.V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bridge.v1.queues_pb2', globals())
@@ -26,30 +26,30 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _CREATEQUEUEREQUEST._serialized_end=205
   _QUEUEINFO._serialized_start=207
   _QUEUEINFO._serialized_end=286
-  _PUTREQUEST._serialized_start=288
-  _PUTREQUEST._serialized_end=390
-  _PUTREPLY._serialized_start=392
-  _PUTREPLY._serialized_end=420
-  _GETREQUEST._serialized_start=422
-  _GETREQUEST._serialized_end=541
-  _GETREPLY._serialized_start=543
-  _GETREPLY._serialized_end=568
-  _ACKREQUEST._serialized_start=570
-  _ACKREQUEST._serialized_end=635
-  _ACKREPLY._serialized_start=637
-  _ACKREPLY._serialized_end=647
-  _QUEUESTATEREQUEST._serialized_start=649
-  _QUEUESTATEREQUEST._serialized_end=706
-  _QUEUESTATE._serialized_start=708
-  _QUEUESTATE._serialized_end=793
-  _TASKDONEREQUEST._serialized_start=795
-  _TASKDONEREQUEST._serialized_end=865
-  _TASKDONEREPLY._serialized_start=867
-  _TASKDONEREPLY._serialized_end=882
-  _JOINQUEUEREQUEST._serialized_start=884
-  _JOINQUEUEREQUEST._serialized_end=977
-  _JOINQUEUEREPLY._serialized_start=979
-  _JOINQUEUEREPLY._serialized_end=1009
-  _QUEUES._serialized_start=1012
-  _QUEUES._serialized_end=1446
+  _PUTREQUEST._serialized_start=289
+  _PUTREQUEST._serialized_end=443
+  _PUTREPLY._serialized_start=445
+  _PUTREPLY._serialized_end=491
+  _GETREQUEST._serialized_start=493
+  _GETREQUEST._serialized_end=612
+  _GETREPLY._serialized_start=614
+  _GETREPLY._serialized_end=639
+  _ACKREQUEST._serialized_start=641
+  _ACKREQUEST._serialized_end=706
+  _ACKREPLY._serialized_start=708
+  _ACKREPLY._serialized_end=718
+  _QUEUESTATEREQUEST._serialized_start=720
+  _QUEUESTATEREQUEST._serialized_end=777
+  _QUEUESTATE._serialized_start=779
+  _QUEUESTATE._serialized_end=882
+  _TASKDONEREQUEST._serialized_start=884
+  _TASKDONEREQUEST._serialized_end=954
+  _TASKDONEREPLY._serialized_start=956
+  _TASKDONEREPLY._serialized_end=971
+  _JOINQUEUEREQUEST._serialized_start=973
+  _JOINQUEUEREQUEST._serialized_end=1066
+  _JOINQUEUEREPLY._serialized_start=1068
+  _JOINQUEUEREPLY._serialized_end=1098
+  _QUEUES._serialized_start=1101
+  _QUEUES._serialized_end=1535
 # @@protoc_insertion_point(module_scope)
