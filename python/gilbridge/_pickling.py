@@ -6,6 +6,7 @@ Unix socket on this machine when the worker unpickles it."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 import sys
@@ -25,6 +26,39 @@ def main_attribute(qualname: str) -> Any:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def stdlib_global(module_name: str, qualname: str) -> Any:
+    """Unpickling helper: the stdlib's own ``module_name.qualname``, also where a gilbridge
+    module stands in for that stdlib module in ``sys.modules`` (``python -m gilbridge``;
+    stand-ins answer the stdlib's other names through ``_base.stdlib_fallback``)."""
+    module = importlib.import_module(module_name)
+    obj: Any = getattr(module.__dict__.get("__getattr__"), "stdlib_module", module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _stood_in_reference(obj: Any) -> tuple[Any, tuple[str, str]] | None:
+    """A reduction for a stdlib multiprocessing function or class whose module a gilbridge
+    module stands in for, where that name is gilbridge's own (``synchronized``, ``Pool``
+    ...): pickle would find gilbridge's object under the stdlib's name, see a different
+    object and pickle the stdlib's by value. None for everything else."""
+    module_name = getattr(obj, "__module__", None)
+    if not isinstance(module_name, str) or module_name.split(".", 1)[0] != "multiprocessing":
+        return None
+    module = sys.modules.get(module_name)
+    if module is None or module.__name__ == module_name:
+        return None
+    qualname = getattr(obj, "__qualname__", "")
+    if "<" in qualname:
+        return None
+    try:
+        if stdlib_global(module_name, qualname) is not obj:
+            return None
+    except AttributeError:
+        return None
+    return stdlib_global, (module_name, qualname)
 
 
 def _lookup_main(qualname: str) -> Any:
@@ -61,6 +95,10 @@ def _pickler_class() -> type:
                 reducer = forking_reducers.get(type(obj))
                 if reducer is not None:
                     return reducer(obj)
+                if isinstance(obj, (type, types.FunctionType)):
+                    stood_in = _stood_in_reference(obj)
+                    if stood_in is not None:
+                        return stood_in
                 names = self._main_names
                 if names and isinstance(obj, (type, types.FunctionType)) and \
                         getattr(obj, "__module__", None) == "__main__":

@@ -1,8 +1,9 @@
 """``python -m gilbridge script.py [args]``: run an unmodified multiprocessing script on
 the Bridge.
 
-:func:`install` makes the script's ``import multiprocessing`` (and
-``import multiprocessing.pool``) give :mod:`gilbridge.multiprocessing`, and
+:func:`install` makes the script's ``import multiprocessing`` give
+:mod:`gilbridge.multiprocessing` (and ``multiprocessing.pool`` and
+``multiprocessing.sharedctypes`` Bridge's modules), and
 ``concurrent.futures.ProcessPoolExecutor`` give :class:`gilbridge.futures.ProcessPoolExecutor`.
 The stdlib's ``multiprocessing`` and all its submodules are imported first, so gilbridge's
 internals and the stdlib's own modules (``Manager``, ``shared_memory``, ``dummy`` ...) keep
@@ -58,6 +59,7 @@ def install() -> None:
     import gilbridge.multiprocessing as bridge
     import gilbridge.multiprocessing.pool
     import gilbridge.multiprocessing.process  # noqa: F401
+    import gilbridge.multiprocessing.sharedctypes
     from gilbridge import _environment, _execution, _pickling, _poolcore, _remote  # noqa: F401 - before the swap
 
     # "multiprocessing.util" and friends stay reachable as attributes (import_from looks
@@ -68,6 +70,7 @@ def install() -> None:
             setattr(bridge, top, sys.modules[f"multiprocessing.{top}"])
     sys.modules["multiprocessing"] = bridge
     sys.modules["multiprocessing.pool"] = gilbridge.multiprocessing.pool
+    sys.modules["multiprocessing.sharedctypes"] = gilbridge.multiprocessing.sharedctypes
     concurrent.futures.ProcessPoolExecutor = gilbridge.futures.ProcessPoolExecutor  # type: ignore[misc]
     concurrent.futures.process.ProcessPoolExecutor = gilbridge.futures.ProcessPoolExecutor  # type: ignore[misc]
 

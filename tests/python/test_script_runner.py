@@ -216,3 +216,82 @@ def test_a_managers_pool_works_under_the_runner(tmp_path: Path) -> None:
     rc, out, err = run_gilbridge(tmp_path, MANAGER_POOL)
     assert rc == 0, err
     assert "map [1, 2, 3]" in out and "starmap [8, 9]" in out, out + err
+
+
+SHAREDCTYPES_ROUTED = """
+import ctypes
+import multiprocessing
+import multiprocessing.sharedctypes as sharedctypes
+from multiprocessing.sharedctypes import RawArray, Value, synchronized
+
+class Point(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_double)]
+
+def double(counter, point, raw, guarded):
+    with counter.get_lock():
+        counter.value *= 2
+    point.x *= 2
+    raw[0] *= 2
+    guarded[1] *= 2
+
+if __name__ == "__main__":
+    print("module", sharedctypes.__name__)
+    counter, point = Value("i", 21), Value(Point, 3, 1.5)
+    raw = RawArray("d", [1.25, 2.0])
+    guarded = synchronized(RawArray("i", [5, 6]))
+    p = multiprocessing.Process(target=double, args=(counter, point, raw, guarded))
+    p.start()
+    p.join()
+    print("after", p.exitcode, counter.value, point.x, raw[0], guarded[:])
+"""
+
+
+def test_sharedctypes_is_the_bridges_under_the_runner(tmp_path: Path) -> None:
+    # A structure is the stdlib's own ctypes object (guarded by a Bridge lock): its pickle
+    # names multiprocessing.sharedctypes' stdlib functions, where gilbridge's module stands.
+    rc, out, err = run_gilbridge(tmp_path, SHAREDCTYPES_ROUTED)
+    assert rc == 0, err
+    assert "module gilbridge.multiprocessing.sharedctypes" in out, out
+    assert "after 0 42 6 2.5 [5, 12]" in out, out + err
+
+
+def test_the_stdlib_module_layout_is_importable_from_gilbridge() -> None:
+    import multiprocessing
+    import multiprocessing.connection
+    import multiprocessing.dummy
+    import multiprocessing.dummy.connection
+    import multiprocessing.managers
+    import multiprocessing.shared_memory
+
+    import gilbridge.multiprocessing.connection as connection
+    import gilbridge.multiprocessing.context as context
+    import gilbridge.multiprocessing.dummy as dummy
+    import gilbridge.multiprocessing.dummy.connection as dummy_connection
+    import gilbridge.multiprocessing.heap as heap
+    import gilbridge.multiprocessing.managers as managers
+    import gilbridge.multiprocessing.reduction as reduction
+    import gilbridge.multiprocessing.shared_memory as shared_memory
+    import gilbridge.multiprocessing.sharedctypes as sharedctypes
+    import gilbridge.multiprocessing.util as util
+
+    assert connection.Listener is multiprocessing.connection.Listener
+    assert connection.Connection is multiprocessing.connection.Connection  # beyond __all__
+    assert managers.SyncManager is multiprocessing.managers.SyncManager
+    assert shared_memory.ShareableList is multiprocessing.shared_memory.ShareableList
+    assert dummy.Pool is multiprocessing.dummy.Pool
+    assert dummy_connection.Pipe is multiprocessing.dummy.connection.Pipe
+    assert heap.BufferWrapper is multiprocessing.heap.BufferWrapper
+    assert reduction.ForkingPickler is multiprocessing.reduction.ForkingPickler
+    assert util.Finalize is multiprocessing.util.Finalize
+    assert context.BaseContext is multiprocessing.context.BaseContext
+    assert isinstance(gilbridge_context(), context.BridgeContext)
+    assert sharedctypes.rebuild_ctype is multiprocessing.sharedctypes.rebuild_ctype
+    assert sharedctypes.Value is not multiprocessing.sharedctypes.Value
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        connection.nothing_here  # noqa: B018
+
+
+def gilbridge_context() -> object:
+    import gilbridge.multiprocessing as mp
+
+    return mp.get_context()

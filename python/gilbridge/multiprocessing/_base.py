@@ -52,6 +52,8 @@ def stdlib_fallback(module_name: str, stdlib_module: types.ModuleType) -> Callab
         except AttributeError:
             raise AttributeError(f"module {module_name!r} has no attribute {name!r}") from None
 
+    # How _pickling finds the stdlib module behind a stand-in.
+    __getattr__.stdlib_module = stdlib_module  # type: ignore[attr-defined]
     return __getattr__
 
 # ObjectKind values (protos/bridge/v1/common.proto), spelled out so that importing this

@@ -22,14 +22,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import mmap
+import multiprocessing.sharedctypes as _stdlib
 import os
-from threading import get_ident
 from collections.abc import Iterable, Iterator
+from threading import get_ident
 from typing import Any, Final
 
 from .._connection import Connection, get_connection
 from . import _base
-from ._base import LOCK, RLOCK, VALUE, BridgeObject
+from ._base import LOCK, RLOCK, VALUE, BridgeObject, stdlib_fallback
 from .synchronize import Lock, LockDelegate, RLock
 
 __all__ = [
@@ -688,6 +689,11 @@ def copy(obj: Any) -> Any:
 
 
 def _stdlib_sharedctypes() -> Any:
-    import multiprocessing.sharedctypes
+    # Bound at import: under ``python -m gilbridge`` this module stands in for the
+    # stdlib's in sys.modules.
+    return _stdlib
 
-    return multiprocessing.sharedctypes
+
+# The stdlib module's other names (``rebuild_ctype``, ``Synchronized*``...): pickles of
+# the stdlib's own ctypes objects name them under ``multiprocessing.sharedctypes``.
+__getattr__ = stdlib_fallback(__name__, _stdlib)
