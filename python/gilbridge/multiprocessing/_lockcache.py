@@ -181,6 +181,9 @@ class LockCache:
         with entry.mutex:
             if not entry.token:
                 return False
+            if entry.depth == 1 and entry.holder == who and not (entry.recalled or entry.waiting):
+                entry.holder, entry.depth = None, 0  # _release_cached's plain case
+                return True
             return self._release_cached(entry, who)
 
     def release_local(self, entry: _Entry, who: str) -> bool:

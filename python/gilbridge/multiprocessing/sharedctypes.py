@@ -456,14 +456,6 @@ class SynchronizedBase(LockDelegate, _RawShared):
             return None  # this thread holds it already
         return lock
 
-    def _held_here(self) -> bool:
-        """Whether this thread holds the (reentrant) lock: what _guard_lock decides, in
-        one call for the value property."""
-        if not self._reentrant:
-            return False
-        lock: Any = self._lock
-        return lock._depths_generation == _base.fork_generation and get_ident() in lock._depths
-
     def get_lock(self) -> Lock | RLock:
         return self._lock
 
@@ -491,20 +483,25 @@ class Synchronized(SynchronizedBase, _ValueMixin):
         view = self._view
         if view is None:
             return _ValueMixin._get_value(self)
-        if self._held_here():
+        lock: Any = self._lock
+        if self._reentrant and lock._depths_generation == _base.fork_generation \
+                and get_ident() in lock._depths:  # _held_here, inlined: the hot path
             return view.value
-        with self._lock:
+        with lock:
             return view.value
 
     def _set_value(self, value: Any) -> None:
         view = self._view
         if view is None:
             _ValueMixin._set_value(self, value)
-        elif self._held_here():
-            view.value = value
         else:
-            with self._lock:
+            lock: Any = self._lock
+            if self._reentrant and lock._depths_generation == _base.fork_generation \
+                    and get_ident() in lock._depths:  # _held_here, inlined
                 view.value = value
+            else:
+                with lock:
+                    view.value = value
 
     value = property(_get_value, _set_value,
                      doc="The value (in memory when mapped, else one RPC; plus the lock's).")

@@ -310,18 +310,57 @@ class RLock(SemLock):
             depths.pop(get_ident(), None)
 
     def _acquired(self, count: int) -> None:
-        depths = self._thread_depths()
+        depths = self._depths if self._depths_generation == _base.fork_generation \
+            else self._thread_depths()
         ident = get_ident()
         depths[ident] = depths.get(ident, 0) + count
 
     def _released(self) -> None:
-        depths = self._thread_depths()
+        depths = self._depths if self._depths_generation == _base.fork_generation \
+            else self._thread_depths()
         ident = get_ident()
         depth = depths.get(ident, 0)
         if depth > 1:
             depths[ident] = depth - 1
         elif depth:
             del depths[ident]
+
+    # SemLock's cached fast paths with the depth bookkeeping inlined: a synchronized
+    # Value's ``with v.get_lock(): v.value += 1`` is mostly these two.
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Acquire; returns True on success. ``block=False`` never waits; otherwise waits
+        at most ``timeout`` seconds (forever when None) and returns False on timeout.
+        Re-entrant for the owning thread."""
+        memo = self.__dict__.get("_cache_memo")
+        if memo is not None and timeout is None and memo[0] is _connection_module._connection:
+            entry = memo[2]
+            ident = get_ident()
+            if entry.token and memo[1].try_acquire_local(entry, str(ident), 1):
+                depths = self._depths if self._depths_generation == _base.fork_generation \
+                    else self._thread_depths()
+                depths[ident] = depths.get(ident, 0) + 1
+                return True
+        return self._acquire(block, timeout, 1)
+
+    __enter__ = acquire
+
+    def release(self) -> None:
+        """Release one level (never blocks, except for one RPC when the lock is not
+        cached here). AssertionError when this thread does not own it."""
+        memo = self.__dict__.get("_cache_memo")
+        if memo is not None and memo[0] is _connection_module._connection:
+            entry = memo[2]
+            ident = get_ident()
+            if entry.token and memo[1].try_release_local(entry, str(ident)):
+                depths = self._depths if self._depths_generation == _base.fork_generation \
+                    else self._thread_depths()
+                depth = depths.get(ident, 0)
+                if depth > 1:
+                    depths[ident] = depth - 1
+                elif depth:
+                    del depths[ident]
+                return
+        SemLock.release(self)
 
 
 class Semaphore(SemLock):
