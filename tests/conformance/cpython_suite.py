@@ -41,7 +41,8 @@ MANAGER_CLASSES: Final = (
 # Classes gilbridge passes whole today: CI runs them (tests/python/test_cpython_suite.py).
 QUICK: Final = ("WithProcessesTestLock", "WithProcessesTestSemaphore", "WithProcessesTestEvent",
                  "WithProcessesTestCondition", "WithProcessesTestQueue",
-                 "WithProcessesTestPicklingConnections")
+                 "WithProcessesTestPicklingConnections", "WithProcessesTestValue",
+                 "WithProcessesTestSharedCTypes")
 MARKER: Final = "CPYTHON-SUITE-RESULT "
 
 # The test classes live in a real module (children unpickle their targets from it), built
