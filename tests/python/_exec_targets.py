@@ -138,3 +138,26 @@ def fill_shared(array: Any, start: int, stop: int, value: int) -> int:
     for i in range(start, stop):
         array[i] = value
     return stop - start
+
+
+class Tally:
+    """A user type served by a manager (BaseManager.register)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, n: int) -> int:
+        self.total += n
+        return self.total
+
+    def server_pid(self) -> int:
+        return os.getpid()
+
+
+def managed_work(d: Any, q: Any, lock: Any, tally: Any, k: int) -> None:
+    """Writes k*k into a manager dict under a manager lock, adds k to a served Tally and
+    reports k on a manager queue."""
+    with lock:
+        d[k] = k * k
+    tally.add(k)
+    q.put(k)

@@ -18,6 +18,7 @@ import pytest
 
 import gilbridge
 import gilbridge.multiprocessing as mp
+import gilbridge.multiprocessing.managers
 from gilbridge.multiprocessing.pool import Pool
 
 import _exec_targets as t
@@ -327,6 +328,37 @@ def test_stdlib_manager_proxies_travel(pool: Pool) -> None:
         assert dict(d) == {0: 0, 1: 1, 2: 4, 5: 25}
 
 
+class _TallyManager(gilbridge.multiprocessing.managers.SyncManager):
+    pass
+
+
+_TallyManager.register("Tally", t.Tally)
+
+
+def test_a_bridge_manager_serves_a_process_and_pool_tasks(pool: Pool) -> None:
+    with _TallyManager() as manager:
+        # its server is a Bridge Process, on a worker: not a child of this process
+        server = manager._process
+        assert isinstance(server, mp.Process) and server.pid != os.getpid()
+        assert server.pid not in [c.pid for c in stdlib_mp.active_children()]
+        d, q, lock, tally = manager.dict(), manager.Queue(), manager.Lock(), manager.Tally()
+        assert tally.server_pid() == server.pid
+        # host objects, not proxies through the server
+        assert isinstance(lock, type(mp.Lock())) and isinstance(q, type(mp.JoinableQueue()))
+        pool.starmap(t.managed_work, [(d, q, lock, tally, k) for k in range(3)], chunksize=1)
+        p = mp.Process(target=t.managed_work, args=(d, q, lock, tally, 5))
+        p.start()
+        p.join(CHILD_TIMEOUT)
+        assert p.exitcode == 0
+        assert dict(d) == {0: 0, 1: 1, 2: 4, 5: 25}
+        assert sorted(q.get(timeout=10) for _ in range(4)) == [0, 1, 2, 5]
+        assert tally.add(0) == 8
+    # shut down: the server's worker is done with it, and the manager creates nothing more
+    assert not server.is_alive()
+    with pytest.raises(AssertionError):
+        manager.Lock()
+
+
 def test_pipe_ends_reach_pool_tasks_and_processes(pool: Pool) -> None:
     # A worker is not this process's child: the Pipe end's descriptor is handed over a
     # Unix socket when the worker unpickles it, and the two ends then talk directly.
@@ -363,6 +395,7 @@ def test_a_raw_array_written_by_two_workers_is_read_by_the_caller(pool: Pool) ->
 CTRL_C_PARENT = """
 import os, sys, time
 import gilbridge.multiprocessing as mp
+import gilbridge.multiprocessing.managers
 
 def work(x):
     time.sleep(60)

@@ -276,7 +276,8 @@ def test_the_stdlib_module_layout_is_importable_from_gilbridge() -> None:
 
     assert connection.Listener is multiprocessing.connection.Listener
     assert connection.Connection is multiprocessing.connection.Connection  # beyond __all__
-    assert managers.SyncManager is multiprocessing.managers.SyncManager
+    assert managers.BaseManager is multiprocessing.managers.BaseManager
+    assert issubclass(managers.SyncManager, multiprocessing.managers.SyncManager)  # Bridge's
     assert shared_memory.ShareableList is multiprocessing.shared_memory.ShareableList
     assert dummy.Pool is multiprocessing.dummy.Pool
     assert dummy_connection.Pipe is multiprocessing.dummy.connection.Pipe

@@ -19,8 +19,9 @@ executable with .NET loaded into it, running Python callables and C# kernels giv
 ``current_process``, ``parent_process``, ``active_children`` and the start-method
 functions (every method name is accepted and recorded; all run on Bridge workers).
 
-The other names (``Manager``, ``Pipe`` ...) are the stdlib's, so scripts
-keep working. Deliberate deviation: a negative timeout raises ValueError (the stdlib
+``Manager()`` is the stdlib's ``SyncManager`` with its server on a Bridge worker and its
+locks, events, barriers and queues Bridge objects (:mod:`.managers`). The other names
+(``Pipe`` ...) are the stdlib's, so scripts keep working. Deliberate deviation: a negative timeout raises ValueError (the stdlib
 silently treats it as 0).
 """
 
@@ -48,6 +49,7 @@ RawArray = default_context.RawArray
 cpu_count = default_context.cpu_count
 Process = default_context.Process
 Pool = default_context.Pool
+Manager = default_context.Manager
 current_process = default_context.current_process
 active_children = default_context.active_children
 parent_process = default_context.parent_process
@@ -57,7 +59,6 @@ get_start_method = default_context.get_start_method
 get_all_start_methods = default_context.get_all_start_methods
 
 # Not bridged: the stdlib's own.
-Manager = _stdlib.Manager
 Pipe = _stdlib.Pipe
 set_executable = _stdlib.set_executable
 set_forkserver_preload = _stdlib.set_forkserver_preload

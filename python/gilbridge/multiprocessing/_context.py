@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable, Iterable
     from multiprocessing.process import BaseProcess
 
+    from .managers import SyncManager
     from .pool import Pool
     from .process import Process
     from .queues import JoinableQueue, Queue, SimpleQueue
@@ -55,6 +56,16 @@ class BridgeContext:
         from .pool import Pool
 
         return Pool(processes, initializer, initargs, maxtasksperchild, context=self)
+
+    def Manager(self) -> SyncManager:
+        """A started :class:`~gilbridge.multiprocessing.managers.SyncManager`: its server
+        runs on a Bridge worker; its locks, events, barriers and queues are Bridge
+        objects. Blocks until the server answers."""
+        from .managers import SyncManager
+
+        manager = SyncManager(ctx=self)
+        manager.start()
+        return manager
 
     def current_process(self) -> BaseProcess:
         """The Process object of this process."""
