@@ -398,6 +398,9 @@ def run_process(data: bytes | bytearray | memoryview) -> int:
     process = _codec.decode(chunk.items[0])
     if not isinstance(process, multiprocessing.process.BaseProcess):
         raise TypeError(f"expected a multiprocessing Process object, got {type(process).__qualname__}")
+    from .multiprocessing.process import apply_logging_state
+
+    apply_logging_state(process.__dict__.pop("_parent_logging", None))
     if getattr(process, "_start_method", None) == "fork":
         # A ForkProcess would make its own children fork this .NET process.
         process._start_method = "spawn"  # type: ignore[attr-defined]

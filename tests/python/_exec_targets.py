@@ -161,3 +161,11 @@ def managed_work(d: Any, q: Any, lock: Any, tally: Any, k: int) -> None:
         d[k] = k * k
     tally.add(k)
     q.put(k)
+
+
+def send_log_level(conn: Any) -> None:
+    """Sends the multiprocessing logger's effective level back on a Pipe end."""
+    from multiprocessing import util
+
+    conn.send(util.get_logger().getEffectiveLevel())
+    conn.close()

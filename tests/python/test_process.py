@@ -293,3 +293,24 @@ def test_a_shared_memory_segment_outlives_the_processes_that_attach_to_it() -> N
     finally:
         shm.close()
         shm.unlink()
+
+
+def test_a_child_gets_the_multiprocessing_loggers_level_as_with_spawn() -> None:
+    import logging
+    from multiprocessing import util
+
+    logger = util.get_logger()
+    saved = logger.level
+    try:
+        for level in (32, 17):
+            logger.setLevel(level)
+            reader, writer = multiprocessing.Pipe(duplex=False)
+            p = mp.Process(target=t.send_log_level, args=(writer,))
+            p.start()
+            writer.close()
+            assert reader.poll(CHILD_TIMEOUT)
+            assert reader.recv() == level
+            p.join(CHILD_TIMEOUT)
+            assert p.exitcode == 0
+    finally:
+        logger.setLevel(saved or logging.NOTSET)

@@ -286,10 +286,34 @@ class Process(_stdlib_process.BaseProcess):
         if "authkey" in config:
             config["authkey"] = bytes(config["authkey"])
         state["_config"] = config
+        state["_parent_logging"] = _logging_state()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # The child applies _parent_logging before it runs (_worker.run_process).
         config = state.get("_config", {})
         if "authkey" in config:
             config["authkey"] = _stdlib_process.AuthenticationString(config["authkey"])
         self.__dict__.update(state)
+
+
+def _logging_state() -> tuple[bool, int | None]:
+    """What the stdlib's spawn passes a child of the ``multiprocessing`` logger: whether
+    ``log_to_stderr()`` was called, and the logger's effective level (None: no logger)."""
+    from multiprocessing import util
+
+    logger = util._logger  # type: ignore[attr-defined]
+    return bool(util._log_to_stderr), (None if logger is None else logger.getEffectiveLevel())  # type: ignore[attr-defined]
+
+
+def apply_logging_state(state: tuple[bool, int | None] | None) -> None:
+    """In the child, before ``run()``: as ``multiprocessing.spawn.prepare`` does."""
+    if state is None:
+        return
+    from multiprocessing import util
+
+    to_stderr, level = state
+    if to_stderr:
+        util.log_to_stderr()
+    if level is not None:
+        util.get_logger().setLevel(level)
