@@ -157,7 +157,13 @@ public sealed class QueueTests(ClusterFixture fixture) : GrainTestBase(fixture)
         await AssertBridgeError(() => q.PutClaimed(s, Batch(1), new SlotClaim(1, 0, 0), null, None), BridgeErrorCode.InvalidArgument, "ValueError", "holds 0");
         await AssertBridgeError(() => q.PutClaimed(s, Batch(), new SlotClaim(0, 0, 1), null, None), BridgeErrorCode.InvalidArgument, "ValueError", "holds 0");
         await AssertBridgeError(() => q.PutClaimed(s, Batch(1), new SlotClaim(2, 0, 0), null, None), BridgeErrorCode.InvalidArgument, "ValueError", "exceeds");
-        Assert.Equal(new QueueSnapshot(0, 4, 0, 0, 0), await q.GetState(s));
+
+        // No overflow: a huge release cannot make room for a fill.
+        Assert.Equal(new PutOutcome(1, 1), await q.PutClaimed(s, Batch(1), new SlotClaim(0, 1, 0), null, None));
+        await AssertBridgeError(() => q.PutClaimed(s, Batch(2), new SlotClaim(1, 0, long.MaxValue), null, None), BridgeErrorCode.InvalidArgument, "ValueError", "holds 1");
+        Assert.Equal(new QueueSnapshot(1, 4, 0, 1, 1), await q.GetState(s));
+        await q.PutClaimed(s, Batch(), new SlotClaim(0, 0, 1), null, None);
+        Assert.Equal(new QueueSnapshot(1, 4, 0, 1, 0), await q.GetState(s));
     }
 
     [Fact(Timeout = 30000)]

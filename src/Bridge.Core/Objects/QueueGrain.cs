@@ -108,7 +108,7 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         }
 
         var held = _reservations.GetValueOrDefault(sessionId);
-        if (claim.Release + claim.Reserved > held)
+        if (claim.Release > held || claim.Reserved > held - claim.Release)
         {
             throw BridgeException.InvalidArgument(
                 $"cannot release {claim.Release} and fill {claim.Reserved} reserved slots: the session holds {held}");
