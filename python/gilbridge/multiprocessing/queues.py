@@ -13,11 +13,13 @@ Data flow in one process::
 * A bounded queue (``maxsize > 0``) batches the same way once this process holds
   reserved slots, as the stdlib's put acquires a semaphore slot and leaves the sending
   to its feeder: a put with a slot in hand buffers the item without a round trip. A put
-  without one is a synchronous Put (waiting for space, ``queue.Full``) that also asks
-  for more slots: none for an occasional producer, doubling up to ``maxsize // 4`` (at
-  most 256) while puts come back to back. Reserved slots count against maxsize for
-  everyone; the feeder hands unused ones back after CREDIT_IDLE seconds without a put,
-  and the host frees them when the session ends.
+  without one first waits for the feeder's batch in flight (its reply tops the slots
+  up), then is a synchronous Put (waiting for space, ``queue.Full``) that also asks for
+  more slots: none for an occasional producer, doubling up to ``maxsize // 2`` (at most
+  1024) while puts come back to back. Reserved slots count against maxsize for everyone;
+  the host grants only free ones, never ahead of blocked puts; the feeder hands unused
+  ones back after CREDIT_IDLE seconds without a put, and the host frees them when the
+  session ends.
 * An object that cannot be pickled is reported as the stdlib's feeder thread does (a
   traceback on stderr, ``_on_queue_feeder_error``) and not put; the queue goes on.
 * ``get`` serves a local prefetch buffer first; when it is empty it calls Get with
