@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3.11 python3.11-venv python3-venv python3-grpcio python3-protobuf python3-msgpack
-  python3-cloudpickle python3-pytest python3-pytest-timeout python3-tqdm python3-matplotlib python3-setuptools
+  python3-cloudpickle python3-pytest python3-pytest-timeout python3-tqdm python3-matplotlib python3-setuptools redis-server
   protobuf-compiler protobuf-compiler-grpc libpython3.11-testsuite)
 
 missing=()

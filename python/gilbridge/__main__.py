@@ -23,8 +23,14 @@ EXIT_NOT_RUNNING = 3
 
 
 def _cmd_host_start(args: argparse.Namespace) -> int:
-    address = _host.configured_address()
-    info = _host.ensure_host(address)
+    if args.tcp is not None:
+        address, info = _host.start_tcp_host(args.tcp, args.cluster, args.silo_port)
+    elif args.cluster is not None or args.silo_port is not None:
+        print("error: --cluster and --silo-port need --tcp ADDRESS:PORT", file=sys.stderr)
+        return 2
+    else:
+        address = _host.configured_address()
+        info = _host.ensure_host(address)
     print(f"Bridge host running: pid {info.pid}, address {address.target}, version {info.version}")
     return 0
 
@@ -42,6 +48,13 @@ def _cmd_host_status(args: argparse.Namespace) -> int:
     print(f"uptime:    {info.uptime_seconds:.1f} s")
     print(f"cpu_count: {info.cpu_count}")
     print(f"max_payload_bytes: {info.max_payload_bytes}")
+    if info.host_id:
+        print(f"id:        {info.host_id}")
+    if info.cluster_id:
+        print(f"cluster:   {info.cluster_id} ({len(info.members)} members)")
+        for member in info.members:
+            mark = " (this host)" if member.host_id == info.host_id else ""
+            print(f"  member {member.host_id} silo {member.silo_address} {member.status}{mark}")
     return 0
 
 
@@ -84,7 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     host = commands.add_parser("host", help="start, stop or inspect the local host")
     host_commands = host.add_subparsers(dest="host_command", metavar="ACTION")
     host_commands.required = True
-    start = host_commands.add_parser("start", help="start the default host if it is not running")
+    start = host_commands.add_parser(
+        "start", help="start the default host if it is not running, or a TCP (cluster) host",
+        description="Without options: start the default host (a Unix socket in the runtime "
+                    "directory) unless one answers. With --tcp: start a host in the background "
+                    "that serves TCP (token from GILBRIDGE_TOKEN) and, with --cluster, joins the "
+                    "cluster whose membership is in that Redis.")
+    start.add_argument("--tcp", metavar="ADDRESS:PORT",
+                       help="serve TCP here; ADDRESS is also the address other hosts reach")
+    start.add_argument("--cluster", metavar="redis://HOST:PORT",
+                       help="join the cluster whose membership table is in this Redis")
+    start.add_argument("--silo-port", type=int, metavar="N",
+                       help="the port other hosts reach this one's silo on (default: a free one)")
     start.set_defaults(func=_cmd_host_start)
     stop = host_commands.add_parser("stop", help="stop the host (SIGTERM, then SIGKILL)")
     stop.add_argument("--timeout", type=float, default=15.0,
@@ -131,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (RuntimeError, ConnectionError, PermissionError) as exc:
+    except (RuntimeError, ConnectionError, PermissionError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -34,6 +34,7 @@ __all__ = [
     "probe",
     "read_pid_file",
     "runtime_dir",
+    "start_tcp_host",
     "stop_host",
 ]
 
@@ -249,23 +250,12 @@ def _start_locked(rdir: Path, address: Address) -> sessions_pb2.HostInfo:
         # A host is still starting (or stuck): wait for it rather than start a second.
         pass
     else:
-        exe = find_host_executable()
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [
-                    str(exe),
-                    f"--Bridge:SocketPath={sock}",
-                    f"--Bridge:PidFile={rdir / 'host.pid'}",
-                    f"--Bridge:IdleTimeoutSeconds={_idle_timeout()}",
-                    *_prewarm_arguments(),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                cwd=str(rdir),
-            )
+        proc = _launch(rdir, log, [
+            f"--Bridge:SocketPath={sock}",
+            f"--Bridge:PidFile={rdir / 'host.pid'}",
+            f"--Bridge:IdleTimeoutSeconds={_idle_timeout()}",
+            *_prewarm_arguments(),
+        ])
         pid = proc.pid
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -284,6 +274,76 @@ def _start_locked(rdir: Path, address: Address) -> sessions_pb2.HostInfo:
         time.sleep(0.01)
     raise RuntimeError(
         f"the Bridge host (pid {pid}) did not answer at {address.target} within "
+        f"{START_TIMEOUT:.0f} s; {log} ends with:\n{_log_tail(log)}"
+    )
+
+
+def _launch(rdir: Path, log: Path, options: list[str]) -> subprocess.Popen[bytes]:
+    """Start the host executable in the background (its own session, output to ``log``)."""
+    exe = find_host_executable()
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [str(exe), *options],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            cwd=str(rdir),
+        )
+
+
+def start_tcp_host(tcp: str, cluster: str | None = None,
+                   silo_port: int | None = None) -> tuple[Address, sessions_pb2.HostInfo]:
+    """Start a host in the background that serves TCP at ``tcp`` (``ADDRESS:PORT``; the
+    token comes from ``GILBRIDGE_TOKEN``, at least 16 characters) and, given ``cluster``
+    (``redis://HOST:PORT``), joins that cluster with its silo at ADDRESS:``silo_port``
+    (a free port when None). It never exits for being idle. Its Unix socket, pid file
+    and log are ``host-<PORT>.sock/.pid/.log`` in the runtime directory.
+
+    Blocks until it answers (at most START_TIMEOUT s); RuntimeError (with the log's tail)
+    when it exits or does not answer, ValueError for a malformed argument.
+    """
+    host, _, port_text = tcp.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"--tcp must be ADDRESS:PORT, got {tcp!r}")
+    token = os.environ.get(ENV_TOKEN, "")
+    if len(token) < 16:
+        raise ValueError(f"{ENV_TOKEN} must hold a token of at least 16 characters to serve TCP")
+    if cluster is not None and not cluster.startswith("redis://"):
+        raise ValueError(f"--cluster must be redis://HOST:PORT, got {cluster!r}")
+    port = int(port_text)
+    address = Address(f"{host}:{port}", is_default=False, token=token)
+    if probe(address) is not None:
+        raise RuntimeError(f"a Bridge host already answers at {address.target}")
+    rdir = runtime_dir()
+    log = rdir / f"host-{port}.log"
+    options = [
+        f"--Bridge:SocketPath={rdir / f'host-{port}.sock'}",
+        f"--Bridge:PidFile={rdir / f'host-{port}.pid'}",
+        f"--Bridge:TcpAddress={host.strip('[]')}",
+        f"--Bridge:TcpPort={port}",
+        "--Bridge:IdleTimeoutSeconds=0",
+        *_prewarm_arguments(),
+    ]
+    if cluster is not None:
+        options.append(f"--Bridge:Cluster={cluster}")
+    if silo_port is not None:
+        options.append(f"--Bridge:SiloPort={silo_port}")
+    proc = _launch(rdir, log, options)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        info = probe(address, timeout=1.0)
+        if info is not None:
+            return address, info
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"the Bridge host exited with status {proc.returncode} while starting; "
+                f"{log} ends with:\n{_log_tail(log)}"
+            )
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"the Bridge host (pid {proc.pid}) did not answer at {address.target} within "
         f"{START_TIMEOUT:.0f} s; {log} ends with:\n{_log_tail(log)}"
     )
 

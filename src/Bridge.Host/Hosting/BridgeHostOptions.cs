@@ -31,8 +31,23 @@ internal sealed class BridgeHostOptions
     /// <summary>File to write the host's pid to while it runs; empty: none.</summary>
     public string PidFile { get; set; } = "";
 
-    /// <summary>Orleans silo port on loopback; 0: a free one.</summary>
+    /// <summary>Orleans silo port (on loopback, or on <see cref="TcpAddress"/> in a cluster); 0: a free one.</summary>
     public int SiloPort { get; set; }
+
+    /// <summary>
+    /// The Redis holding the cluster's membership table, "redis://HOST:PORT": the host joins
+    /// that cluster, its silo reachable at <see cref="TcpAddress"/>:<see cref="SiloPort"/>.
+    /// Empty: a single-machine host.
+    /// </summary>
+    public string Cluster { get; set; } = "";
+
+    /// <summary>Hosts with the same <see cref="Cluster"/> and id form one cluster.</summary>
+    public string ClusterId { get; set; } = "bridge";
+
+    /// <summary>"HOST:PORT" of <see cref="Cluster"/>, as StackExchange.Redis takes it.</summary>
+    public string RedisEndpoint => Cluster.StartsWith(RedisScheme, StringComparison.Ordinal) ? Cluster[RedisScheme.Length..] : Cluster;
+
+    public const string RedisScheme = "redis://";
 
     /// <summary>
     /// The Bridge.Worker executable (kernel-only workers); empty: artifacts/worker/Bridge.Worker
@@ -109,6 +124,33 @@ internal sealed class BridgeHostOptionsValidator : IValidateOptions<BridgeHostOp
         if (options.SiloPort is < 0 or > 65535)
         {
             failures.Add($"Bridge:SiloPort must be 0..65535 (got {options.SiloPort})");
+        }
+
+        if (!string.IsNullOrEmpty(options.Cluster))
+        {
+            var endpoint = options.RedisEndpoint;
+            var colon = endpoint.LastIndexOf(':');
+            if (!options.Cluster.StartsWith(BridgeHostOptions.RedisScheme, StringComparison.Ordinal) || colon <= 0
+                || !int.TryParse(endpoint[(colon + 1)..], out var redisPort) || redisPort is < 1 or > 65535)
+            {
+                failures.Add($"Bridge:Cluster must be redis://HOST:PORT (got '{options.Cluster}')");
+            }
+
+            if (options.TcpPort is null)
+            {
+                failures.Add("Bridge:Cluster needs Bridge:TcpPort: a cluster host serves TCP, and other hosts reach its silo at Bridge:TcpAddress");
+            }
+
+            if (IPAddress.TryParse(options.TcpAddress, out var advertised) && (advertised.Equals(IPAddress.Any) || advertised.Equals(IPAddress.IPv6Any)))
+            {
+                failures.Add($"Bridge:TcpAddress must be an address other hosts can reach in a cluster, not {options.TcpAddress}");
+            }
+
+            if (string.IsNullOrWhiteSpace(options.ClusterId) || options.ClusterId.Length > 100
+                || !options.ClusterId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            {
+                failures.Add($"Bridge:ClusterId must be 1..100 letters, digits, '-', '_' or '.' (got '{options.ClusterId}')");
+            }
         }
 
         if (options.WarmWorkers is < 0 or > 64)

@@ -12,6 +12,11 @@ internal sealed class HostIdentity(TimeProvider time)
 
     public int Pid { get; } = Environment.ProcessId;
 
+    /// <summary>This host in a cluster (its silo's name): machine and process.</summary>
+    public string Id { get; } = ForThisProcess();
+
+    public static string ForThisProcess() => $"{Environment.MachineName}:{Environment.ProcessId}";
+
     public TimeSpan Uptime => time.GetElapsedTime(_startedAt);
 
     public static int CpuCount => Environment.ProcessorCount;

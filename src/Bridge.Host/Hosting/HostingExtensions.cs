@@ -4,6 +4,7 @@ using Bridge.Core;
 using Bridge.Host.Services;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 
 namespace Bridge.Host.Hosting;
 
@@ -64,11 +65,20 @@ internal static class HostingExtensions
             o.TimestampFormat = "HH:mm:ss.fff ";
         });
 
-        var siloPort = builder.Configuration.GetValue<int>($"{BridgeHostOptions.SectionName}:{nameof(BridgeHostOptions.SiloPort)}");
+        var settings = builder.Configuration.GetSection(BridgeHostOptions.SectionName).Get<BridgeHostOptions>() ?? new BridgeHostOptions();
         builder.UseOrleans(silo =>
         {
-            // No gateway: nothing outside this process talks to the silo directly.
-            silo.UseLocalhostClustering(siloPort: siloPort > 0 ? siloPort : FreeLoopbackPort(), gatewayPort: 0);
+            silo.Configure<SiloOptions>(o => o.SiloName = HostIdentity.ForThisProcess());
+            if (string.IsNullOrEmpty(settings.Cluster))
+            {
+                // No gateway: nothing outside this process talks to the silo directly.
+                silo.UseLocalhostClustering(siloPort: settings.SiloPort > 0 ? settings.SiloPort : FreePort(IPAddress.Loopback), gatewayPort: 0);
+            }
+            else
+            {
+                JoinCluster(silo, settings);
+            }
+
             silo.AddBridgeGrains();
         });
 
@@ -105,9 +115,39 @@ internal static class HostingExtensions
         return app;
     }
 
-    private static int FreeLoopbackPort()
+    /// <summary>
+    /// Redis membership, the silo at the host's TCP address (never picked automatically:
+    /// Orleans would fall back to loopback), and failure detection tuned so a host killed
+    /// outright is declared dead within a few seconds: probes time out after 1.5 s (up to
+    /// 3 s while this host itself is starved), two missed probes suspect it and one vote
+    /// declares it dead, and the table is re-read every 2 s.
+    /// </summary>
+    private static void JoinCluster(ISiloBuilder silo, BridgeHostOptions settings)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        var advertised = IPAddress.TryParse(settings.TcpAddress, out var address) ? address : IPAddress.Loopback;
+        silo.UseRedisClustering(o => o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(settings.RedisEndpoint));
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = settings.ClusterId;
+            o.ServiceId = "bridge";
+        });
+        silo.ConfigureEndpoints(advertised, settings.SiloPort > 0 ? settings.SiloPort : FreePort(advertised), gatewayPort: 0);
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = TimeSpan.FromSeconds(1.5);
+            o.MinProbeTimeout = TimeSpan.FromSeconds(1);
+            o.MaxProbeTimeout = TimeSpan.FromSeconds(3);
+            o.NumMissedProbesLimit = 2;
+            o.NumVotesForDeathDeclaration = 1;
+            o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
+            o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(5);
+            o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(30);
+        });
+    }
+
+    private static int FreePort(IPAddress address)
+    {
+        using var listener = new TcpListener(address, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }

@@ -12,6 +12,7 @@ internal sealed class SessionsService(
     SessionTracker tracker,
     HostIdentity identity,
     IOptions<BridgeHostOptions> options,
+    IClusterMembershipService membership,
     IHostApplicationLifetime lifetime) : Sessions.SessionsBase
 {
     // A watch re-pulls its session's events this often, so no grain call stays pending
@@ -87,13 +88,32 @@ internal sealed class SessionsService(
 
     public override Task<HostInfo> GetHostInfo(HostInfoRequest request, ServerCallContext context) => Task.FromResult(Info());
 
-    private HostInfo Info() => new()
+    private HostInfo Info()
     {
-        Version = identity.Version,
-        Pid = identity.Pid,
-        CpuCount = HostIdentity.CpuCount,
-        MaxPayloadBytes = _options.MaxPayloadBytes,
-        ActiveSessions = tracker.ActiveCount,
-        UptimeSeconds = identity.Uptime.TotalSeconds,
-    };
+        var info = new HostInfo
+        {
+            Version = identity.Version,
+            Pid = identity.Pid,
+            CpuCount = HostIdentity.CpuCount,
+            MaxPayloadBytes = _options.MaxPayloadBytes,
+            ActiveSessions = tracker.ActiveCount,
+            UptimeSeconds = identity.Uptime.TotalSeconds,
+            HostId = identity.Id,
+        };
+        if (!string.IsNullOrEmpty(_options.Cluster))
+        {
+            info.ClusterId = _options.ClusterId;
+            foreach (var member in membership.CurrentSnapshot.Members.Values.OrderBy(m => m.Name, StringComparer.Ordinal))
+            {
+                info.Members.Add(new Bridge.Contracts.V1.ClusterMember
+                {
+                    HostId = member.Name,
+                    SiloAddress = member.SiloAddress.Endpoint.ToString(),
+                    Status = member.Status.ToString(),
+                });
+            }
+        }
+
+        return info;
+    }
 }

@@ -1,0 +1,124 @@
+"""Several hosts, one cluster (issue 10, first step: membership): a real redis-server and
+three real hosts started by ``python -m gilbridge host start --cluster ... --tcp ...`` on
+127.0.0.1; every process is stopped by its PID at the end."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gilbridge import _host
+
+from conftest import HOST_EXE, wait_for
+
+TOKEN = "cluster-test-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def redis(tmp_path: Path) -> Iterator[int]:
+    """A redis-server of its own on a free port (no persistence); yields the port."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is missing (scripts/setup.sh installs Debian's package)")
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def accepts() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        assert wait_for(accepts, timeout=10), "redis-server did not start"
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def gilbridge(*args: str, runtime: Path | None = None, address: str | None = None,
+              timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    # (conftest points GILBRIDGE_HOST_PATH nowhere, so that nothing starts a host by itself)
+    env = dict(os.environ, GILBRIDGE_TOKEN=TOKEN, GILBRIDGE_HOST_PATH=str(HOST_EXE))
+    env.pop("GILBRIDGE_ADDRESS", None)
+    if runtime is not None:
+        env["GILBRIDGE_RUNTIME_DIR"] = str(runtime)
+    if address is not None:
+        env["GILBRIDGE_ADDRESS"] = address
+    return subprocess.run([sys.executable, "-m", "gilbridge", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def members(address: str) -> dict[str, str]:
+    """host id -> membership status, from ``host status`` of the host at ``address``."""
+    out = gilbridge("host", "status", address=address, timeout=30).stdout
+    return dict(re.findall(r"member (\S+) silo \S+ (\w+)", out))
+
+
+@pytest.fixture()
+def hosts(tmp_path: Path, redis: int) -> Iterator[list[tuple[str, int, str]]]:
+    """Three cluster hosts: (address, pid, host id) each; stopped by PID afterwards."""
+    started: list[tuple[str, int, str]] = []
+    try:
+        for i in range(3):
+            address = f"127.0.0.1:{free_port()}"
+            done = gilbridge("host", "start", "--cluster", f"redis://127.0.0.1:{redis}",
+                             "--tcp", address, runtime=tmp_path / f"runtime{i}")
+            assert done.returncode == 0, done.stdout + done.stderr
+            pid = int(re.search(r"pid (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+            status = gilbridge("host", "status", address=address).stdout
+            host_id = re.search(r"^id:\s+(\S+)", status, re.M).group(1)  # type: ignore[union-attr]
+            started.append((address, pid, host_id))
+        yield started
+    finally:
+        for _, pid, _ in started:
+            if _host.pid_alive(pid):
+                _host.stop_host(pid, timeout=10)
+
+
+def test_three_hosts_form_one_cluster_and_a_killed_one_is_declared_dead(hosts) -> None:
+    ids = {host_id for _, _, host_id in hosts}
+    assert len(ids) == 3
+    first, second, third = hosts
+    # every host sees the same three members, all active
+    for address, _, _ in hosts:
+        assert wait_for(lambda a=address: {i: s for i, s in members(a).items() if i in ids}
+                        == dict.fromkeys(ids, "Active"), timeout=30), members(address)
+
+    os.kill(third[1], signal.SIGKILL)
+    killed = time.monotonic()
+    assert wait_for(lambda: members(first[0]).get(third[2]) == "Dead", timeout=30, interval=0.1), \
+        members(first[0])
+    detected = time.monotonic() - killed
+    print(f"a SIGKILLed host was declared dead after {detected:.1f} s")
+    assert members(second[0]).get(third[2]) == "Dead"
+    assert {members(first[0])[i] for i in (first[2], second[2])} == {"Active"}
+
+
+def test_cluster_options_are_checked(tmp_path: Path) -> None:
+    done = gilbridge("host", "start", "--cluster", "redis://127.0.0.1:1", runtime=tmp_path)
+    assert done.returncode == 2 and "--tcp" in done.stderr
+    done = gilbridge("host", "start", "--cluster", "127.0.0.1:6379", "--tcp", "127.0.0.1:1",
+                     runtime=tmp_path)
+    assert done.returncode == 1 and "redis://HOST:PORT" in done.stderr
+    done = gilbridge("host", "start", "--tcp", "nonsense", runtime=tmp_path)
+    assert done.returncode == 1 and "ADDRESS:PORT" in done.stderr
