@@ -44,6 +44,8 @@ public sealed class HostLifecycleTests
         start.ArgumentList.Add("--Bridge:LeaseSeconds=-1");
         start.ArgumentList.Add("--Bridge:PrewarmPythonExecutable=/nonexistent/python3");
         start.ArgumentList.Add("--Bridge:IdleWorkerSeconds=0");
+        start.ArgumentList.Add("--Bridge:Cluster=127.0.0.1:6379");
+        start.ArgumentList.Add("--Bridge:ClusterId=no spaces");
         using var process = Process.Start(start)!;
         try
         {
@@ -58,6 +60,9 @@ public sealed class HostLifecycleTests
             Assert.Contains("Bridge:LeaseSeconds must be", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:IdleWorkerSeconds must be 1..86400 (got 0)", text, StringComparison.Ordinal);
             Assert.Contains("Bridge:PrewarmPythonExecutable '/nonexistent/python3' does not exist", text, StringComparison.Ordinal);
+            Assert.Contains("Bridge:Cluster must be redis://HOST:PORT (got '127.0.0.1:6379')", text, StringComparison.Ordinal);
+            Assert.Contains("Bridge:Cluster needs Bridge:TcpPort", text, StringComparison.Ordinal);
+            Assert.Contains("Bridge:ClusterId must be", text, StringComparison.Ordinal);
         }
         finally
         {
