@@ -122,3 +122,52 @@ def test_cluster_options_are_checked(tmp_path: Path) -> None:
     assert done.returncode == 1 and "redis://HOST:PORT" in done.stderr
     done = gilbridge("host", "start", "--tcp", "nonsense", runtime=tmp_path)
     assert done.returncode == 1 and "ADDRESS:PORT" in done.stderr
+
+
+CLIENT = """
+import sys
+import gilbridge.multiprocessing as mp
+q = mp.Queue(name="cluster-jobs")
+lock = mp.Lock(name="cluster-lock")
+if sys.argv[1] == "first":
+    q.put("from the first host")
+    q.close()
+    q.join_thread()
+    assert lock.acquire(timeout=10)
+    print("holding", flush=True)
+    sys.stdin.readline()  # hold the lock until told
+    lock.release()
+else:
+    print("got", q.get(timeout=20), flush=True)
+    print("while held elsewhere", lock.acquire(timeout=1), flush=True)
+    sys.stdin.readline()
+    print("after release", lock.acquire(timeout=20), flush=True)
+"""
+
+
+def test_a_named_queue_and_lock_are_the_same_objects_through_two_hosts(hosts) -> None:
+    (first, _, _), (second, _, _), _ = hosts
+    env = dict(os.environ, GILBRIDGE_TOKEN=TOKEN)
+
+    def client(address: str, role: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-c", CLIENT, role], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True,
+                                env=dict(env, GILBRIDGE_ADDRESS=address))
+
+    holder = client(first, "first")
+    other = client(second, "second")
+    try:
+        assert holder.stdout is not None and other.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        assert other.stdout.readline().strip() == "got from the first host"
+        assert other.stdout.readline().strip() == "while held elsewhere False"
+        holder.communicate("\n", timeout=30)
+        assert holder.returncode == 0
+        out, _ = other.communicate("\n", timeout=30)
+        assert out.strip() == "after release True"
+        assert other.returncode == 0
+    finally:
+        for proc in (holder, other):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
