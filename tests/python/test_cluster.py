@@ -155,10 +155,12 @@ def test_a_named_queue_and_lock_are_the_same_objects_through_two_hosts(hosts) ->
                                 env=dict(env, GILBRIDGE_ADDRESS=address))
 
     holder = client(first, "first")
-    other = client(second, "second")
+    other: subprocess.Popen[str] | None = None
     try:
-        assert holder.stdout is not None and other.stdout is not None
+        assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "holding"
+        other = client(second, "second")  # only now: it must find the lock held
+        assert other.stdout is not None
         assert other.stdout.readline().strip() == "got from the first host"
         assert other.stdout.readline().strip() == "while held elsewhere False"
         holder.communicate("\n", timeout=30)
@@ -168,6 +170,6 @@ def test_a_named_queue_and_lock_are_the_same_objects_through_two_hosts(hosts) ->
         assert other.returncode == 0
     finally:
         for proc in (holder, other):
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
