@@ -257,6 +257,17 @@ def _start_locked(rdir: Path, address: Address) -> sessions_pb2.HostInfo:
             *_prewarm_arguments(),
         ])
         pid = proc.pid
+    info = _await_start(address, log, proc, pid)
+    # None: the other starter's host died: start our own.
+    return info if info is not None else _start_locked(rdir, address)
+
+
+def _await_start(address: Address, log: Path, proc: subprocess.Popen[bytes] | None,
+                 pid: int | None) -> sessions_pb2.HostInfo | None:
+    """Poll until the starting host (``proc``, or another starter's ``pid``) answers at
+    ``address`` and return its info; None when that other starter's host died. Blocks up
+    to START_TIMEOUT s; RuntimeError (with ``log``'s tail) when ``proc`` exits or nothing
+    answers in time."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         info = probe(address, timeout=1.0)
@@ -268,8 +279,7 @@ def _start_locked(rdir: Path, address: Address) -> sessions_pb2.HostInfo:
                 f"{log} ends with:\n{_log_tail(log)}"
             )
         if proc is None and pid is not None and not pid_alive(pid):
-            # The other starter's host died: start our own.
-            return _start_locked(rdir, address)
+            return None
         # A probe before the socket exists costs ~0.1 ms: poll finely, the first pool waits.
         time.sleep(0.01)
     raise RuntimeError(
@@ -331,21 +341,9 @@ def start_tcp_host(tcp: str, cluster: str | None = None,
     if silo_port is not None:
         options.append(f"--Bridge:SiloPort={silo_port}")
     proc = _launch(rdir, log, options)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        info = probe(address, timeout=1.0)
-        if info is not None:
-            return address, info
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"the Bridge host exited with status {proc.returncode} while starting; "
-                f"{log} ends with:\n{_log_tail(log)}"
-            )
-        time.sleep(0.05)
-    raise RuntimeError(
-        f"the Bridge host (pid {proc.pid}) did not answer at {address.target} within "
-        f"{START_TIMEOUT:.0f} s; {log} ends with:\n{_log_tail(log)}"
-    )
+    info = _await_start(address, log, proc, proc.pid)
+    assert info is not None  # only another starter's host can vanish
+    return address, info
 
 
 def _is_bridge_host(pid: int) -> bool:

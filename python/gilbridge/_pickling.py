@@ -99,13 +99,12 @@ def _pickler_class() -> type:
                     stood_in = _stood_in_reference(obj)
                     if stood_in is not None:
                         return stood_in
-                names = self._main_names
-                if names and isinstance(obj, (type, types.FunctionType)) and \
-                        getattr(obj, "__module__", None) == "__main__":
-                    qualname = getattr(obj, "__qualname__", "")
-                    if "<" not in qualname and qualname.split(".", 1)[0] in names \
-                            and _lookup_main(qualname) is obj:
-                        return main_attribute, (qualname,)
+                    names = self._main_names
+                    if names and getattr(obj, "__module__", None) == "__main__":
+                        qualname = getattr(obj, "__qualname__", "")
+                        if "<" not in qualname and qualname.split(".", 1)[0] in names \
+                                and _lookup_main(qualname) is obj:
+                            return main_attribute, (qualname,)
                 return super().reducer_override(obj)
 
         _Pickler = BridgePickler

@@ -157,13 +157,12 @@ class _BaseQueue(BridgeObject):
             pb().PutRequest(target=st.ref(conn), items=[data], wait=policy, reserve=reserve),
             long_wait=long_wait,
         )
-        if self._maxsize > 0:
-            st.last_claim = time.monotonic()
+        # (A SimpleQueue asks for no slots: nothing here changes for it.)
+        st.last_claim = time.monotonic()
         if reply.accepted < 1:
             st.reserve = 0
             raise _queue.Full
-        if self._maxsize > 0:
-            st.add_credits(int(reply.reserved), conn.session_id)
+        st.add_credits(int(reply.reserved), conn.session_id)
 
     def put_nowait(self, obj: Any) -> None:
         self.put(obj, False)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import mmap
+# Bound at import: under ``python -m gilbridge`` this module stands in for the stdlib's
+# in sys.modules, where an import would find this module itself.
 import multiprocessing.sharedctypes as _stdlib
 import os
 from collections.abc import Iterable, Iterator
@@ -562,7 +564,7 @@ def Value(typecode_or_type: object, *args: Any, lock: object = True,
     host's typecode wins; ``args`` are ignored. Other ctypes types (structures) are the
     stdlib's objects, guarded by a Bridge RLock."""
     if name is None and not _is_bridged(typecode_or_type) and _is_ctype(typecode_or_type):
-        return _stdlib_object(_stdlib_sharedctypes().RawValue(typecode_or_type, *args), lock)
+        return _stdlib_object(_stdlib.RawValue(typecode_or_type, *args), lock)
     typecode, ctype = _resolve(typecode_or_type)
     initial = bytes(_le(ctype)(*args))  # the stdlib's conversion and errors
     if initial == bytes(len(initial)):
@@ -581,7 +583,7 @@ def Array(typecode_or_type: object, size_or_initializer: Any, *, lock: object = 
     (structures) are the stdlib's objects, guarded by a Bridge RLock."""
     if name is None and not _is_bridged(typecode_or_type) and _is_ctype(typecode_or_type):
         return _stdlib_object(
-            _stdlib_sharedctypes().RawArray(typecode_or_type, size_or_initializer), lock)
+            _stdlib.RawArray(typecode_or_type, size_or_initializer), lock)
     typecode, ctype = _resolve(typecode_or_type)
     if isinstance(size_or_initializer, int):
         if size_or_initializer < 0:
@@ -631,7 +633,7 @@ def _stdlib_object(raw: Any, lock: object) -> Any:
         lock = RLock()
     elif not hasattr(lock, "acquire"):
         raise AttributeError(f"{type(lock).__name__!r} object has no attribute 'acquire'")
-    return _stdlib_sharedctypes().synchronized(raw, lock)
+    return _stdlib.synchronized(raw, lock)
 
 
 def RawValue(typecode_or_type: object, *args: Any, name: str | None = None,
@@ -640,7 +642,7 @@ def RawValue(typecode_or_type: object, *args: Any, name: str | None = None,
     over memory the host names (a raw proxy where it cannot be mapped). Other ctypes
     types (structures) get the stdlib's RawValue."""
     if not _is_bridged(typecode_or_type) and name is None:
-        return _stdlib_sharedctypes().RawValue(typecode_or_type, *args)
+        return _stdlib.RawValue(typecode_or_type, *args)
     return Value(typecode_or_type, *args, lock=False, name=name, create=create)
 
 
@@ -650,7 +652,7 @@ def RawArray(typecode_or_type: object, size_or_initializer: Any, *, name: str | 
     over memory the host names (``numpy.frombuffer`` works). Other ctypes types get the
     stdlib's RawArray."""
     if not _is_bridged(typecode_or_type) and name is None:
-        return _stdlib_sharedctypes().RawArray(typecode_or_type, size_or_initializer)
+        return _stdlib.RawArray(typecode_or_type, size_or_initializer)
     return Array(typecode_or_type, size_or_initializer, lock=False, name=name, create=create)
 
 
@@ -667,7 +669,7 @@ def synchronized(obj: Any, lock: Lock | RLock | None = None, ctx: Any = None) ->
     ``lock`` (a new RLock when None). Objects that are not Bridge's go to the stdlib."""
     bridge = _bridge_of(obj)
     if bridge is None or isinstance(bridge, SynchronizedBase):
-        return _stdlib_sharedctypes().synchronized(obj, lock, ctx)
+        return _stdlib.synchronized(obj, lock, ctx)
     conn, info, obj_name, _ = _RawShared._create("i", 1, False, b"", False, bridge._name, False)
     return _proxy(conn, info, obj_name, lock if lock is not None else RLock(), raw=False)
 
@@ -676,7 +678,7 @@ def copy(obj: Any) -> Any:
     """A new raw object with the same type and contents (``sharedctypes.copy``)."""
     bridge = _bridge_of(obj)
     if bridge is None:
-        return _stdlib_sharedctypes().copy(obj)
+        return _stdlib.copy(obj)
     view = obj if bridge is not obj else None
     data = bytes(view) if view is not None else bridge._read(0, 0)
     if bridge._is_array:
@@ -685,10 +687,6 @@ def copy(obj: Any) -> Any:
     return RawValue(bridge._typecode, _le(bridge._type).from_buffer_copy(data).value)
 
 
-def _stdlib_sharedctypes() -> Any:
-    # Bound at import: under ``python -m gilbridge`` this module stands in for the
-    # stdlib's in sys.modules.
-    return _stdlib
 
 
 # The stdlib module's other names (``rebuild_ctype``, ``Synchronized*``...): pickles of

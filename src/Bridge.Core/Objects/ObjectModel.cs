@@ -94,10 +94,7 @@ public sealed record QueueSnapshot(
 /// ones, fill <see cref="Reserved"/> of the items into held ones, reserve more after.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Bridge.SlotClaim")]
-public sealed record SlotClaim([property: Id(0)] long Reserved, [property: Id(1)] long Reserve, [property: Id(2)] long Release)
-{
-    public static SlotClaim None { get; } = new(0, 0, 0);
-}
+public sealed record SlotClaim([property: Id(0)] long Reserved, [property: Id(1)] long Reserve, [property: Id(2)] long Release);
 
 [GenerateSerializer, Immutable, Alias("Bridge.PutOutcome")]
 public sealed record PutOutcome([property: Id(0)] long Accepted, [property: Id(1)] long Reserved);
