@@ -95,14 +95,18 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
         await using var stream = new NetworkStream(socket, ownsSocket: false);
         try
         {
-            var first = await ReadFrameAsync(stream, cancellationToken);
+            // Read on a thread of its own, as every later frame is: one async operation
+            // would put the socket in non-blocking mode for good, and .NET then emulates
+            // blocking reads through its epoll thread (a second wake-up per chunk).
+            var first = await Task.Factory.StartNew(
+                () => ReadFrame(stream), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             if (first?.FrameCase != DataFrame.FrameOneofCase.Token || await LeaseForAsync(first.Token, cancellationToken) is not { } lease)
             {
                 Log.DataConnectionRefused(logger);
                 return;
             }
 
-            await lease.ServeAsync(stream, dispatch, cancellationToken);
+            await lease.ServeAsync(socket, stream, dispatch, cancellationToken);
         }
         catch (Exception exception) when (exception is IOException or SocketException or InvalidProtocolBufferException or OperationCanceledException or InvalidDataException)
         {
@@ -143,6 +147,26 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
         }
     }
 
+    /// <summary>One frame, or null at a clean end of stream (blocks the calling thread).</summary>
+    public static DataFrame? ReadFrame(Stream stream)
+    {
+        Span<byte> header = stackalloc byte[4];
+        var read = stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
+        if (read == 0)
+        {
+            return null;
+        }
+
+        if (read < header.Length)
+        {
+            throw new InvalidDataException("the data socket ended inside a frame");
+        }
+
+        var body = new byte[CheckedLength(header)];
+        stream.ReadExactly(body);
+        return DataFrame.Parser.ParseFrom(body);
+    }
+
     /// <summary>One frame, or null at a clean end of stream.</summary>
     public static async Task<DataFrame?> ReadFrameAsync(Stream stream, CancellationToken cancellationToken)
     {
@@ -158,15 +182,15 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
             throw new InvalidDataException("the data socket ended inside a frame");
         }
 
-        var length = BinaryPrimitives.ReadInt32LittleEndian(header);
-        if (length is < 0 or > MaxFrameBytes)
-        {
-            throw new InvalidDataException($"a data frame of {length} bytes");
-        }
-
-        var body = new byte[length];
+        var body = new byte[CheckedLength(header)];
         await stream.ReadExactlyAsync(body, cancellationToken); // an end inside the frame: EndOfStreamException, an IOException
         return DataFrame.Parser.ParseFrom(body);
+    }
+
+    private static int CheckedLength(ReadOnlySpan<byte> header)
+    {
+        var length = BinaryPrimitives.ReadInt32LittleEndian(header);
+        return length is < 0 or > MaxFrameBytes ? throw new InvalidDataException($"a data frame of {length} bytes") : length;
     }
 }
 
@@ -262,7 +286,7 @@ internal sealed class DataLease(string token)
     }
 
     /// <summary>Serves the owner's connection: its task frames go to <paramref name="dispatch"/>; ends when the lease closes or the owner disconnects.</summary>
-    public async Task ServeAsync(Stream stream, Action<TaskChunk> dispatch, CancellationToken cancellationToken)
+    public async Task ServeAsync(Socket socket, Stream stream, Action<TaskChunk> dispatch, CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _served, 1) != 0)
         {
@@ -282,7 +306,12 @@ internal sealed class DataLease(string token)
         }
 
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var reading = ReadAsync(stream, dispatch, ended.Token);
+        // A thread of its own that blocks in recv: a chunk reaches the interpreter's main
+        // thread with one wake-up, where an async read took two (the socket engine's
+        // epoll thread, then a thread-pool thread), ~60 µs of CPU per chunk here.
+        var reading = Task.Factory.StartNew(
+            () => Read(stream, dispatch), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        using var unblock = ended.Token.Register(static state => ShutdownReceive((Socket)state!), socket);
         try
         {
             await Task.WhenAny(reading, _closed.Task.WaitAsync(cancellationToken));
@@ -306,7 +335,7 @@ internal sealed class DataLease(string token)
             {
                 await reading;
             }
-            catch (Exception exception) when (exception is IOException or OperationCanceledException or InvalidDataException or InvalidProtocolBufferException or SocketException)
+            catch (Exception exception) when (exception is IOException or OperationCanceledException or InvalidDataException or InvalidProtocolBufferException or SocketException or ObjectDisposedException)
             {
                 // The connection is over either way.
             }
@@ -351,9 +380,21 @@ internal sealed class DataLease(string token)
         }
     }
 
-    private static async Task ReadAsync(Stream stream, Action<TaskChunk> dispatch, CancellationToken cancellationToken)
+    private static void ShutdownReceive(Socket socket)
     {
-        while (await DataChannel.ReadFrameAsync(stream, cancellationToken) is { } frame)
+        try
+        {
+            socket.Shutdown(SocketShutdown.Receive); // wakes the blocked reader: recv returns 0
+        }
+        catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
+        {
+            // Ended already.
+        }
+    }
+
+    private static void Read(Stream stream, Action<TaskChunk> dispatch)
+    {
+        while (DataChannel.ReadFrame(stream) is { } frame)
         {
             if (frame.FrameCase == DataFrame.FrameOneofCase.Task)
             {
