@@ -25,14 +25,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import BridgeError, HostUnavailableError
+from ._errors import BridgeError, HostUnavailableError, ObjectLostError
 from ._kernels import DotnetKernel, dotnet
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BridgeError", "BrokenProcessPool", "DotnetError", "DotnetKernel", "HostUnavailableError",
-    "__version__", "dotnet",
+    "ObjectLostError", "__version__", "dotnet",
 ]
 
 

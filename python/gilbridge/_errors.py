@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:  # pragma: no cover
     import grpc
 
-__all__ = ["BridgeError", "HostUnavailableError", "translate", "EXCEPTION_TRAILER"]
+__all__ = ["BridgeError", "HostUnavailableError", "ObjectLostError", "translate", "EXCEPTION_TRAILER"]
 
 EXCEPTION_TRAILER: Final = "bridge-exception"
 
@@ -25,6 +25,12 @@ class BridgeError(RuntimeError):
 
 class HostUnavailableError(ConnectionError):
     """The Bridge host cannot be reached at the configured address."""
+
+
+class ObjectLostError(FileNotFoundError):
+    """A shared object's state was lost with the cluster host that held it (gRPC
+    ``DATA_LOSS``). The message names the object and the host. Creating the name again
+    makes a new, empty object; references to the lost one keep raising this."""
 
 
 _BY_NAME: Final[dict[str, type[BaseException]]] = {
@@ -38,6 +44,7 @@ _BY_NAME: Final[dict[str, type[BaseException]]] = {
     "FileExistsError": FileExistsError,
     "BrokenBarrierError": threading.BrokenBarrierError,
     "ConnectionResetError": ConnectionResetError,
+    "ObjectLostError": ObjectLostError,
 }
 
 # Used when the host sent no (or an unknown) "bridge-exception" trailer.
@@ -51,6 +58,7 @@ _BY_CODE: Final[dict[str, type[BaseException]]] = {
     "PERMISSION_DENIED": PermissionError,
     "UNAUTHENTICATED": PermissionError,
     "DEADLINE_EXCEEDED": TimeoutError,
+    "DATA_LOSS": ObjectLostError,
 }
 
 

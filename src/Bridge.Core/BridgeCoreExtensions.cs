@@ -1,3 +1,4 @@
+using Bridge.Core.Objects;
 using Bridge.Core.Objects.Runtime;
 using Bridge.Core.Sessions;
 using Microsoft.Extensions.DependencyInjection;
@@ -24,6 +25,7 @@ public static class BridgeCoreExtensions
     public static IServiceCollection AddBridgeGrains(this IServiceCollection services)
     {
         services.TryAddSingleton<SessionTracker>();
+        services.TryAddSingleton<IObjectLedger, NoObjectLedger>();
         services.TryAddSingleton(services => new SharedSegments(
             SharedSegments.DefaultDirectory(), services.GetRequiredService<ILogger<SharedSegments>>()));
         return services;

@@ -31,4 +31,10 @@ internal static partial class Log
 
     [LoggerMessage(9, LogLevel.Warning, "Shared-memory file '{Path}' could not be deleted or listed")]
     public static partial void SegmentDeleteFailed(ILogger logger, Exception exception, string path);
+
+    [LoggerMessage(10, LogLevel.Warning, "{Family} '{Name}' was lost with host {Host}: its calls now fail with ObjectLostError")]
+    public static partial void ObjectLost(ILogger logger, Objects.ObjectFamily family, string name, string host);
+
+    [LoggerMessage(11, LogLevel.Warning, "{Family} '{Name}': the object ledger failed ({Reason}); a loss of this object would read as NotFound")]
+    public static partial void LedgerFailed(ILogger logger, Objects.ObjectFamily family, string name, string reason);
 }

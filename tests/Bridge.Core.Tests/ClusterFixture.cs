@@ -17,6 +17,8 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     public IClusterClient Client => Cluster.Client;
 
+    public MemoryObjectLedger Ledger => (MemoryObjectLedger)Cluster.Silos[0].ServiceProvider.GetRequiredService<IObjectLedger>();
+
     public SessionTracker Tracker => Cluster.Silos[0].ServiceProvider.GetRequiredService<SessionTracker>();
 
     private InProcessTestCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster is not deployed");
@@ -26,6 +28,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         var builder = new InProcessTestClusterBuilder(1);
         builder.ConfigureSilo((_, silo) =>
         {
+            silo.Services.AddSingleton<IObjectLedger, MemoryObjectLedger>();
             silo.AddBridgeGrains();
 
             // Idle grains are collected within seconds instead of 15 minutes, so tests can

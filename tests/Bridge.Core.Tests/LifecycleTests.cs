@@ -15,6 +15,35 @@ public sealed class LifecycleTests(ClusterFixture fixture) : GrainTestBase(fixtu
     }
 
     [Fact(Timeout = 30000)]
+    public async Task An_object_lost_with_its_host_says_so_and_its_old_users_never_reach_a_new_one()
+    {
+        // What a host's death leaves: a session that used the event, and the event's
+        // record in the ledger, while no activation holds its state any more.
+        var name = NewName("event");
+        var address = new ObjectAddress(ObjectFamily.Event, name);
+        var old = await NewSession();
+        Assert.True(await Session(old).Attached(address));
+        await Fixture.Ledger.Record(address, ObjectIncarnation.New("dead-machine:4242"), CancellationToken.None);
+
+        var lost = $"the Event named '{name}' was lost: the host that held it (dead-machine:4242) is gone";
+        await AssertBridgeError(() => Event(name).IsSet(old), BridgeErrorCode.DataLoss, "ObjectLostError", lost);
+        var other = await NewSession();
+        await AssertBridgeError(() => Event(name).Open(other, OpenMode.Attach), BridgeErrorCode.DataLoss, "ObjectLostError", lost);
+
+        // Creating the name again makes a new object; the old user still hears of the loss.
+        await Event(name).Open(other, OpenMode.CreateOrAttach);
+        await Event(name).Set(other);
+        Assert.True(await Event(name).IsSet(other));
+        await AssertBridgeError(() => Event(name).IsSet(old), BridgeErrorCode.DataLoss, "ObjectLostError", lost);
+        var recorded = await Fixture.Ledger.Recorded(address, CancellationToken.None);
+        Assert.NotEqual("dead-machine:4242", recorded?.Host);
+
+        // Freed by its last user, its record goes: the name is simply unknown again.
+        await Event(name).Detach(other);
+        await Eventually(async () => await Fixture.Ledger.Recorded(address, CancellationToken.None) is null, "the freed event's record is erased");
+    }
+
+    [Fact(Timeout = 30000)]
     public async Task Attach_to_an_unknown_name_is_NotFound_naming_it()
     {
         var s = await NewSession();

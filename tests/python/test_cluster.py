@@ -173,3 +173,106 @@ def test_a_named_queue_and_lock_are_the_same_objects_through_two_hosts(hosts) ->
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+HOLDER = """
+import sys
+import gilbridge.multiprocessing as mp
+q = mp.Queue(name="doomed-queue")
+lock = mp.Lock(name="doomed-lock")
+q.put("before the loss")
+q.close()
+q.join_thread()
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+SURVIVOR = """
+import sys, time
+import gilbridge
+import gilbridge.multiprocessing as mp
+q = mp.Queue(name="doomed-queue", create=False)
+lock = mp.Lock(name="doomed-lock", create=False)
+kept = mp.Queue(name="kept-queue")
+kept.put("kept")
+print("got", q.get(timeout=20), flush=True)
+started = time.monotonic()
+try:
+    q.get(timeout=60)
+except gilbridge.ObjectLostError as exc:
+    print(f"blocked get failed after {time.monotonic() - started:.1f} s: {exc}", flush=True)
+try:
+    lock.acquire(timeout=5)
+except gilbridge.ObjectLostError as exc:
+    print("lock:", exc, flush=True)
+try:
+    print("kept:", kept.get(timeout=10), flush=True)
+except Exception as exc:
+    print("kept: failed:", repr(exc), flush=True)
+    raise
+sys.stdin.readline()  # the name is created again meanwhile
+try:
+    q.get(timeout=2)
+except gilbridge.ObjectLostError as exc:
+    print("old reference:", type(exc).__name__, flush=True)
+print("reopened:", mp.Queue(name="doomed-queue", create=False).get(timeout=10), flush=True)
+"""
+
+RECREATOR = """
+import sys
+import gilbridge.multiprocessing as mp
+q = mp.Queue(name="doomed-queue")
+q.put("a new queue")
+q.close()
+q.join_thread()
+lock = mp.Lock(name="doomed-lock")
+print("recreated", lock.acquire(timeout=5), flush=True)
+sys.stdin.readline()  # the new objects live while this process references them
+"""
+
+
+def test_a_dead_hosts_objects_report_their_loss_by_name_and_the_others_work_on(hosts) -> None:
+    (first, _, _), (second, _, _), (third, third_pid, third_id) = hosts
+    env = dict(os.environ, GILBRIDGE_TOKEN=TOKEN)
+
+    def client(address: str, source: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-c", source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=dict(env, GILBRIDGE_ADDRESS=address))
+
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        # The objects are created through the third host, so its silo holds their grains.
+        holder = client(third, HOLDER)
+        procs.append(holder)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        survivor = client(second, SURVIVOR)
+        procs.append(survivor)
+        assert survivor.stdout is not None
+        assert survivor.stdout.readline().strip() == "got before the loss"
+        time.sleep(0.5)  # the survivor is now blocked in its second get
+        os.kill(third_pid, signal.SIGKILL)
+        line = survivor.stdout.readline().strip()
+        assert line.startswith("blocked get failed after "), line
+        waited = float(line.split()[4])
+        print(f"a get blocked on a queue of the killed host failed after {waited:.1f} s: {line}")
+        assert waited < 15
+        assert "doomed-queue" in line
+        line = survivor.stdout.readline().strip()
+        assert line.startswith("lock:") and "'doomed-lock' was lost" in line and third_id in line, line
+        assert survivor.stdout.readline().strip() == "kept: kept"  # objects of living hosts work on
+
+        recreator = client(first, RECREATOR)
+        procs.append(recreator)
+        assert recreator.stdout is not None
+        # the name makes a new object (its lock is free)
+        assert recreator.stdout.readline().strip() == "recreated True"
+        out, _ = survivor.communicate("\n", timeout=60)
+        assert out.splitlines() == ["old reference: ObjectLostError", "reopened: a new queue"]
+        assert survivor.returncode == 0
+        recreator.communicate("\n", timeout=60)
+        assert recreator.returncode == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)

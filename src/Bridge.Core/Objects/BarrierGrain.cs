@@ -10,6 +10,7 @@ namespace Bridge.Core.Objects;
 /// waiting until it reports the outcome with CompleteAction.
 /// </summary>
 [Reentrant]
+[Orleans.Placement.PreferLocalPlacementAttribute]
 internal sealed class BarrierGrain : ObjectGrain, IBarrierGrain
 {
     private readonly ILogger<BarrierGrain> _logger;

@@ -16,6 +16,9 @@ public enum BridgeErrorCode
 
     /// <summary>A payload over the size limit.</summary>
     ResourceExhausted,
+
+    /// <summary>The object's state was lost with the host that held it.</summary>
+    DataLoss,
 }
 
 /// <summary>
@@ -67,6 +70,11 @@ public sealed class BridgeException : Exception
     public static BridgeException Precondition(string pythonException, string message) => new(BridgeErrorCode.FailedPrecondition, pythonException, message);
 
     public static BridgeException TooLarge(string message) => new(BridgeErrorCode.ResourceExhausted, "ValueError", message);
+
+    /// <summary>The object existed, and its state went with <paramref name="host"/> (see <see cref="IObjectLedger"/>).</summary>
+    public static BridgeException Lost(string noun, string name, string host) =>
+        new(BridgeErrorCode.DataLoss, "ObjectLostError",
+            $"the {noun} named '{name}' was lost: the host that held it ({host}) is gone, and its state with it");
 
     public static BridgeException SessionEnded(string sessionId) =>
         new(BridgeErrorCode.NotFound, "ConnectionResetError", $"session '{sessionId}' has ended (its lease lapsed or it said goodbye); start a new session");

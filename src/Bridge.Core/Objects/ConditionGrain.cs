@@ -10,6 +10,7 @@ namespace Bridge.Core.Objects;
 /// (ILockGrain.Acquire(count = SavedCount)), so this grain never blocks on the lock.
 /// </summary>
 [Reentrant]
+[Orleans.Placement.PreferLocalPlacementAttribute]
 internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
 {
     private readonly IGrainFactory _grains;

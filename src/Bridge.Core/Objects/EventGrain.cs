@@ -6,6 +6,7 @@ namespace Bridge.Core.Objects;
 
 /// <summary>multiprocessing.Event: a flag; Set wakes every waiter.</summary>
 [Reentrant]
+[Orleans.Placement.PreferLocalPlacementAttribute]
 internal sealed class EventGrain : ObjectGrain, IEventGrain
 {
     private readonly ILogger<EventGrain> _logger;

@@ -24,6 +24,7 @@ namespace Bridge.Core.Objects;
 /// </para>
 /// </summary>
 [Reentrant]
+[Orleans.Placement.PreferLocalPlacementAttribute]
 internal sealed class LockGrain : ObjectGrain, ILockGrain
 {
     private readonly IGrainFactory _grains;

@@ -15,6 +15,7 @@ namespace Bridge.Core.Objects;
 /// batches like an unbounded one. Blocked getters and putters are served in arrival order.
 /// </summary>
 [Reentrant]
+[Orleans.Placement.PreferLocalPlacementAttribute]
 internal sealed class QueueGrain : ObjectGrain, IQueueGrain
 {
     private readonly ILogger<QueueGrain> _logger;

@@ -11,6 +11,7 @@ namespace Bridge.Core.Objects;
 /// here so attaching clients share it.
 /// </summary>
 [Reentrant]
+[Orleans.Placement.PreferLocalPlacementAttribute]
 internal sealed class ValueGrain : ObjectGrain, IValueGrain
 {
     private readonly ILogger<ValueGrain> _logger;

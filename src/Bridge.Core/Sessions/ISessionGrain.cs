@@ -15,9 +15,12 @@ public interface ISessionGrain : IGrainWithStringKey
     /// <summary>Renews the lease; NotFound (SessionEnded) when the session has ended.</summary>
     Task KeepAlive();
 
-    /// <summary>Records that the session uses an object; NotFound when the session has ended.</summary>
+    /// <summary>
+    /// Records that the session uses an object; false when it was recorded already (the
+    /// session used it before). NotFound when the session has ended.
+    /// </summary>
     [AlwaysInterleave]
-    Task Attached(ObjectAddress address);
+    Task<bool> Attached(ObjectAddress address);
 
     [AlwaysInterleave]
     Task Detached(ObjectAddress address);

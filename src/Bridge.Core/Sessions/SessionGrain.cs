@@ -12,6 +12,7 @@ namespace Bridge.Core.Sessions;
 /// never started, which callers see as the same SessionEnded error.
 /// </summary>
 [Reentrant]
+[Orleans.Placement.PreferLocalPlacementAttribute]
 internal sealed class SessionGrain : Grain, ISessionGrain
 {
     // Lease lapses are noticed within this; short enough for tests with 1 s leases.
@@ -81,11 +82,10 @@ internal sealed class SessionGrain : Grain, ISessionGrain
         return Task.CompletedTask;
     }
 
-    public Task Attached(ObjectAddress address)
+    public Task<bool> Attached(ObjectAddress address)
     {
         ThrowUnlessActive();
-        _attached.Add(address);
-        return Task.CompletedTask;
+        return Task.FromResult(_attached.Add(address));
     }
 
     public Task Detached(ObjectAddress address)

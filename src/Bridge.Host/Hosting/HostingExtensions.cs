@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using Bridge.Core;
+using Bridge.Core.Objects;
+using Bridge.Host.Cluster;
 using Bridge.Host.Services;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
@@ -120,7 +122,8 @@ internal static class HostingExtensions
     /// Orleans would fall back to loopback), and failure detection tuned so a host killed
     /// outright is declared dead within a few seconds: probes time out after 1.5 s (up to
     /// 3 s while this host itself is starved), two missed probes suspect it and one vote
-    /// declares it dead, and the table is re-read every 2 s.
+    /// declares it dead, and the table is re-read every 2 s. Objects' incarnations are
+    /// recorded in the same Redis, so that a dead host's objects read as lost.
     /// </summary>
     private static void JoinCluster(ISiloBuilder silo, BridgeHostOptions settings)
     {
@@ -132,6 +135,7 @@ internal static class HostingExtensions
             o.ServiceId = "bridge";
         });
         silo.ConfigureEndpoints(advertised, settings.SiloPort > 0 ? settings.SiloPort : FreePort(advertised), gatewayPort: 0);
+        silo.Services.AddSingleton<IObjectLedger>(_ => new RedisObjectLedger(settings.RedisEndpoint, settings.ClusterId));
         silo.Configure<ClusterMembershipOptions>(o =>
         {
             o.ProbeTimeout = TimeSpan.FromSeconds(1.5);

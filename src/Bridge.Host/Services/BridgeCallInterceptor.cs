@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Bridge.Core.Objects;
 using Bridge.Host.Hosting;
+using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Options;
@@ -29,7 +30,7 @@ internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options,
         }
         catch (Exception ex) when (ex is not RpcException)
         {
-            throw Translate(ex, context);
+            throw Translate(ex, context, request);
         }
     }
 
@@ -43,7 +44,7 @@ internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options,
         }
         catch (Exception ex) when (ex is not RpcException)
         {
-            throw Translate(ex, context);
+            throw Translate(ex, context, request);
         }
     }
 
@@ -91,12 +92,18 @@ internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options,
         }
     }
 
-    private RpcException Translate(Exception exception, ServerCallContext context)
+    private RpcException Translate(Exception exception, ServerCallContext context, object? request = null)
     {
         switch (exception)
         {
             case BridgeException bridge:
                 return WithPythonException(StatusOf(bridge.Code), bridge.Message, bridge.PythonException);
+            case SiloUnavailableException:
+                // A call in flight to a host of the cluster that was declared dead: the
+                // object it held is lost (its next call reads so from the object ledger).
+                var lost = ObjectNameOf(request) is { } name ? $"the object named '{name}'" : "the object";
+                return WithPythonException(
+                    StatusCode.DataLoss, $"{lost} was lost: the host that held it was declared dead, and its state went with it", "ObjectLostError");
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
                 return new RpcException(new Status(StatusCode.Cancelled, "the call was cancelled by the client"));
             case TimeoutException:
@@ -105,6 +112,23 @@ internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options,
                 Log.UnexpectedError(logger, exception, context.Method);
                 return WithPythonException(StatusCode.Internal, $"{exception.GetType().Name}: {exception.Message}", "RuntimeError");
         }
+    }
+
+    /// <summary>The object a request names (its target, or the name it opens); null for other requests.</summary>
+    private static string? ObjectNameOf(object? request)
+    {
+        if (request is not IMessage message)
+        {
+            return null;
+        }
+
+        var fields = message.Descriptor.Fields;
+        if (fields.InDeclarationOrder().FirstOrDefault(f => f.Name == "target")?.Accessor.GetValue(message) is Contracts.V1.ObjectRef target)
+        {
+            return target.Name;
+        }
+
+        return fields.InDeclarationOrder().FirstOrDefault(f => f.Name == "name" && f.FieldType == Google.Protobuf.Reflection.FieldType.String)?.Accessor.GetValue(message) as string;
     }
 
     private static RpcException WithPythonException(StatusCode code, string message, string pythonException) =>
@@ -117,6 +141,7 @@ internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options,
         BridgeErrorCode.AlreadyExists => StatusCode.AlreadyExists,
         BridgeErrorCode.FailedPrecondition => StatusCode.FailedPrecondition,
         BridgeErrorCode.ResourceExhausted => StatusCode.ResourceExhausted,
+        BridgeErrorCode.DataLoss => StatusCode.DataLoss,
         _ => StatusCode.Unknown,
     };
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Bridge.Core.Objects.Runtime;
@@ -19,6 +20,9 @@ internal abstract class ObjectGrain : Grain
         _family = family;
         Membership = new ObjectMembership(
             grains,
+            ServiceProvider.GetRequiredService<IObjectLedger>(),
+            ServiceProvider.GetRequiredService<ILocalSiloDetails>().Name,
+            logger,
             new ObjectAddress(family, this.GetPrimaryKeyString()),
             noun,
             onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
@@ -26,6 +30,9 @@ internal abstract class ObjectGrain : Grain
     }
 
     protected ObjectMembership Membership { get; }
+
+    /// <summary>Learns whether an earlier incarnation of this object died with its host.</summary>
+    public override Task OnActivateAsync(CancellationToken cancellationToken) => Membership.Recover(cancellationToken);
 
     /// <summary>The session stops referencing the object (its proxy was collected).</summary>
     public Task Detach(string sessionId)

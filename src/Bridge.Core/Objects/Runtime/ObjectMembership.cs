@@ -1,4 +1,5 @@
 using Bridge.Core.Sessions;
+using Microsoft.Extensions.Logging;
 
 namespace Bridge.Core.Objects.Runtime;
 
@@ -7,10 +8,20 @@ namespace Bridge.Core.Objects.Runtime;
 /// of sessions referencing it. Opening and first use attach the calling session (the
 /// session grain records the object so it can tell it when the session ends); when the
 /// last session leaves, the object is freed and later calls are NotFound.
+///
+/// In a cluster each creation is an incarnation recorded in the <see cref="IObjectLedger"/>
+/// and erased when freed. An activation that finds a record left behind belongs to an
+/// object whose host died: it is lost. Calls then raise Lost (DataLoss), never act on an
+/// empty object; creating the name again makes a new incarnation, and a session that had
+/// used the lost one (its session grain remembers the address) still gets Lost on its
+/// first call to the new one, so an old reference never silently reaches the new object.
 /// </summary>
 internal sealed class ObjectMembership
 {
     private readonly IGrainFactory _grains;
+    private readonly IObjectLedger _ledger;
+    private readonly string _host;
+    private readonly ILogger _logger;
     private readonly string _noun;
     private readonly Action _onCreated;
     private readonly Action _onFreed;
@@ -24,9 +35,14 @@ internal sealed class ObjectMembership
     /// <param name="noun">How errors name the family, e.g. "Lock/RLock/Semaphore".</param>
     /// <param name="onCreated">Runs when an Open creates the object.</param>
     /// <param name="onFreed">Runs when the last session left: reset the state.</param>
-    public ObjectMembership(IGrainFactory grains, ObjectAddress address, string noun, Action onCreated, Action onFreed)
+    /// <param name="host">This host's identity, recorded with each incarnation.</param>
+    public ObjectMembership(
+        IGrainFactory grains, IObjectLedger ledger, string host, ILogger logger, ObjectAddress address, string noun, Action onCreated, Action onFreed)
     {
         _grains = grains;
+        _ledger = ledger;
+        _host = host;
+        _logger = logger;
         Address = address;
         _noun = noun;
         _onCreated = onCreated;
@@ -36,6 +52,29 @@ internal sealed class ObjectMembership
     public ObjectAddress Address { get; }
 
     public bool IsCreated { get; private set; }
+
+    /// <summary>The host with which an earlier incarnation of this object was lost; null when none was.</summary>
+    public string? LostWith { get; private set; }
+
+    private ObjectIncarnation? Incarnation { get; set; }
+
+    /// <summary>At activation: reads the ledger for an incarnation that died with its host.</summary>
+    public async Task Recover(CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (await _ledger.Recorded(Address, cancellationToken) is { } lost)
+            {
+                LostWith = lost.Host;
+                Log.ObjectLost(_logger, Address.Family, Address.Name, lost.Host);
+            }
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // Without the ledger a lost object passes for one never created (NotFound).
+            Log.LedgerFailed(_logger, Address.Family, Address.Name, exception.Message);
+        }
+    }
 
     /// <summary>Some Open or first call is waiting for its session grain.</summary>
     public bool IsAttaching => _attaching.Count > 0;
@@ -67,14 +106,20 @@ internal sealed class ObjectMembership
             CheckOpen(mode, mismatch);
         }
 
+        var created = false;
         if (!IsCreated)
         {
             create();
             IsCreated = true;
             _onCreated();
+            created = true;
         }
 
         _sessions.Add(sessionId);
+        if (created)
+        {
+            await RecordIncarnation();
+        }
     }
 
     /// <summary>
@@ -85,7 +130,7 @@ internal sealed class ObjectMembership
     {
         if (!IsCreated)
         {
-            throw NotFound();
+            throw Gone();
         }
 
         return _sessions.Contains(sessionId) ? ValueTask.CompletedTask : new ValueTask(Join(sessionId));
@@ -109,11 +154,49 @@ internal sealed class ObjectMembership
 
         IsCreated = false;
         _onFreed();
+        if (Incarnation is { } incarnation)
+        {
+            Incarnation = null;
+            _ = EraseIncarnation(incarnation);
+        }
+
         return true;
     }
 
     public BridgeException NotFound() =>
         BridgeException.NotFound($"no {_noun} named '{Address.Name}' (never created, or freed after its last user detached)");
+
+    /// <summary>Lost when an incarnation of the object died with its host, else NotFound.</summary>
+    private BridgeException Gone() =>
+        LostWith is { } host ? BridgeException.Lost(_noun, Address.Name, host) : NotFound();
+
+    private async Task RecordIncarnation()
+    {
+        var incarnation = ObjectIncarnation.New(_host);
+        Incarnation = incarnation;
+        try
+        {
+            await _ledger.Record(Address, incarnation, CancellationToken.None);
+        }
+        catch (Exception exception)
+        {
+            // The object works; only its loss would go unnoticed (NotFound instead of Lost).
+            Log.LedgerFailed(_logger, Address.Family, Address.Name, exception.Message);
+        }
+    }
+
+    private async Task EraseIncarnation(ObjectIncarnation incarnation)
+    {
+        try
+        {
+            await _ledger.Erase(Address, incarnation, CancellationToken.None);
+        }
+        catch (Exception exception)
+        {
+            // A later activation will report this freed object as lost.
+            Log.LedgerFailed(_logger, Address.Family, Address.Name, exception.Message);
+        }
+    }
 
     private void CheckOpen(OpenMode mode, Func<string?> mismatch)
     {
@@ -122,7 +205,7 @@ internal sealed class ObjectMembership
             case OpenMode.Create when IsCreated:
                 throw BridgeException.AlreadyExists($"a {_noun} named '{Address.Name}' already exists");
             case OpenMode.Attach when !IsCreated:
-                throw NotFound();
+                throw Gone();
             case OpenMode.CreateOrAttach when IsCreated && mismatch() is { } difference:
                 throw BridgeException.AlreadyExists($"'{Address.Name}' already exists as {difference}");
         }
@@ -131,21 +214,31 @@ internal sealed class ObjectMembership
     private async Task Join(string sessionId)
     {
         CheckSessionId(sessionId);
-        await AttachSession(sessionId);
+        // Another first call of this session in flight also records the address.
+        var concurrent = _attaching.ContainsKey(sessionId);
+        var recordedBefore = !await AttachSession(sessionId);
         if (!IsCreated)
         {
-            throw NotFound();
+            throw Gone();
+        }
+
+        if (recordedBefore && !concurrent && !_sessions.Contains(sessionId) && LostWith is { } host)
+        {
+            // The session used the incarnation that was lost, not this one.
+            throw BridgeException.Lost(_noun, Address.Name, host);
         }
 
         _sessions.Add(sessionId);
     }
 
-    private async Task AttachSession(string sessionId)
+    /// <summary>Records the object with the session; false when the session had it already.</summary>
+    private async Task<bool> AttachSession(string sessionId)
     {
         _attaching[sessionId] = _attaching.GetValueOrDefault(sessionId) + 1;
+        bool added;
         try
         {
-            await _grains.GetGrain<ISessionGrain>(sessionId).Attached(Address);
+            added = await _grains.GetGrain<ISessionGrain>(sessionId).Attached(Address);
         }
         catch
         {
@@ -157,6 +250,8 @@ internal sealed class ObjectMembership
         {
             throw BridgeException.SessionEnded(sessionId);
         }
+
+        return added;
     }
 
     /// <summary>Returns whether the session ended while attaching.</summary>
