@@ -54,7 +54,9 @@ def _cmd_host_status(args: argparse.Namespace) -> int:
         print(f"cluster:   {info.cluster_id} ({len(info.members)} members)")
         for member in info.members:
             mark = " (this host)" if member.host_id == info.host_id else ""
-            print(f"  member {member.host_id} silo {member.silo_address} {member.status}{mark}")
+            workers = "" if member.status != "Active" else (
+                "  workers ?" if member.workers < 0 else f"  workers {member.workers} ({member.workers_in_pools} in pools)")
+            print(f"  member {member.host_id} silo {member.silo_address} {member.status}{workers}{mark}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 The host leases the workers (``CreatePool`` with ``direct``) and supervises them; chunks,
 results and credits go straight between this process and each worker, over the worker's
-own Unix socket, never through the host::
+own socket, never through the host (a Unix socket on this machine; TCP for a worker of
+another host of a cluster, opened with that host's token for the pool)::
 
     submitter thread ── dispatch(chunk): the least busy worker with a credit ──► WorkerLink.send
                                                                                   │ data socket
@@ -34,19 +35,35 @@ def _pb() -> Any:
     return execution_pb2
 
 
+def _connect(address: str) -> socket.socket:
+    """A connected socket to ``unix:/path`` or ``tcp:ADDRESS:PORT`` (OSError when it fails)."""
+    if address.startswith("tcp:"):
+        host, _, port = address[len("tcp:"):].rpartition(":")
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(address[len("unix:"):] if address.startswith("unix:") else address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class _WorkerLink:
     """One worker's data socket. ``send`` is called by the dispatcher's one caller (the
     pool's task handler thread); a daemon thread reads the worker's frames."""
 
     def __init__(self, dispatcher: DirectDispatcher, pid: int, address: str, token: str) -> None:
         self.pid = pid
+        self.address = address
         self.credits = 0
         self.running: set[int] = set()
         self.closed = False
-        path = address[len("unix:"):] if address.startswith("unix:") else address
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = _connect(address)
         try:
-            self._sock.connect(path)
             self._send_frame(_pb().DataFrame(token=token))
         except BaseException:
             self._sock.close()
@@ -123,15 +140,18 @@ class DirectDispatcher:
         self._on_result_cb = on_result
         self._on_output_cb = on_output
         self._cond = threading.Condition(threading.Lock())
-        self._links: dict[int, _WorkerLink] = {}
+        # By data address: pids of workers on different machines may be equal.
+        self._links: dict[str, _WorkerLink] = {}
         self._closed = False
 
-    def add_worker(self, pid: int, address: str, strict: bool = False) -> None:
-        """Connects to a leased worker (blocks for the connect, a few µs on one machine).
-        A worker that cannot be reached is skipped (the host replaces it if it died),
-        unless ``strict``: then the OSError propagates."""
+    def add_worker(self, pid: int, address: str, strict: bool = False, token: str = "") -> None:
+        """Connects to a leased worker (blocks for the connect: a few µs on one machine, a
+        network round trip to another host's worker, at most 10 s). ``token`` opens that
+        worker's socket when it is not the pool's (a part on another host). A worker that
+        cannot be reached is skipped (the host replaces it if it died), unless ``strict``:
+        then the OSError propagates."""
         try:
-            link = _WorkerLink(self, pid, address, self._token)
+            link = _WorkerLink(self, pid, address, token or self._token)
         except OSError:
             if strict:
                 raise
@@ -140,7 +160,7 @@ class DirectDispatcher:
             if self._closed:
                 link.close()
                 return
-            self._links[pid] = link
+            self._links[address] = link
             self._cond.notify_all()
 
     def dispatch(self, chunk: Any, timeout_check: Callable[[], bool]) -> bool:
@@ -190,8 +210,8 @@ class DirectDispatcher:
 
     def _on_lost(self, link: _WorkerLink, error: BaseException | None) -> None:
         with self._cond:
-            if self._links.get(link.pid) is link:
-                del self._links[link.pid]
+            if self._links.get(link.address) is link:
+                del self._links[link.address]
             lost = sorted(link.running)
             link.running.clear()
             self._cond.notify_all()

@@ -220,7 +220,7 @@ class PoolCore:
             self._direct = DirectDispatcher(info.data_token, self._on_result, write_output)
             try:
                 for worker in info.workers:
-                    self._direct.add_worker(worker.pid, worker.data_address, strict=True)
+                    self._direct.add_worker(worker.pid, worker.data_address, strict=True, token=worker.data_token)
             except OSError as exc:
                 self._direct.close()
                 terminate_pool(conn, self.pool_id)

@@ -276,3 +276,65 @@ def test_a_dead_hosts_objects_report_their_loss_by_name_and_the_others_work_on(h
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+SPREAD = """
+import os, sys, time
+import gilbridge
+import gilbridge.multiprocessing as mp
+
+def where(x):
+    time.sleep(0.3)
+    return os.getpid(), os.getppid()
+
+if __name__ == "__main__":
+    with mp.Pool(6) as pool:
+        ran = pool.map(where, range(12), chunksize=1)
+        print("hosts", " ".join(sorted({str(ppid) for _, ppid in ran})), flush=True)
+        print("workers", len({pid for pid, _ in ran}), flush=True)
+        sys.stdin.readline()  # one of the hosts is killed meanwhile
+        outcomes = []
+        for result in [pool.apply_async(where, (i,)) for i in range(12)]:
+            try:
+                outcomes.append(result.get(timeout=60)[1])
+            except gilbridge.BrokenProcessPool:
+                outcomes.append("broken")
+        print("after", " ".join(sorted({str(o) for o in outcomes})), flush=True)
+        print("again", " ".join(sorted({str(ppid) for _, ppid in pool.map(where, range(8), chunksize=1)})), flush=True)
+"""
+
+
+def test_a_pool_spreads_over_hosts_and_serves_on_when_one_dies(hosts, tmp_path: Path) -> None:
+    (first, first_pid, _), (_, second_pid, _), (_, third_pid, _) = hosts
+    script = tmp_path / "spread.py"
+    script.write_text(SPREAD)
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, GILBRIDGE_TOKEN=TOKEN, GILBRIDGE_ADDRESS=first))
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        assert line and line[0] == "hosts", line
+        ran_under = {int(pid) for pid in line[1:]}
+        # 6 workers, 2 free cores per host here: this host's and at least one other's
+        assert first_pid in ran_under and ran_under & {second_pid, third_pid}, (ran_under, first_pid)
+        assert proc.stdout.readline().split() == ["workers", "6"]
+        # each host reports its own workers; `host status` of one lists them all
+        status = gilbridge("host", "status", address=first).stdout
+        in_pools = dict(re.findall(r"member (\S+) silo \S+ Active  workers \d+ \((\d+) in pools\)", status))
+        assert len(in_pools) == 3 and sum(map(int, in_pools.values())) == 6, status
+        victim = second_pid if second_pid in ran_under else third_pid
+        os.kill(victim, signal.SIGKILL)
+        out, _ = proc.communicate("\n", timeout=120)
+        after, again = out.splitlines()
+        print(f"hosts {first_pid}, {second_pid}, {third_pid}; ran under {sorted(ran_under)}; "
+              f"{victim} killed; {after}; {again}")
+        # each task right after the kill either ran (on a living host, or on the dead
+        # host's worker before it saw its host go: parent pid 1 or still the host's) or
+        # failed with BrokenProcessPool, none hangs; then the pool serves on the others
+        assert set(after.split()[1:]) <= {"broken", "1", str(first_pid), str(second_pid), str(third_pid)}, after
+        assert str(victim) not in again.split()[1:] and str(first_pid) in again.split()[1:], again
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

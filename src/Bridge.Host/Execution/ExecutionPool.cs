@@ -42,6 +42,27 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
     /// <summary>The owner feeds the workers over their data sockets; the host sees no chunk.</summary>
     public bool Direct => Spec.Direct;
 
+    /// <summary>
+    /// The silo of the cluster host that created this pool as a part of one of its own
+    /// (its owner's session lives there); null for a pool created through this host.
+    /// </summary>
+    public string? PartOf { get; init; }
+
+    /// <summary>Parts of this pool on other hosts of the cluster: (their silo, their pool id).</summary>
+    public IReadOnlyList<(string Silo, string PoolId)> Parts { get; set; } = [];
+
+    /// <summary>Workers attached or starting: what this pool takes of the machine's cores.</summary>
+    public int WorkerCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _workers.Count + _starting.Count;
+            }
+        }
+    }
+
     /// <summary>What opens this pool's workers' data sockets (direct pools).</summary>
     public string DataToken { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
@@ -52,7 +73,8 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
     {
         lock (_gate)
         {
-            return !_terminated && !Spec.ProcessMode && (!_closed || _pending.Count > 0 || (died && _workers.Count == 0));
+            // A part's owner would never hear of a replacement (it watches its own host).
+            return !_terminated && !Spec.ProcessMode && PartOf is null && (!_closed || _pending.Count > 0 || (died && _workers.Count == 0));
         }
     }
 
@@ -298,6 +320,18 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
         lock (_gate)
         {
             return [.. _workers.Values.Select(slot => new WorkerAddress { Pid = slot.Worker.Pid, DataAddress = slot.Worker.DataAddress })];
+        }
+    }
+
+    /// <summary>The same for an owner on another host: TCP sockets, this pool's token, this host's id.</summary>
+    public IReadOnlyList<WorkerAddress> RemoteAddresses(string hostId)
+    {
+        lock (_gate)
+        {
+            return [.. _workers.Values.Select(slot => new WorkerAddress
+            {
+                Pid = slot.Worker.Pid, DataAddress = slot.Worker.RemoteDataAddress, DataToken = DataToken, HostId = hostId,
+            })];
         }
     }
 

@@ -2,14 +2,19 @@ using System.Collections.Concurrent;
 using Bridge.Contracts.V1;
 using Bridge.Core.Objects;
 using Bridge.Core.Sessions;
+using Bridge.Host.Cluster;
 using Bridge.Host.Hosting;
+using Google.Protobuf;
 using Microsoft.Extensions.Options;
 
 namespace Bridge.Host.Execution;
 
 /// <summary>
-/// The pools of this host. Pools are machine-local: their workers are this host's child
-/// processes. A pool ends with its owner's session (a dead client's pool is terminated).
+/// The pools of this host. A pool's workers are this host's child processes; in a cluster
+/// a direct pool of more workers than this host has free cores also has parts on other
+/// hosts (their pools, created through their <see cref="IHostAgentGrain"/>, fed by the
+/// owner over TCP), which end with it. A pool ends with its owner's session (a dead
+/// client's pool is terminated), a part also when the host it belongs to dies.
 /// </summary>
 internal sealed class PoolRegistry : IDisposable
 {
@@ -18,6 +23,8 @@ internal sealed class PoolRegistry : IDisposable
     private readonly ConcurrentDictionary<string, ExecutionPool> _pools = new();
     private readonly WorkerLauncher _launcher;
     private readonly SessionTracker _sessions;
+    private readonly ClusterPlacement _placement;
+    private readonly HostIdentity _identity;
     private readonly ILogger<PoolRegistry> _logger;
     private readonly TimeSpan _workerStart;
     private readonly CancellationTokenSource _stopping = new();
@@ -25,17 +32,27 @@ internal sealed class PoolRegistry : IDisposable
     public PoolRegistry(
         WorkerLauncher launcher,
         SessionTracker sessions,
+        ClusterPlacement placement,
+        HostIdentity identity,
         IOptions<BridgeHostOptions> options,
         IHostApplicationLifetime lifetime,
         ILogger<PoolRegistry> logger)
     {
         _launcher = launcher;
         _sessions = sessions;
+        _placement = placement;
+        _identity = identity;
         _logger = logger;
         _workerStart = TimeSpan.FromSeconds(options.Value.WorkerStartSeconds);
         _sessions.SessionEnded += OnSessionEnded;
         lifetime.ApplicationStopping.Register(TerminateAll);
     }
+
+    /// <summary>Workers attached to (or starting for) pools of this host.</summary>
+    public int WorkersInPools => _pools.Values.Sum(pool => pool.WorkerCount);
+
+    /// <summary>Cores of this machine no pool's worker takes now.</summary>
+    public int FreeCores => Math.Max(0, Environment.ProcessorCount - WorkersInPools);
 
     public async Task<PoolInfo> CreateAsync(CreatePoolRequest request, CancellationToken cancellationToken)
     {
@@ -44,6 +61,151 @@ internal sealed class PoolRegistry : IDisposable
             throw BridgeException.SessionEnded(request.SessionId);
         }
 
+        Validate(request);
+        var id = Guid.NewGuid().ToString("N");
+        var parts = request.Direct ? await CreatePartsAsync(id, request, cancellationToken) : [];
+        var remote = parts.Sum(part => part.Info.Workers.Count);
+        var here = request;
+        if (remote > 0)
+        {
+            here = request.Clone();
+            here.Processes = request.Processes - remote;
+            Log.PoolSpread(_logger, id, here.Processes, remote);
+        }
+
+        PoolInfo info;
+        try
+        {
+            info = await CreateHereAsync(id, here, partOf: null, parts, cancellationToken);
+        }
+        catch
+        {
+            await _placement.EndPartsAsync([.. parts.Select(part => (part.Silo, part.Info.PoolId))], terminate: true);
+            throw;
+        }
+
+        foreach (var (_, part) in parts)
+        {
+            info.WorkerPids.AddRange(part.WorkerPids);
+            info.Workers.AddRange(part.Workers);
+        }
+
+        return info;
+    }
+
+    /// <summary>
+    /// A part of a direct pool of the host <paramref name="ownerSilo"/> (whose session owns it):
+    /// its workers are fed over TCP, and it ends when that host ends it or dies.
+    /// </summary>
+    public async Task<PoolInfo> CreatePartAsync(CreatePoolRequest request, string ownerSilo, CancellationToken cancellationToken)
+    {
+        Validate(request);
+        if (!request.Direct)
+        {
+            throw BridgeException.InvalidArgument("only a direct pool has parts on other hosts");
+        }
+
+        var id = Guid.NewGuid().ToString("N");
+        await CreateHereAsync(id, request, ownerSilo, [], cancellationToken);
+        var pool = _pools[id];
+        _ = DrainPartAsync(pool);
+        var info = new PoolInfo { PoolId = id, DataToken = pool.DataToken };
+        info.WorkerPids.AddRange(pool.State().WorkerPids);
+        info.Workers.AddRange(pool.RemoteAddresses(_identity.Id));
+        return info;
+    }
+
+    /// <summary>Closes (or terminates) a part this host runs for another.</summary>
+    public void EndPart(string poolId, bool terminate)
+    {
+        if (_pools.TryGetValue(poolId, out var pool) && pool.PartOf is not null)
+        {
+            if (terminate)
+            {
+                pool.Terminate();
+            }
+            else
+            {
+                pool.Close();
+            }
+        }
+    }
+
+    /// <summary>Terminates the parts this host runs for <paramref name="ownerSilo"/> (that host died).</summary>
+    public void TerminatePartsOwnedBy(string ownerSilo)
+    {
+        foreach (var pool in _pools.Values.Where(pool => pool.PartOf == ownerSilo))
+        {
+            pool.Terminate();
+        }
+    }
+
+    /// <summary>Closes a pool of this host and its parts on others.</summary>
+    public PoolState Close(ExecutionPool pool)
+    {
+        var state = pool.Close();
+        EndParts(pool, terminate: false);
+        return state;
+    }
+
+    /// <summary>Terminates a pool of this host and its parts on others.</summary>
+    public PoolState Terminate(ExecutionPool pool)
+    {
+        var state = pool.Terminate();
+        EndParts(pool, terminate: true);
+        return state;
+    }
+
+    private void EndParts(ExecutionPool pool, bool terminate)
+    {
+        if (pool.Parts.Count > 0)
+        {
+            _ = _placement.EndPartsAsync(pool.Parts, terminate);
+        }
+    }
+
+    /// <summary>Other hosts' shares of a pool that this host's free cores cannot hold (none outside a cluster).</summary>
+    private async Task<IReadOnlyList<(string Silo, PoolInfo Info)>> CreatePartsAsync(string id, CreatePoolRequest request, CancellationToken cancellationToken)
+    {
+        var plan = await _placement.PlanAsync(request.Processes, FreeCores, cancellationToken);
+        var parts = await Task.WhenAll(plan.Select(async share =>
+        {
+            var part = request.Clone();
+            part.Processes = share.Count;
+            try
+            {
+                var answer = await _placement.CallAgentAsync(
+                    share.Silo, agent => agent.CreatePart(part.ToByteArray(), _placement.LocalSilo, cancellationToken));
+                return (share.Silo, Info: PoolInfo.Parser.ParseFrom(answer));
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                Log.PoolPartFailed(_logger, share.Count, id, share.Silo, exception.Message);
+                return (share.Silo, Info: (PoolInfo?)null);
+            }
+        }));
+        return [.. parts.Where(part => part.Info is not null).Select(part => (part.Silo, part.Info!))];
+    }
+
+    /// <summary>Nobody watches a part's events (its owner watches its own host): they are read here until it ends.</summary>
+    private async Task DrainPartAsync(ExecutionPool pool)
+    {
+        try
+        {
+            await foreach (var _ in pool.Events.ReadAllAsync(_stopping.Token))
+            {
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The host is stopping.
+        }
+
+        Forget(pool);
+    }
+
+    private static void Validate(CreatePoolRequest request)
+    {
         if (request.Processes is < 1 or > MaxProcesses)
         {
             throw BridgeException.InvalidArgument($"Number of processes must be at least 1 (and at most {MaxProcesses}); got {request.Processes}");
@@ -63,8 +225,12 @@ internal sealed class PoolRegistry : IDisposable
         {
             throw BridgeException.InvalidArgument("a direct pool has neither process_mode nor max_tasks_per_child");
         }
+    }
 
-        var pool = new ExecutionPool(Guid.NewGuid().ToString("N"), request);
+    private async Task<PoolInfo> CreateHereAsync(
+        string id, CreatePoolRequest request, string? partOf, IReadOnlyList<(string Silo, PoolInfo Info)> parts, CancellationToken cancellationToken)
+    {
+        var pool = new ExecutionPool(id, request) { PartOf = partOf, Parts = [.. parts.Select(part => (part.Silo, part.Info.PoolId))] };
         _pools[pool.Id] = pool;
         if (request.ProcessMode)
         {
@@ -243,15 +409,15 @@ internal sealed class PoolRegistry : IDisposable
         _stopping.Cancel();
         foreach (var pool in _pools.Values)
         {
-            pool.Terminate();
+            Terminate(pool);
         }
     }
 
     private void OnSessionEnded(string sessionId)
     {
-        foreach (var pool in _pools.Values.Where(p => p.OwnerSession == sessionId))
+        foreach (var pool in _pools.Values.Where(p => p.OwnerSession == sessionId && p.PartOf is null))
         {
-            pool.Terminate();
+            Terminate(pool);
             _pools.TryRemove(pool.Id, out _);
         }
     }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Bridge.Contracts.V1;
@@ -146,6 +147,9 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
 
         worker.Commands.Writer.TryWrite(new WorkerCommand { Shutdown = true });
     }
+
+    /// <summary>Worker processes of this host, idle or serving.</summary>
+    public int RunningWorkers => _byToken.Count;
 
     public void Dispose()
     {
@@ -381,6 +385,16 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         var dataSocket = Path.Combine(Path.GetDirectoryName(_options.SocketPath)!, $"w-{token[..16].ToLowerInvariant()}.sock");
         start.ArgumentList.Add("--data-socket");
         start.ArgumentList.Add(dataSocket);
+        var remoteData = "";
+        if (_options.InCluster)
+        {
+            // Clients on other machines feed a cluster host's workers over TCP, at the
+            // host's advertised address.
+            var endpoint = new IPEndPoint(IPAddress.Parse(_options.TcpAddress), HostingExtensions.FreePort(IPAddress.Parse(_options.TcpAddress)));
+            start.ArgumentList.Add("--data-tcp");
+            start.ArgumentList.Add(endpoint.ToString());
+            remoteData = "tcp:" + endpoint;
+        }
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         if (!process.Start())
@@ -388,7 +402,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
             throw new InvalidOperationException($"could not start the worker {_options.WorkerPath}");
         }
 
-        var worker = new WorkerProcess(process, token, key) { PreparedFor = preparedFor, DataAddress = "unix:" + dataSocket };
+        var worker = new WorkerProcess(process, token, key) { PreparedFor = preparedFor, DataAddress = "unix:" + dataSocket, RemoteDataAddress = remoteData };
         _byToken[token] = worker;
         if (preparedFor is not null)
         {

@@ -36,6 +36,9 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
     /// <summary>unix:/path of its data socket, where the owner of a direct pool feeds it.</summary>
     public string DataAddress { get; init; } = "";
 
+    /// <summary>tcp:ADDRESS:PORT of its data socket for owners on other machines (a cluster host's workers); empty: none.</summary>
+    public string RemoteDataAddress { get; init; } = "";
+
     public Channel<WorkerCommand> Commands { get; } = Channel.CreateUnbounded<WorkerCommand>(new UnboundedChannelOptions { SingleReader = true });
 
     public Task Connected => _connected.Task;

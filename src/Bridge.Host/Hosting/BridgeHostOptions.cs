@@ -44,6 +44,9 @@ internal sealed class BridgeHostOptions
     /// <summary>Hosts with the same <see cref="Cluster"/> and id form one cluster.</summary>
     public string ClusterId { get; set; } = "bridge";
 
+    /// <summary>Whether this host joins a cluster (<see cref="Cluster"/> is set).</summary>
+    public bool InCluster => !string.IsNullOrEmpty(Cluster);
+
     /// <summary>"HOST:PORT" of <see cref="Cluster"/>, as StackExchange.Redis takes it.</summary>
     public string RedisEndpoint => Cluster.StartsWith(RedisScheme, StringComparison.Ordinal) ? Cluster[RedisScheme.Length..] : Cluster;
 

@@ -37,6 +37,7 @@ internal static class HostingExtensions
         services.AddSingleton<Execution.WorkerLauncher>();
         services.AddHostedService(sp => sp.GetRequiredService<Execution.WorkerLauncher>());
         services.AddSingleton<Execution.PoolRegistry>();
+        services.AddSingleton<ClusterPlacement>();
 
         var maxPayload = builder.Configuration.GetValue(
             $"{BridgeHostOptions.SectionName}:{nameof(BridgeHostOptions.MaxPayloadBytes)}", new BridgeHostOptions().MaxPayloadBytes);
@@ -136,6 +137,7 @@ internal static class HostingExtensions
         });
         silo.ConfigureEndpoints(advertised, settings.SiloPort > 0 ? settings.SiloPort : FreePort(advertised), gatewayPort: 0);
         silo.Services.AddSingleton<IObjectLedger>(_ => new RedisObjectLedger(settings.RedisEndpoint, settings.ClusterId));
+        silo.Services.AddHostedService<PartOwnerWatch>();
         silo.Configure<ClusterMembershipOptions>(o =>
         {
             o.ProbeTimeout = TimeSpan.FromSeconds(1.5);
@@ -149,7 +151,8 @@ internal static class HostingExtensions
         });
     }
 
-    private static int FreePort(IPAddress address)
+    /// <summary>A port free on <paramref name="address"/> now (the silo's, a worker's data socket's).</summary>
+    internal static int FreePort(IPAddress address)
     {
         using var listener = new TcpListener(address, 0);
         listener.Start();

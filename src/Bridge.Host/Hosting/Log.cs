@@ -42,4 +42,16 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "Could not remove an exited worker's data socket {Path}: {Reason}")]
     public static partial void DataSocketNotRemoved(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 19, Level = LogLevel.Warning, Message = "The part {PoolId} of a pool on host {Silo} could not be ended: {Reason}")]
+    public static partial void PoolPartNotEnded(ILogger logger, string poolId, string silo, string reason);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Host {Silo} did not say how many cores it has free ({Reason}); it takes no share of the pool")]
+    public static partial void HostCapacityUnknown(ILogger logger, string silo, string reason);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "A share of {Count} worker(s) of pool {PoolId} on host {Silo} could not start ({Reason}); they start here instead")]
+    public static partial void PoolPartFailed(ILogger logger, int count, string poolId, string silo, string reason);
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Information, Message = "Pool {PoolId} spreads: {Local} worker(s) here, {Remote} on other hosts")]
+    public static partial void PoolSpread(ILogger logger, string poolId, int local, int remote);
 }

@@ -48,16 +48,16 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
         catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
             // The owner went away: nobody can collect the results, so stop the work.
-            pool.Terminate();
+            pools.Terminate(pool);
             throw;
         }
     }
 
     public override Task<PoolState> ClosePool(PoolRequest request, ServerCallContext context) =>
-        Task.FromResult(pools.Get(Requests.Session(request.SessionId), request.PoolId).Close());
+        Task.FromResult(pools.Close(pools.Get(Requests.Session(request.SessionId), request.PoolId)));
 
     public override Task<PoolState> TerminatePool(PoolRequest request, ServerCallContext context) =>
-        Task.FromResult(pools.Get(Requests.Session(request.SessionId), request.PoolId).Terminate());
+        Task.FromResult(pools.Terminate(pools.Get(Requests.Session(request.SessionId), request.PoolId)));
 
     public override Task<PoolState> GetPoolState(PoolRequest request, ServerCallContext context) =>
         Task.FromResult(pools.Get(Requests.Session(request.SessionId), request.PoolId).State());

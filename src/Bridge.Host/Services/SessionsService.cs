@@ -1,6 +1,7 @@
 using Bridge.Contracts.V1;
 using Bridge.Core.Objects;
 using Bridge.Core.Sessions;
+using Bridge.Host.Cluster;
 using Bridge.Host.Hosting;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -13,6 +14,7 @@ internal sealed class SessionsService(
     HostIdentity identity,
     IOptions<BridgeHostOptions> options,
     IClusterMembershipService membership,
+    ClusterPlacement placement,
     IHostApplicationLifetime lifetime) : Sessions.SessionsBase
 {
     // A watch re-pulls its session's events this often, so no grain call stays pending
@@ -86,7 +88,27 @@ internal sealed class SessionsService(
         }
     }
 
-    public override Task<HostInfo> GetHostInfo(HostInfoRequest request, ServerCallContext context) => Task.FromResult(Info());
+    public override async Task<HostInfo> GetHostInfo(HostInfoRequest request, ServerCallContext context)
+    {
+        var info = Info();
+        var silos = membership.CurrentSnapshot.Members.Values
+            .Where(member => member.Status == Orleans.Runtime.SiloStatus.Active)
+            .ToDictionary(member => member.Name, member => member.SiloAddress.ToParsableString(), StringComparer.Ordinal);
+        await Task.WhenAll(info.Members.Where(member => silos.ContainsKey(member.HostId)).Select(async member =>
+        {
+            try
+            {
+                var workers = await placement.CallAgentAsync(silos[member.HostId], agent => agent.Workers())
+                    .WaitAsync(TimeSpan.FromSeconds(2), context.CancellationToken);
+                (member.Workers, member.WorkersInPools) = (workers.Running, workers.InPools);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                (member.Workers, member.WorkersInPools) = (-1, -1);
+            }
+        }));
+        return info;
+    }
 
     private HostInfo Info()
     {

@@ -12,9 +12,10 @@ namespace Bridge.Worker.Hosting;
 /// the host's private directory). Each connection first presents a token; it is attached to
 /// the assignment (<see cref="DataLease"/>) that carries the same token, waiting briefly for
 /// that assignment to arrive from the host. Frames: a 4-byte little-endian length, then a
-/// DataFrame (protos/bridge/v1/execution.proto).
+/// DataFrame (protos/bridge/v1/execution.proto). A cluster host's worker also listens on
+/// TCP (<paramref name="tcp"/>), for owners on other machines; the token guards both.
 /// </summary>
-internal sealed class DataChannel(string path, ILogger logger) : IDisposable
+internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, ILogger logger) : IDisposable
 {
     // Frames larger than this are refused (the host's payload limit is 64 MiB by default).
     public const int MaxFrameBytes = 1 << 30;
@@ -24,6 +25,7 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
     private static readonly TimeSpan AssignmentWait = TimeSpan.FromSeconds(10);
 
     private readonly Socket _listener = new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+    private readonly Socket? _tcpListener = tcp is null ? null : new(tcp.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
     private readonly Lock _gate = new();
     private DataLease? _lease;
     private TaskCompletionSource _leaseChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -42,6 +44,11 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
         _listener.Listen(16);
+        if (_tcpListener is not null)
+        {
+            _tcpListener.Bind(tcp!);
+            _tcpListener.Listen(16);
+        }
     }
 
     /// <summary>The assignment now served (null: none, or one on the host's path).</summary>
@@ -57,13 +64,23 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
     }
 
     /// <summary>Accepts connections until cancelled; each is served by its lease.</summary>
-    public async Task AcceptAsync(Action<TaskChunk> dispatch, CancellationToken cancellationToken)
+    public Task AcceptAsync(Action<TaskChunk> dispatch, CancellationToken cancellationToken) =>
+        _tcpListener is null
+            ? AcceptAsync(_listener, dispatch, cancellationToken)
+            : Task.WhenAll(AcceptAsync(_listener, dispatch, cancellationToken), AcceptAsync(_tcpListener, dispatch, cancellationToken));
+
+    private async Task AcceptAsync(Socket listener, Action<TaskChunk> dispatch, CancellationToken cancellationToken)
     {
         try
         {
             while (true)
             {
-                var socket = await _listener.AcceptAsync(cancellationToken);
+                var socket = await listener.AcceptAsync(cancellationToken);
+                if (socket.ProtocolType == ProtocolType.Tcp)
+                {
+                    socket.NoDelay = true; // a result is one small write, sent at once
+                }
+
                 _ = ServeAsync(socket, dispatch, cancellationToken);
             }
         }
@@ -79,6 +96,7 @@ internal sealed class DataChannel(string path, ILogger logger) : IDisposable
     public void Dispose()
     {
         _listener.Dispose();
+        _tcpListener?.Dispose();
         try
         {
             File.Delete(path);

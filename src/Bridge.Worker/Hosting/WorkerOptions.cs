@@ -10,7 +10,7 @@ namespace Bridge.Worker.Hosting;
 internal sealed record WorkerOptions
 {
     public const string Usage =
-        "usage: Bridge.Worker --host <unix:/path | host:port> --worker-token <token> [--kernel-slots N] [--data-socket /path] " +
+        "usage: Bridge.Worker --host <unix:/path | host:port> --worker-token <token> [--kernel-slots N] [--data-socket /path] [--data-tcp ADDRESS:PORT] " +
         "(a worker for Python work: <python> bridge_worker.py --dotnet-root <dir> <the same options>)";
 
     public required BridgeAddress Host { get; init; }
@@ -19,6 +19,12 @@ internal sealed record WorkerOptions
 
     /// <summary>Where the worker listens for the owners of direct pools; null: nowhere (host path only).</summary>
     public string? DataSocket { get; init; }
+
+    /// <summary>
+    /// Also listen for direct pools' owners on TCP (a cluster host's workers, fed by clients
+    /// on other machines); each connection still presents its pool's token. Null: Unix only.
+    /// </summary>
+    public System.Net.IPEndPoint? DataTcp { get; init; }
 
     /// <summary>C# kernel chunks that may run at once.</summary>
     public int KernelSlots { get; init; }
@@ -56,7 +62,7 @@ internal sealed record WorkerOptions
                 value = args[++i];
             }
 
-            if (name is not ("host" or "worker-token" or "kernel-slots" or "data-socket"))
+            if (name is not ("host" or "worker-token" or "kernel-slots" or "data-socket" or "data-tcp"))
             {
                 throw new WorkerOptionsException($"unknown option --{name}");
             }
@@ -85,7 +91,20 @@ internal sealed record WorkerOptions
             WorkerToken = token,
             KernelSlots = slots,
             DataSocket = DataSocketPath(values.GetValueOrDefault("data-socket")),
+            DataTcp = DataTcpEndpoint(values.GetValueOrDefault("data-tcp")),
         };
+    }
+
+    private static System.Net.IPEndPoint? DataTcpEndpoint(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        return System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port > 0
+            ? endpoint
+            : throw new WorkerOptionsException($"--data-tcp '{text}' must be ADDRESS:PORT (an IP address and a port)");
     }
 
     private static string? DataSocketPath(string? path) =>

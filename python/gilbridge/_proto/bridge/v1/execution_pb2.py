@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62ridge/v1/execution.proto\x12\tbridge.v1\"\xfe\x01\n\x11PythonEnvironment\x12\x12\n\nexecutable\x18\x01 \x01(\t\x12\x0f\n\x07library\x18\x02 \x01(\t\x12\x10\n\x08sys_path\x18\x03 \x03(\t\x12\x19\n\x11working_directory\x18\x04 \x01(\t\x12\x42\n\x0b\x65nvironment\x18\x05 \x03(\x0b\x32-.bridge.v1.PythonEnvironment.EnvironmentEntry\x12\x11\n\tmain_path\x18\x06 \x01(\t\x12\x0c\n\x04\x61rgv\x18\x07 \x03(\t\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xce\x01\n\x11\x43reatePoolRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tprocesses\x18\x02 \x01(\x05\x12,\n\x06python\x18\x03 \x01(\x0b\x32\x1c.bridge.v1.PythonEnvironment\x12\x13\n\x0binitializer\x18\x04 \x01(\x0c\x12\x1b\n\x13max_tasks_per_child\x18\x05 \x01(\x05\x12\x14\n\x0cprocess_mode\x18\x06 \x01(\x08\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x0e\n\x06\x64irect\x18\x08 \x01(\x08\"o\n\x08PoolInfo\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\x13\n\x0bworker_pids\x18\x02 \x03(\x05\x12)\n\x07workers\x18\x03 \x03(\x0b\x32\x18.bridge.v1.WorkerAddress\x12\x12\n\ndata_token\x18\x04 \x01(\t\"2\n\rWorkerAddress\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x14\n\x0c\x64\x61ta_address\x18\x02 \x01(\t\"\xc6\x01\n\tDataFrame\x12\x0f\n\x05token\x18\x01 \x01(\tH\x00\x12$\n\x04task\x18\x02 \x01(\x0b\x32\x14.bridge.v1.TaskChunkH\x00\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x15.bridge.v1.TaskResultH\x00\x12\'\n\x05ready\x18\x04 \x01(\x0b\x32\x16.bridge.v1.WorkerReadyH\x00\x12\'\n\x06output\x18\x05 \x01(\x0b\x32\x15.bridge.v1.OutputTextH\x00\x42\x07\n\x05\x66rame\"6\n\x08\x43\x61llable\x12\x10\n\x06python\x18\x01 \x01(\x0cH\x00\x12\x10\n\x06kernel\x18\x02 \x01(\tH\x00\x42\x06\n\x04kind\"\x8d\x01\n\tTaskChunk\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12%\n\x08\x66unction\x18\x02 \x01(\x0b\x32\x13.bridge.v1.Callable\x12#\n\x05style\x18\x03 \x01(\x0e\x32\x14.bridge.v1.CallStyle\x12\r\n\x05items\x18\x04 \x03(\x0c\x12\x14\n\x0cpacked_items\x18\x05 \x01(\x0c\"^\n\x12SubmitTasksRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12#\n\x05tasks\x18\x03 \x03(\x0b\x32\x14.bridge.v1.TaskChunk\"\x12\n\x10SubmitTasksReply\"7\n\x10WatchPoolRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\"2\n\x0bPoolRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\"W\n\x13SignalWorkerRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x0e\n\x06signal\x18\x04 \x01(\x05\"p\n\tPoolState\x12\x13\n\x0bworker_pids\x18\x01 \x03(\x05\x12\x15\n\rtasks_pending\x18\x02 \x01(\x03\x12\x15\n\rtasks_running\x18\x03 \x01(\x03\x12\x0e\n\x06\x63losed\x18\x04 \x01(\x08\x12\x10\n\x08\x66inished\x18\x05 \x01(\x08\"c\n\tTaskError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\x12\x0f\n\x07pickled\x18\x04 \x01(\x0c\x12\x13\n\x0bworker_died\x18\x05 \x01(\x08\"}\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x0e\n\x06values\x18\x02 \x03(\x0c\x12\x15\n\rpacked_values\x18\x05 \x01(\x0c\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.bridge.v1.TaskError\x12\x12\n\nworker_pid\x18\x04 \x01(\x05\">\n\nOutputText\x12\x0e\n\x06stream\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nworker_pid\x18\x03 \x01(\x05\",\n\nWorkerExit\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x11\n\texit_code\x18\x02 \x01(\x05\"\xfc\x01\n\tPoolEvent\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x15.bridge.v1.TaskResultH\x00\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x15.bridge.v1.OutputTextH\x00\x12,\n\x0bworker_exit\x18\x03 \x01(\x0b\x32\x15.bridge.v1.WorkerExitH\x00\x12\x18\n\x0eworker_started\x18\x04 \x01(\x05H\x00\x12\x19\n\x0fworker_released\x18\x05 \x01(\x05H\x00\x12\x31\n\rworker_joined\x18\x06 \x01(\x0b\x32\x18.bridge.v1.WorkerAddressH\x00\x42\x07\n\x05\x65vent\"F\n\x0bWorkerHello\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x14\n\x0cworker_token\x18\x02 \x01(\t\x12\x14\n\x0ckernel_slots\x18\x03 \x01(\x05\"\x1c\n\x0bWorkerReady\x12\r\n\x05slots\x18\x01 \x01(\x05\"\x81\x02\n\rWorkerMessage\x12\'\n\x05hello\x18\x01 \x01(\x0b\x32\x16.bridge.v1.WorkerHelloH\x00\x12\'\n\x05ready\x18\x02 \x01(\x0b\x32\x16.bridge.v1.WorkerReadyH\x00\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x15.bridge.v1.TaskResultH\x00\x12\'\n\x06output\x18\x04 \x01(\x0b\x32\x15.bridge.v1.OutputTextH\x00\x12-\n\x0cprocess_exit\x18\x05 \x01(\x0b\x32\x15.bridge.v1.WorkerExitH\x00\x12\x12\n\x08released\x18\x06 \x01(\x08H\x00\x42\t\n\x07message\"\x98\x01\n\nAssignment\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12,\n\x06python\x18\x02 \x01(\x0b\x32\x1c.bridge.v1.PythonEnvironment\x12\x13\n\x0binitializer\x18\x03 \x01(\x0c\x12\x14\n\x0cprocess_mode\x18\x04 \x01(\x08\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x12\n\ndata_token\x18\x06 \x01(\t\"\xd6\x01\n\rWorkerCommand\x12\'\n\x06\x61ssign\x18\x01 \x01(\x0b\x32\x15.bridge.v1.AssignmentH\x00\x12$\n\x04task\x18\x02 \x01(\x0b\x32\x14.bridge.v1.TaskChunkH\x00\x12\x12\n\x08shutdown\x18\x03 \x01(\x08H\x00\x12/\n\x07prepare\x18\x04 \x01(\x0b\x32\x1c.bridge.v1.PythonEnvironmentH\x00\x12\x11\n\x07release\x18\x05 \x01(\x08H\x00\x12\x13\n\tterminate\x18\x06 \x01(\x08H\x00\x42\t\n\x07\x63ommand*<\n\tCallStyle\x12\x08\n\x04\x43\x41LL\x10\x00\x12\x07\n\x03MAP\x10\x01\x12\x0b\n\x07STARMAP\x10\x02\x12\x0f\n\x0bRUN_PROCESS\x10\x03\x32\x97\x04\n\tExecution\x12?\n\nCreatePool\x12\x1c.bridge.v1.CreatePoolRequest\x1a\x13.bridge.v1.PoolInfo\x12I\n\x0bSubmitTasks\x12\x1d.bridge.v1.SubmitTasksRequest\x1a\x1b.bridge.v1.SubmitTasksReply\x12@\n\tWatchPool\x12\x1b.bridge.v1.WatchPoolRequest\x1a\x14.bridge.v1.PoolEvent0\x01\x12\x39\n\tClosePool\x12\x16.bridge.v1.PoolRequest\x1a\x14.bridge.v1.PoolState\x12=\n\rTerminatePool\x12\x16.bridge.v1.PoolRequest\x1a\x14.bridge.v1.PoolState\x12\x44\n\x0cSignalWorker\x12\x1e.bridge.v1.SignalWorkerRequest\x1a\x14.bridge.v1.PoolState\x12<\n\x0cGetPoolState\x12\x16.bridge.v1.PoolRequest\x1a\x14.bridge.v1.PoolState\x12>\n\x04Work\x12\x18.bridge.v1.WorkerMessage\x1a\x18.bridge.v1.WorkerCommand(\x01\x30\x01\x42\x16\xaa\x02\x13\x42ridge.Contracts.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62ridge/v1/execution.proto\x12\tbridge.v1\"\xfe\x01\n\x11PythonEnvironment\x12\x12\n\nexecutable\x18\x01 \x01(\t\x12\x0f\n\x07library\x18\x02 \x01(\t\x12\x10\n\x08sys_path\x18\x03 \x03(\t\x12\x19\n\x11working_directory\x18\x04 \x01(\t\x12\x42\n\x0b\x65nvironment\x18\x05 \x03(\x0b\x32-.bridge.v1.PythonEnvironment.EnvironmentEntry\x12\x11\n\tmain_path\x18\x06 \x01(\t\x12\x0c\n\x04\x61rgv\x18\x07 \x03(\t\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xce\x01\n\x11\x43reatePoolRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tprocesses\x18\x02 \x01(\x05\x12,\n\x06python\x18\x03 \x01(\x0b\x32\x1c.bridge.v1.PythonEnvironment\x12\x13\n\x0binitializer\x18\x04 \x01(\x0c\x12\x1b\n\x13max_tasks_per_child\x18\x05 \x01(\x05\x12\x14\n\x0cprocess_mode\x18\x06 \x01(\x08\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x0e\n\x06\x64irect\x18\x08 \x01(\x08\"o\n\x08PoolInfo\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12\x13\n\x0bworker_pids\x18\x02 \x03(\x05\x12)\n\x07workers\x18\x03 \x03(\x0b\x32\x18.bridge.v1.WorkerAddress\x12\x12\n\ndata_token\x18\x04 \x01(\t\"W\n\rWorkerAddress\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x14\n\x0c\x64\x61ta_address\x18\x02 \x01(\t\x12\x12\n\ndata_token\x18\x03 \x01(\t\x12\x0f\n\x07host_id\x18\x04 \x01(\t\"\xc6\x01\n\tDataFrame\x12\x0f\n\x05token\x18\x01 \x01(\tH\x00\x12$\n\x04task\x18\x02 \x01(\x0b\x32\x14.bridge.v1.TaskChunkH\x00\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x15.bridge.v1.TaskResultH\x00\x12\'\n\x05ready\x18\x04 \x01(\x0b\x32\x16.bridge.v1.WorkerReadyH\x00\x12\'\n\x06output\x18\x05 \x01(\x0b\x32\x15.bridge.v1.OutputTextH\x00\x42\x07\n\x05\x66rame\"6\n\x08\x43\x61llable\x12\x10\n\x06python\x18\x01 \x01(\x0cH\x00\x12\x10\n\x06kernel\x18\x02 \x01(\tH\x00\x42\x06\n\x04kind\"\x8d\x01\n\tTaskChunk\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12%\n\x08\x66unction\x18\x02 \x01(\x0b\x32\x13.bridge.v1.Callable\x12#\n\x05style\x18\x03 \x01(\x0e\x32\x14.bridge.v1.CallStyle\x12\r\n\x05items\x18\x04 \x03(\x0c\x12\x14\n\x0cpacked_items\x18\x05 \x01(\x0c\"^\n\x12SubmitTasksRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12#\n\x05tasks\x18\x03 \x03(\x0b\x32\x14.bridge.v1.TaskChunk\"\x12\n\x10SubmitTasksReply\"7\n\x10WatchPoolRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\"2\n\x0bPoolRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\"W\n\x13SignalWorkerRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x0e\n\x06signal\x18\x04 \x01(\x05\"p\n\tPoolState\x12\x13\n\x0bworker_pids\x18\x01 \x03(\x05\x12\x15\n\rtasks_pending\x18\x02 \x01(\x03\x12\x15\n\rtasks_running\x18\x03 \x01(\x03\x12\x0e\n\x06\x63losed\x18\x04 \x01(\x08\x12\x10\n\x08\x66inished\x18\x05 \x01(\x08\"c\n\tTaskError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\ttraceback\x18\x03 \x01(\t\x12\x0f\n\x07pickled\x18\x04 \x01(\x0c\x12\x13\n\x0bworker_died\x18\x05 \x01(\x08\"}\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x0e\n\x06values\x18\x02 \x03(\x0c\x12\x15\n\rpacked_values\x18\x05 \x01(\x0c\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.bridge.v1.TaskError\x12\x12\n\nworker_pid\x18\x04 \x01(\x05\">\n\nOutputText\x12\x0e\n\x06stream\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nworker_pid\x18\x03 \x01(\x05\",\n\nWorkerExit\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x11\n\texit_code\x18\x02 \x01(\x05\"\xfc\x01\n\tPoolEvent\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x15.bridge.v1.TaskResultH\x00\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x15.bridge.v1.OutputTextH\x00\x12,\n\x0bworker_exit\x18\x03 \x01(\x0b\x32\x15.bridge.v1.WorkerExitH\x00\x12\x18\n\x0eworker_started\x18\x04 \x01(\x05H\x00\x12\x19\n\x0fworker_released\x18\x05 \x01(\x05H\x00\x12\x31\n\rworker_joined\x18\x06 \x01(\x0b\x32\x18.bridge.v1.WorkerAddressH\x00\x42\x07\n\x05\x65vent\"F\n\x0bWorkerHello\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x14\n\x0cworker_token\x18\x02 \x01(\t\x12\x14\n\x0ckernel_slots\x18\x03 \x01(\x05\"\x1c\n\x0bWorkerReady\x12\r\n\x05slots\x18\x01 \x01(\x05\"\x81\x02\n\rWorkerMessage\x12\'\n\x05hello\x18\x01 \x01(\x0b\x32\x16.bridge.v1.WorkerHelloH\x00\x12\'\n\x05ready\x18\x02 \x01(\x0b\x32\x16.bridge.v1.WorkerReadyH\x00\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x15.bridge.v1.TaskResultH\x00\x12\'\n\x06output\x18\x04 \x01(\x0b\x32\x15.bridge.v1.OutputTextH\x00\x12-\n\x0cprocess_exit\x18\x05 \x01(\x0b\x32\x15.bridge.v1.WorkerExitH\x00\x12\x12\n\x08released\x18\x06 \x01(\x08H\x00\x42\t\n\x07message\"\x98\x01\n\nAssignment\x12\x0f\n\x07pool_id\x18\x01 \x01(\t\x12,\n\x06python\x18\x02 \x01(\x0b\x32\x1c.bridge.v1.PythonEnvironment\x12\x13\n\x0binitializer\x18\x03 \x01(\x0c\x12\x14\n\x0cprocess_mode\x18\x04 \x01(\x08\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x12\n\ndata_token\x18\x06 \x01(\t\"\xd6\x01\n\rWorkerCommand\x12\'\n\x06\x61ssign\x18\x01 \x01(\x0b\x32\x15.bridge.v1.AssignmentH\x00\x12$\n\x04task\x18\x02 \x01(\x0b\x32\x14.bridge.v1.TaskChunkH\x00\x12\x12\n\x08shutdown\x18\x03 \x01(\x08H\x00\x12/\n\x07prepare\x18\x04 \x01(\x0b\x32\x1c.bridge.v1.PythonEnvironmentH\x00\x12\x11\n\x07release\x18\x05 \x01(\x08H\x00\x12\x13\n\tterminate\x18\x06 \x01(\x08H\x00\x42\t\n\x07\x63ommand*<\n\tCallStyle\x12\x08\n\x04\x43\x41LL\x10\x00\x12\x07\n\x03MAP\x10\x01\x12\x0b\n\x07STARMAP\x10\x02\x12\x0f\n\x0bRUN_PROCESS\x10\x03\x32\x97\x04\n\tExecution\x12?\n\nCreatePool\x12\x1c.bridge.v1.CreatePoolRequest\x1a\x13.bridge.v1.PoolInfo\x12I\n\x0bSubmitTasks\x12\x1d.bridge.v1.SubmitTasksRequest\x1a\x1b.bridge.v1.SubmitTasksReply\x12@\n\tWatchPool\x12\x1b.bridge.v1.WatchPoolRequest\x1a\x14.bridge.v1.PoolEvent0\x01\x12\x39\n\tClosePool\x12\x16.bridge.v1.PoolRequest\x1a\x14.bridge.v1.PoolState\x12=\n\rTerminatePool\x12\x16.bridge.v1.PoolRequest\x1a\x14.bridge.v1.PoolState\x12\x44\n\x0cSignalWorker\x12\x1e.bridge.v1.SignalWorkerRequest\x1a\x14.bridge.v1.PoolState\x12<\n\x0cGetPoolState\x12\x16.bridge.v1.PoolRequest\x1a\x14.bridge.v1.PoolState\x12>\n\x04Work\x12\x18.bridge.v1.WorkerMessage\x1a\x18.bridge.v1.WorkerCommand(\x01\x30\x01\x42\x16\xaa\x02\x13\x42ridge.Contracts.V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bridge.v1.execution_pb2', globals())
@@ -23,8 +23,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'\252\002\023Bridge.Contracts.V1'
   _PYTHONENVIRONMENT_ENVIRONMENTENTRY._options = None
   _PYTHONENVIRONMENT_ENVIRONMENTENTRY._serialized_options = b'8\001'
-  _CALLSTYLE._serialized_start=2827
-  _CALLSTYLE._serialized_end=2887
+  _CALLSTYLE._serialized_start=2864
+  _CALLSTYLE._serialized_end=2924
   _PYTHONENVIRONMENT._serialized_start=41
   _PYTHONENVIRONMENT._serialized_end=295
   _PYTHONENVIRONMENT_ENVIRONMENTENTRY._serialized_start=245
@@ -34,45 +34,45 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _POOLINFO._serialized_start=506
   _POOLINFO._serialized_end=617
   _WORKERADDRESS._serialized_start=619
-  _WORKERADDRESS._serialized_end=669
-  _DATAFRAME._serialized_start=672
-  _DATAFRAME._serialized_end=870
-  _CALLABLE._serialized_start=872
-  _CALLABLE._serialized_end=926
-  _TASKCHUNK._serialized_start=929
-  _TASKCHUNK._serialized_end=1070
-  _SUBMITTASKSREQUEST._serialized_start=1072
-  _SUBMITTASKSREQUEST._serialized_end=1166
-  _SUBMITTASKSREPLY._serialized_start=1168
-  _SUBMITTASKSREPLY._serialized_end=1186
-  _WATCHPOOLREQUEST._serialized_start=1188
-  _WATCHPOOLREQUEST._serialized_end=1243
-  _POOLREQUEST._serialized_start=1245
-  _POOLREQUEST._serialized_end=1295
-  _SIGNALWORKERREQUEST._serialized_start=1297
-  _SIGNALWORKERREQUEST._serialized_end=1384
-  _POOLSTATE._serialized_start=1386
-  _POOLSTATE._serialized_end=1498
-  _TASKERROR._serialized_start=1500
-  _TASKERROR._serialized_end=1599
-  _TASKRESULT._serialized_start=1601
-  _TASKRESULT._serialized_end=1726
-  _OUTPUTTEXT._serialized_start=1728
-  _OUTPUTTEXT._serialized_end=1790
-  _WORKEREXIT._serialized_start=1792
-  _WORKEREXIT._serialized_end=1836
-  _POOLEVENT._serialized_start=1839
-  _POOLEVENT._serialized_end=2091
-  _WORKERHELLO._serialized_start=2093
-  _WORKERHELLO._serialized_end=2163
-  _WORKERREADY._serialized_start=2165
-  _WORKERREADY._serialized_end=2193
-  _WORKERMESSAGE._serialized_start=2196
-  _WORKERMESSAGE._serialized_end=2453
-  _ASSIGNMENT._serialized_start=2456
-  _ASSIGNMENT._serialized_end=2608
-  _WORKERCOMMAND._serialized_start=2611
-  _WORKERCOMMAND._serialized_end=2825
-  _EXECUTION._serialized_start=2890
-  _EXECUTION._serialized_end=3425
+  _WORKERADDRESS._serialized_end=706
+  _DATAFRAME._serialized_start=709
+  _DATAFRAME._serialized_end=907
+  _CALLABLE._serialized_start=909
+  _CALLABLE._serialized_end=963
+  _TASKCHUNK._serialized_start=966
+  _TASKCHUNK._serialized_end=1107
+  _SUBMITTASKSREQUEST._serialized_start=1109
+  _SUBMITTASKSREQUEST._serialized_end=1203
+  _SUBMITTASKSREPLY._serialized_start=1205
+  _SUBMITTASKSREPLY._serialized_end=1223
+  _WATCHPOOLREQUEST._serialized_start=1225
+  _WATCHPOOLREQUEST._serialized_end=1280
+  _POOLREQUEST._serialized_start=1282
+  _POOLREQUEST._serialized_end=1332
+  _SIGNALWORKERREQUEST._serialized_start=1334
+  _SIGNALWORKERREQUEST._serialized_end=1421
+  _POOLSTATE._serialized_start=1423
+  _POOLSTATE._serialized_end=1535
+  _TASKERROR._serialized_start=1537
+  _TASKERROR._serialized_end=1636
+  _TASKRESULT._serialized_start=1638
+  _TASKRESULT._serialized_end=1763
+  _OUTPUTTEXT._serialized_start=1765
+  _OUTPUTTEXT._serialized_end=1827
+  _WORKEREXIT._serialized_start=1829
+  _WORKEREXIT._serialized_end=1873
+  _POOLEVENT._serialized_start=1876
+  _POOLEVENT._serialized_end=2128
+  _WORKERHELLO._serialized_start=2130
+  _WORKERHELLO._serialized_end=2200
+  _WORKERREADY._serialized_start=2202
+  _WORKERREADY._serialized_end=2230
+  _WORKERMESSAGE._serialized_start=2233
+  _WORKERMESSAGE._serialized_end=2490
+  _ASSIGNMENT._serialized_start=2493
+  _ASSIGNMENT._serialized_end=2645
+  _WORKERCOMMAND._serialized_start=2648
+  _WORKERCOMMAND._serialized_end=2862
+  _EXECUTION._serialized_start=2927
+  _EXECUTION._serialized_end=3462
 # @@protoc_insertion_point(module_scope)

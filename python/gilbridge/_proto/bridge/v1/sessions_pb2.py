@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as bridge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62ridge/v1/sessions.proto\x12\tbridge.v1\x1a\x16\x62ridge/v1/common.proto\"B\n\x0cHelloRequest\x12\x13\n\x0b\x63lient_name\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x10\n\x08language\x18\x03 \x01(\t\"Z\n\nHelloReply\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12!\n\x04host\x18\x03 \x01(\x0b\x32\x13.bridge.v1.HostInfo\"&\n\x10KeepAliveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\'\n\x0eKeepAliveReply\x12\x15\n\rlease_seconds\x18\x01 \x01(\x01\"$\n\x0eGoodbyeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x0e\n\x0cGoodbyeReply\"V\n\rDetachRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.bridge.v1.ObjectKind\x12\x0c\n\x04name\x18\x03 \x01(\t\"\r\n\x0b\x44\x65tachReply\"\x11\n\x0fHostInfoRequest\"\xd7\x01\n\x08HostInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x11\n\tcpu_count\x18\x03 \x01(\x05\x12\x19\n\x11max_payload_bytes\x18\x04 \x01(\x03\x12\x17\n\x0f\x61\x63tive_sessions\x18\x05 \x01(\x05\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x01\x12\x0f\n\x07host_id\x18\x07 \x01(\t\x12\x12\n\ncluster_id\x18\x08 \x01(\t\x12)\n\x07members\x18\t \x03(\x0b\x32\x18.bridge.v1.ClusterMember\"F\n\rClusterMember\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x14\n\x0csilo_address\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\"\"\n\x0cWatchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"q\n\x0cSessionEvent\x12*\n\x07started\x18\x01 \x01(\x0b\x32\x17.bridge.v1.WatchStartedH\x00\x12,\n\x0block_recall\x18\x02 \x01(\x0b\x32\x15.bridge.v1.LockRecallH\x00\x42\x07\n\x05\x65vent\"\x0e\n\x0cWatchStarted\"/\n\nLockRecall\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61\x63he_token\x18\x02 \x01(\x03\x32\x80\x03\n\x08Sessions\x12\x37\n\x05Hello\x12\x17.bridge.v1.HelloRequest\x1a\x15.bridge.v1.HelloReply\x12\x43\n\tKeepAlive\x12\x1b.bridge.v1.KeepAliveRequest\x1a\x19.bridge.v1.KeepAliveReply\x12=\n\x07Goodbye\x12\x19.bridge.v1.GoodbyeRequest\x1a\x17.bridge.v1.GoodbyeReply\x12:\n\x06\x44\x65tach\x12\x18.bridge.v1.DetachRequest\x1a\x16.bridge.v1.DetachReply\x12>\n\x0bGetHostInfo\x12\x1a.bridge.v1.HostInfoRequest\x1a\x13.bridge.v1.HostInfo\x12;\n\x05Watch\x12\x17.bridge.v1.WatchRequest\x1a\x17.bridge.v1.SessionEvent0\x01\x42\x16\xaa\x02\x13\x42ridge.Contracts.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62ridge/v1/sessions.proto\x12\tbridge.v1\x1a\x16\x62ridge/v1/common.proto\"B\n\x0cHelloRequest\x12\x13\n\x0b\x63lient_name\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x10\n\x08language\x18\x03 \x01(\t\"Z\n\nHelloReply\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12!\n\x04host\x18\x03 \x01(\x0b\x32\x13.bridge.v1.HostInfo\"&\n\x10KeepAliveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\'\n\x0eKeepAliveReply\x12\x15\n\rlease_seconds\x18\x01 \x01(\x01\"$\n\x0eGoodbyeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x0e\n\x0cGoodbyeReply\"V\n\rDetachRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.bridge.v1.ObjectKind\x12\x0c\n\x04name\x18\x03 \x01(\t\"\r\n\x0b\x44\x65tachReply\"\x11\n\x0fHostInfoRequest\"\xd7\x01\n\x08HostInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x11\n\tcpu_count\x18\x03 \x01(\x05\x12\x19\n\x11max_payload_bytes\x18\x04 \x01(\x03\x12\x17\n\x0f\x61\x63tive_sessions\x18\x05 \x01(\x05\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x01\x12\x0f\n\x07host_id\x18\x07 \x01(\t\x12\x12\n\ncluster_id\x18\x08 \x01(\t\x12)\n\x07members\x18\t \x03(\x0b\x32\x18.bridge.v1.ClusterMember\"q\n\rClusterMember\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x14\n\x0csilo_address\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0f\n\x07workers\x18\x04 \x01(\x05\x12\x18\n\x10workers_in_pools\x18\x05 \x01(\x05\"\"\n\x0cWatchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"q\n\x0cSessionEvent\x12*\n\x07started\x18\x01 \x01(\x0b\x32\x17.bridge.v1.WatchStartedH\x00\x12,\n\x0block_recall\x18\x02 \x01(\x0b\x32\x15.bridge.v1.LockRecallH\x00\x42\x07\n\x05\x65vent\"\x0e\n\x0cWatchStarted\"/\n\nLockRecall\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61\x63he_token\x18\x02 \x01(\x03\x32\x80\x03\n\x08Sessions\x12\x37\n\x05Hello\x12\x17.bridge.v1.HelloRequest\x1a\x15.bridge.v1.HelloReply\x12\x43\n\tKeepAlive\x12\x1b.bridge.v1.KeepAliveRequest\x1a\x19.bridge.v1.KeepAliveReply\x12=\n\x07Goodbye\x12\x19.bridge.v1.GoodbyeRequest\x1a\x17.bridge.v1.GoodbyeReply\x12:\n\x06\x44\x65tach\x12\x18.bridge.v1.DetachRequest\x1a\x16.bridge.v1.DetachReply\x12>\n\x0bGetHostInfo\x12\x1a.bridge.v1.HostInfoRequest\x1a\x13.bridge.v1.HostInfo\x12;\n\x05Watch\x12\x17.bridge.v1.WatchRequest\x1a\x17.bridge.v1.SessionEvent0\x01\x42\x16\xaa\x02\x13\x42ridge.Contracts.V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bridge.v1.sessions_pb2', globals())
@@ -43,15 +43,15 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _HOSTINFO._serialized_start=481
   _HOSTINFO._serialized_end=696
   _CLUSTERMEMBER._serialized_start=698
-  _CLUSTERMEMBER._serialized_end=768
-  _WATCHREQUEST._serialized_start=770
-  _WATCHREQUEST._serialized_end=804
-  _SESSIONEVENT._serialized_start=806
-  _SESSIONEVENT._serialized_end=919
-  _WATCHSTARTED._serialized_start=921
-  _WATCHSTARTED._serialized_end=935
-  _LOCKRECALL._serialized_start=937
-  _LOCKRECALL._serialized_end=984
-  _SESSIONS._serialized_start=987
-  _SESSIONS._serialized_end=1371
+  _CLUSTERMEMBER._serialized_end=811
+  _WATCHREQUEST._serialized_start=813
+  _WATCHREQUEST._serialized_end=847
+  _SESSIONEVENT._serialized_start=849
+  _SESSIONEVENT._serialized_end=962
+  _WATCHSTARTED._serialized_start=964
+  _WATCHSTARTED._serialized_end=978
+  _LOCKRECALL._serialized_start=980
+  _LOCKRECALL._serialized_end=1027
+  _SESSIONS._serialized_start=1030
+  _SESSIONS._serialized_end=1414
 # @@protoc_insertion_point(module_scope)
