@@ -137,6 +137,22 @@ internal static class HostingExtensions
         });
         silo.ConfigureEndpoints(advertised, settings.SiloPort > 0 ? settings.SiloPort : FreePort(advertised), gatewayPort: 0);
         silo.Services.AddSingleton<IObjectLedger>(_ => new RedisObjectLedger(settings.RedisEndpoint, settings.ClusterId));
+
+        // An object's state lives in its one activation. The default directory can lose the
+        // registrations a crashed host kept, and then a second activation of a living
+        // object starts empty elsewhere (seen here: a queue on a living host read as lost
+        // after another host was killed). The distributed directory recovers them from
+        // every silo and keeps one activation per grain (Orleans marks it experimental).
+#pragma warning disable ORLEANSEXP003
+        silo.AddDistributedGrainDirectory();
+#pragma warning restore ORLEANSEXP003
+
+        // A dead host's grains re-register only after a lease that lets a host declared
+        // dead by mistake learn it and stop (it re-reads the table every 2 s). Measured
+        // here, the lease ends about (this - 6 s) after the declaration: 10 s gives such a
+        // host two table reads, where the default 30 s made the first use of a lost
+        // object wait ~24 s.
+        silo.Configure<GrainDirectoryOptions>(o => o.RangeLeaseDuration = TimeSpan.FromSeconds(10));
         silo.Services.AddHostedService<PartOwnerWatch>();
         silo.Configure<ClusterMembershipOptions>(o =>
         {
