@@ -5,7 +5,8 @@ not import grpc: the connection (and, for the default address, the host) starts 
 first object is created. Configuration (environment):
 
 * ``GILBRIDGE_ADDRESS``: ``unix:/abs/path`` or ``host:port`` (TCP; ``GILBRIDGE_TOKEN``
-  is sent as a bearer token). When set, no host is ever started automatically.
+  is sent as a bearer token; ``GILBRIDGE_TLS_CA``, a PEM file of trusted roots, for a
+  host that serves TLS). When set, no host is ever started automatically.
 * ``GILBRIDGE_RUNTIME_DIR``: directory of the default host's socket, pid file and log
   (default ``$XDG_RUNTIME_DIR/gilbridge`` or ``/tmp/gilbridge-<uid>``).
 * ``GILBRIDGE_HOST_PATH``: the host executable to auto-start.

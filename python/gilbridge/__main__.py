@@ -24,9 +24,9 @@ EXIT_NOT_RUNNING = 3
 
 def _cmd_host_start(args: argparse.Namespace) -> int:
     if args.tcp is not None:
-        address, info = _host.start_tcp_host(args.tcp, args.cluster, args.silo_port)
-    elif args.cluster is not None or args.silo_port is not None:
-        print("error: --cluster and --silo-port need --tcp ADDRESS:PORT", file=sys.stderr)
+        address, info = _host.start_tcp_host(args.tcp, args.cluster, args.silo_port, args.tls_cert, args.tls_key)
+    elif any(option is not None for option in (args.cluster, args.silo_port, args.tls_cert, args.tls_key)):
+        print("error: --cluster, --silo-port and --tls-cert/--tls-key need --tcp ADDRESS:PORT", file=sys.stderr)
         return 2
     else:
         address = _host.configured_address()
@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         "start", help="start the default host if it is not running, or a TCP (cluster) host",
         description="Without options: start the default host (a Unix socket in the runtime "
                     "directory) unless one answers. With --tcp: start a host in the background "
-                    "that serves TCP (token from GILBRIDGE_TOKEN) and, with --cluster, joins the "
+                    "that serves TCP (token from GILBRIDGE_TOKEN; TLS with --tls-cert/--tls-key) and, "
+                    "with --cluster, joins the "
                     "cluster whose membership is in that Redis.")
     start.add_argument("--tcp", metavar="ADDRESS:PORT",
                        help="serve TCP here; ADDRESS is also the address other hosts reach")
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="join the cluster whose membership table is in this Redis")
     start.add_argument("--silo-port", type=int, metavar="N",
                        help="the port other hosts reach this one's silo on (default: a free one)")
+    start.add_argument("--tls-cert", metavar="FILE",
+                       help="with --tcp: serve TLS with this PEM certificate (clients trust it via GILBRIDGE_TLS_CA)")
+    start.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     start.set_defaults(func=_cmd_host_start)
     stop = host_commands.add_parser("stop", help="stop the host (SIGTERM, then SIGKILL)")
     stop.add_argument("--timeout", type=float, default=15.0,

@@ -128,7 +128,7 @@ class Connection:
         self.pid = os.getpid()
         self.address = address
         self.metadata = address.metadata()
-        self.channel = grpc.insecure_channel(address.target, options=_host.CHANNEL_OPTIONS)
+        self.channel = address.open_channel(grpc)
         self.sessions = sessions_pb2_grpc.SessionsStub(self.channel)
         self.sync = synchronization_pb2_grpc.SynchronizationStub(self.channel)
         self.queues = queues_pb2_grpc.QueuesStub(self.channel)

@@ -114,14 +114,16 @@ def main_info() -> MainInfo | None:
 
 def python_environment(conn: Connection, main: MainInfo | None) -> execution_pb2.PythonEnvironment:
     """This interpreter, for workers to run in: executable, sys.path ('' as the
-    working directory), working directory, environment (``os.environ`` plus the address
-    and token of this connection's host) and the main script (see :func:`main_info`)."""
+    working directory), working directory, environment (``os.environ`` plus the address,
+    token and TLS roots of this connection's host) and the main script (see :func:`main_info`)."""
     pb = _pb()
     cwd = os.getcwd()
     environment = dict(os.environ)
     environment["GILBRIDGE_ADDRESS"] = conn.address.target
     if conn.address.token:
         environment["GILBRIDGE_TOKEN"] = conn.address.token
+    if conn.address.tls_ca:
+        environment["GILBRIDGE_TLS_CA"] = conn.address.tls_ca
     return pb.PythonEnvironment(
         executable=sys.executable,
         sys_path=[p if p else cwd for p in sys.path],

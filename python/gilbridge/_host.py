@@ -40,6 +40,7 @@ __all__ = [
 
 ENV_ADDRESS: Final = "GILBRIDGE_ADDRESS"
 ENV_TOKEN: Final = "GILBRIDGE_TOKEN"
+ENV_TLS_CA: Final = "GILBRIDGE_TLS_CA"
 ENV_RUNTIME_DIR: Final = "GILBRIDGE_RUNTIME_DIR"
 ENV_HOST_PATH: Final = "GILBRIDGE_HOST_PATH"
 ENV_IDLE_TIMEOUT: Final = "GILBRIDGE_IDLE_TIMEOUT"
@@ -56,11 +57,22 @@ CHANNEL_OPTIONS: Final = (
 
 @dataclass(frozen=True)
 class Address:
-    """Where the host listens. ``target`` is what ``grpc.insecure_channel`` takes."""
+    """Where the host listens. ``target`` is what grpc's channels take; ``tls_ca``: the
+    PEM file of the certificates that a TLS host's certificate must chain to (None: no
+    TLS)."""
 
     target: str
     is_default: bool
     token: str | None = None
+    tls_ca: str | None = None
+
+    def open_channel(self, grpc: Any) -> Any:
+        """A channel to this address: TLS when ``tls_ca`` is set (OSError when it cannot be read)."""
+        if self.tls_ca is None:
+            return grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        with open(self.tls_ca, "rb") as roots:
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots.read())
+        return grpc.secure_channel(self.target, credentials, options=CHANNEL_OPTIONS)
 
     @property
     def socket_path(self) -> Path | None:
@@ -120,14 +132,16 @@ def runtime_dir(create: bool = True) -> Path:
 
 
 def configured_address() -> Address:
-    """The address from ``GILBRIDGE_ADDRESS`` (``unix:/abs/path`` or ``host:port``), else
-    the default Unix socket ``<runtime_dir>/host.sock``."""
+    """The address from ``GILBRIDGE_ADDRESS`` (``unix:/abs/path`` or ``host:port``, with
+    ``GILBRIDGE_TOKEN`` and, for a TLS host, ``GILBRIDGE_TLS_CA``), else the default Unix
+    socket ``<runtime_dir>/host.sock``."""
     env = os.environ.get(ENV_ADDRESS, "").strip()
     if env:
         if env.startswith("unix:"):
             return Address(env, is_default=False)
         target = env.removeprefix("tcp://").removeprefix("http://")
-        return Address(target, is_default=False, token=os.environ.get(ENV_TOKEN) or None)
+        return Address(target, is_default=False, token=os.environ.get(ENV_TOKEN) or None,
+                       tls_ca=os.environ.get(ENV_TLS_CA) or None)
     return Address(f"unix:{runtime_dir(create=False) / 'host.sock'}", is_default=True)
 
 
@@ -139,7 +153,7 @@ def probe(address: Address, timeout: float = 2.0) -> sessions_pb2.HostInfo | Non
     grpc = import_grpc()
     from ._proto.bridge.v1 import sessions_pb2, sessions_pb2_grpc
 
-    channel = grpc.insecure_channel(address.target, options=CHANNEL_OPTIONS)
+    channel = address.open_channel(grpc)
     try:
         stub = sessions_pb2_grpc.SessionsStub(channel)
         try:
@@ -303,10 +317,13 @@ def _launch(rdir: Path, log: Path, options: list[str]) -> subprocess.Popen[bytes
         )
 
 
-def start_tcp_host(tcp: str, cluster: str | None = None,
-                   silo_port: int | None = None) -> tuple[Address, sessions_pb2.HostInfo]:
+def start_tcp_host(tcp: str, cluster: str | None = None, silo_port: int | None = None,
+                   tls_certificate: str | None = None,
+                   tls_key: str | None = None) -> tuple[Address, sessions_pb2.HostInfo]:
     """Start a host in the background that serves TCP at ``tcp`` (``ADDRESS:PORT``; the
-    token comes from ``GILBRIDGE_TOKEN``, at least 16 characters) and, given ``cluster``
+    token comes from ``GILBRIDGE_TOKEN``, at least 16 characters), with TLS when given a
+    PEM ``tls_certificate`` and its ``tls_key`` (this process then checks the host
+    against ``GILBRIDGE_TLS_CA``, else against the certificate itself), and, given ``cluster``
     (``redis://HOST:PORT``), joins that cluster with its silo at ADDRESS:``silo_port``
     (a free port when None). It never exits for being idle. Its Unix socket, pid file
     and log are ``host-<PORT>.sock/.pid/.log`` in the runtime directory.
@@ -322,8 +339,14 @@ def start_tcp_host(tcp: str, cluster: str | None = None,
         raise ValueError(f"{ENV_TOKEN} must hold a token of at least 16 characters to serve TCP")
     if cluster is not None and not cluster.startswith("redis://"):
         raise ValueError(f"--cluster must be redis://HOST:PORT, got {cluster!r}")
+    if (tls_certificate is None) != (tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
     port = int(port_text)
-    address = Address(f"{host}:{port}", is_default=False, token=token)
+    tls_ca = None
+    if tls_certificate is not None:
+        tls_certificate, tls_key = os.path.abspath(tls_certificate), os.path.abspath(str(tls_key))
+        tls_ca = os.environ.get(ENV_TLS_CA) or tls_certificate
+    address = Address(f"{host}:{port}", is_default=False, token=token, tls_ca=tls_ca)
     if probe(address) is not None:
         raise RuntimeError(f"a Bridge host already answers at {address.target}")
     rdir = runtime_dir()
@@ -336,6 +359,8 @@ def start_tcp_host(tcp: str, cluster: str | None = None,
         "--Bridge:IdleTimeoutSeconds=0",
         *_prewarm_arguments(),
     ]
+    if tls_certificate is not None:
+        options += [f"--Bridge:TlsCertificate={tls_certificate}", f"--Bridge:TlsKey={tls_key}"]
     if cluster is not None:
         options.append(f"--Bridge:Cluster={cluster}")
     if silo_port is not None:

@@ -56,9 +56,12 @@ def redis(tmp_path: Path) -> Iterator[int]:
 
 
 def gilbridge(*args: str, runtime: Path | None = None, address: str | None = None,
-              timeout: float = 90) -> subprocess.CompletedProcess[str]:
+              timeout: float = 90, tls_ca: Path | None = None) -> subprocess.CompletedProcess[str]:
     # (conftest points GILBRIDGE_HOST_PATH nowhere, so that nothing starts a host by itself)
     env = dict(os.environ, GILBRIDGE_TOKEN=TOKEN, GILBRIDGE_HOST_PATH=str(HOST_EXE))
+    env.pop("GILBRIDGE_TLS_CA", None)
+    if tls_ca is not None:
+        env["GILBRIDGE_TLS_CA"] = str(tls_ca)
     env.pop("GILBRIDGE_ADDRESS", None)
     if runtime is not None:
         env["GILBRIDGE_RUNTIME_DIR"] = str(runtime)
@@ -342,3 +345,51 @@ def test_a_pool_spreads_over_hosts_and_serves_on_when_one_dies(hosts, tmp_path: 
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+TLS_CLIENT = """
+import gilbridge.multiprocessing as mp
+
+def square(x):
+    return x * x
+
+if __name__ == "__main__":
+    q = mp.Queue(name="over-tls")
+    q.put("sealed")
+    print(q.get(timeout=20), sum(mp.Pool(2).map(square, range(10))), flush=True)
+"""
+
+
+def test_a_tcp_host_speaks_tls_with_a_given_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                           "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                           "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    address = f"127.0.0.1:{free_port()}"
+    runtime = tmp_path / "runtime"
+
+    # the certificate and its key go together, and must be one
+    done = gilbridge("host", "start", "--tcp", address, "--tls-cert", str(cert), runtime=runtime)
+    assert done.returncode == 1 and "--tls-cert and --tls-key go together" in done.stderr
+    done = gilbridge("host", "start", "--tcp", address, "--tls-cert", str(cert), "--tls-key", str(cert),
+                     runtime=runtime)
+    assert done.returncode == 1 and "TlsCertificate" in done.stderr, done.stdout + done.stderr
+
+    done = gilbridge("host", "start", "--tcp", address, "--tls-cert", str(cert), "--tls-key", str(key),
+                     runtime=runtime)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pid = int(re.search(r"pid (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    try:
+        status = gilbridge("host", "status", address=address, tls_ca=cert)
+        assert "pid:" in status.stdout and str(pid) in status.stdout, status.stdout + status.stderr
+        # a client that does not speak TLS finds no host there
+        assert gilbridge("host", "status", address=address, timeout=30).returncode != 0
+        script = tmp_path / "tls_client.py"
+        script.write_text(TLS_CLIENT)
+        ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, GILBRIDGE_TOKEN=TOKEN, GILBRIDGE_ADDRESS=address,
+                                      GILBRIDGE_TLS_CA=str(cert)))
+        assert ran.stdout.strip() == "sealed 285", ran.stdout + ran.stderr
+    finally:
+        _host.stop_host(pid, timeout=10)

@@ -16,6 +16,19 @@ internal sealed class BridgeHostOptions
 
     public string TcpAddress { get; set; } = "127.0.0.1";
 
+    /// <summary>
+    /// A PEM certificate (with <see cref="TlsKey"/>) that makes the TCP port speak TLS;
+    /// empty: plain TCP (keep it on a private network). The token is required either way.
+    /// </summary>
+    public string TlsCertificate { get; set; } = "";
+
+    /// <summary>The PEM private key of <see cref="TlsCertificate"/>.</summary>
+    public string TlsKey { get; set; } = "";
+
+    /// <summary>Loads <see cref="TlsCertificate"/> and <see cref="TlsKey"/> (throws when they do not make a certificate with its key).</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2 LoadTlsCertificate() =>
+        System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(TlsCertificate, TlsKey);
+
     /// <summary>Bearer token every TCP call must carry; required when TCP is on (or env GILBRIDGE_TOKEN).</summary>
     public string? Token { get; set; }
 
@@ -106,6 +119,23 @@ internal sealed class BridgeHostOptionsValidator : IValidateOptions<BridgeHostOp
             if (!IPAddress.TryParse(options.TcpAddress, out _))
             {
                 failures.Add($"Bridge:TcpAddress must be an IP address (got '{options.TcpAddress}')");
+            }
+        }
+
+        if (!string.IsNullOrEmpty(options.TlsCertificate) || !string.IsNullOrEmpty(options.TlsKey))
+        {
+            if (options.TcpPort is null)
+            {
+                failures.Add("Bridge:TlsCertificate is for the TCP port: set Bridge:TcpPort too");
+            }
+
+            try
+            {
+                using var certificate = options.LoadTlsCertificate();
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ArgumentException or System.Security.Cryptography.CryptographicException)
+            {
+                failures.Add($"Bridge:TlsCertificate '{options.TlsCertificate}' and Bridge:TlsKey '{options.TlsKey}' must be a PEM certificate and its key ({exception.Message})");
             }
         }
 

@@ -100,7 +100,14 @@ internal static class HostingExtensions
             kestrel.ListenUnixSocket(options.SocketPath, listen => listen.Protocols = HttpProtocols.Http2);
             if (options.TcpPort is { } port)
             {
-                kestrel.Listen(IPAddress.Parse(options.TcpAddress), port, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.Listen(IPAddress.Parse(options.TcpAddress), port, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http2;
+                    if (!string.IsNullOrEmpty(options.TlsCertificate))
+                    {
+                        listen.UseHttps(options.LoadTlsCertificate());
+                    }
+                });
             }
         });
         return builder;
