@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything Bridge needs on a fresh Debian 12 machine with the .NET 10 SDK:
 # Debian's Python packages (PyPI is not assumed), the .NET build, the published host
-# and the .venv with gilbridge importable. Idempotent: a second run only rebuilds.
+# and the .venv with gilbridge importable (redis-server and openssl serve the cluster
+# and TLS tests). Idempotent: a second run only rebuilds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3.11 python3.11-venv python3-venv python3-grpcio python3-protobuf python3-msgpack
   python3-cloudpickle python3-pytest python3-pytest-timeout python3-tqdm python3-matplotlib python3-setuptools redis-server
-  protobuf-compiler protobuf-compiler-grpc libpython3.11-testsuite)
+  protobuf-compiler protobuf-compiler-grpc libpython3.11-testsuite openssl)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
