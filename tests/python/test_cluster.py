@@ -294,11 +294,18 @@ def where(x):
     time.sleep(0.3)
     return os.getpid(), os.getppid()
 
+def tell(queue, x):
+    time.sleep(0.3)
+    queue.put(os.getppid())
+
 if __name__ == "__main__":
     with mp.Pool(6) as pool:
         ran = pool.map(where, range(12), chunksize=1)
         print("hosts", " ".join(sorted({str(ppid) for _, ppid in ran})), flush=True)
         print("workers", len({pid for pid, _ in ran}), flush=True)
+        told = mp.Queue()  # anonymous: each worker attaches to it through its own host
+        pool.starmap(tell, [(told, i) for i in range(12)], chunksize=1)
+        print("told", " ".join(sorted({str(told.get(timeout=30)) for _ in range(12)})), flush=True)
         sys.stdin.readline()  # one of the hosts is killed meanwhile
         outcomes = []
         for result in [pool.apply_async(where, (i,)) for i in range(12)]:
@@ -325,6 +332,8 @@ def test_a_pool_spreads_over_hosts_and_serves_on_when_one_dies(hosts, tmp_path: 
         # 6 workers, 2 free cores per host here: this host's and at least one other's
         assert first_pid in ran_under and ran_under & {second_pid, third_pid}, (ran_under, first_pid)
         assert proc.stdout.readline().split() == ["workers", "6"]
+        told = proc.stdout.readline().split()
+        assert told[0] == "told" and len(set(told[1:]) & {str(p) for p in (first_pid, second_pid, third_pid)}) >= 2, told
         # each host reports its own workers; `host status` of one lists them all
         status = gilbridge("host", "status", address=first).stdout
         in_pools = dict(re.findall(r"member (\S+) silo \S+ Active  workers \d+ \((\d+) in pools\)", status))

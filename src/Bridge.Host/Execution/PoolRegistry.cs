@@ -27,6 +27,7 @@ internal sealed class PoolRegistry : IDisposable
     private readonly HostIdentity _identity;
     private readonly ILogger<PoolRegistry> _logger;
     private readonly TimeSpan _workerStart;
+    private readonly string _socketPath;
     private readonly CancellationTokenSource _stopping = new();
 
     public PoolRegistry(
@@ -44,6 +45,7 @@ internal sealed class PoolRegistry : IDisposable
         _identity = identity;
         _logger = logger;
         _workerStart = TimeSpan.FromSeconds(options.Value.WorkerStartSeconds);
+        _socketPath = options.Value.SocketPath;
         _sessions.SessionEnded += OnSessionEnded;
         lifetime.ApplicationStopping.Register(TerminateAll);
     }
@@ -103,6 +105,16 @@ internal sealed class PoolRegistry : IDisposable
         if (!request.Direct)
         {
             throw BridgeException.InvalidArgument("only a direct pool has parts on other hosts");
+        }
+
+        // Its workers reach the objects through this host, their own (objects are
+        // cluster-wide), over its Unix socket: no other host's address, token or TLS roots.
+        if (request.Python is not null)
+        {
+            request = request.Clone();
+            request.Python.Environment["GILBRIDGE_ADDRESS"] = "unix:" + _socketPath;
+            request.Python.Environment.Remove("GILBRIDGE_TOKEN");
+            request.Python.Environment.Remove("GILBRIDGE_TLS_CA");
         }
 
         var id = Guid.NewGuid().ToString("N");
