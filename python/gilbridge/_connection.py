@@ -149,6 +149,10 @@ class Connection:
 
         self.session_id = ""
         self.lease_seconds = 0.0
+        # Until when a cached lock grant may be used without asking the host (half a
+        # lease after the last successful KeepAlive): one comparison on the hot path.
+        self.cache_fresh_until = 0.0
+        self._last_renewed = 0.0
         self.host_info: sessions_pb2.HostInfo
         try:
             self._hello()
@@ -175,6 +179,16 @@ class Connection:
         self.lease_seconds = reply.lease_seconds or 5.0
         self.host_info = reply.host
         self.last_renewed = time.monotonic()
+
+    @property
+    def last_renewed(self) -> float:
+        """When the last successful KeepAlive (or Hello) was sent (``time.monotonic``)."""
+        return self._last_renewed
+
+    @last_renewed.setter
+    def last_renewed(self, when: float) -> None:
+        self._last_renewed = when
+        self.cache_fresh_until = when + self.lease_seconds / 2.0
 
     def check_session(self) -> None:
         """Cheap unless no KeepAlive succeeded for a whole lease (this process was

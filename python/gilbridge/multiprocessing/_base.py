@@ -87,9 +87,17 @@ def _count_fork() -> None:
 os.register_at_fork(after_in_child=_count_fork)
 
 
+# Thread ident -> its owner string, so the cached lock paths skip str() per call.
+OWNER_NAMES: dict[int, str] = {}
+
+
 def owner() -> str:
     """The ``owner`` string the host uses to tell this process's threads apart."""
-    return str(threading.get_ident())
+    ident = threading.get_ident()
+    name = OWNER_NAMES.get(ident)
+    if name is None:
+        name = OWNER_NAMES.setdefault(ident, str(ident))
+    return name
 
 
 def check_timeout(timeout: object) -> float | None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
 from .._connection import Connection
@@ -122,12 +123,11 @@ class LockCache:
     def try_acquire_local(self, entry: _Entry, who: str, count: int) -> bool:
         """The uncontended case of :meth:`acquire_local`, without waiting: True when the
         cached grant gave the lock to ``who`` now; False: take the full path."""
-        conn = self._conn
-        if time.monotonic() - conn.last_renewed > conn.lease_seconds / 2.0:
+        if _monotonic() > self._conn.cache_fresh_until:
             return False
         with entry.mutex:
             if (not entry.token or entry.recalling or entry.recalled
-                    or entry.session != conn.session_id):
+                    or entry.session != self._conn.session_id):
                 return False
             # acquire_local's grant rule, written out here: a call more per acquire is
             # measurable on a shared counter's increment.

@@ -37,6 +37,7 @@ from ._base import (
     LOCK,
     RLOCK,
     SEMAPHORE,
+    OWNER_NAMES,
     BridgeObject,
     check_timeout,
     owner,
@@ -335,7 +336,7 @@ class RLock(SemLock):
         if memo is not None and timeout is None and memo[0] is _connection_module._connection:
             entry = memo[2]
             ident = get_ident()
-            if entry.token and memo[1].try_acquire_local(entry, str(ident), 1):
+            if entry.token and memo[1].try_acquire_local(entry, OWNER_NAMES.get(ident) or owner(), 1):
                 depths = self._depths if self._depths_generation == _base.fork_generation \
                     else self._thread_depths()
                 depths[ident] = depths.get(ident, 0) + 1
@@ -351,7 +352,7 @@ class RLock(SemLock):
         if memo is not None and memo[0] is _connection_module._connection:
             entry = memo[2]
             ident = get_ident()
-            if entry.token and memo[1].try_release_local(entry, str(ident)):
+            if entry.token and memo[1].try_release_local(entry, OWNER_NAMES.get(ident) or owner()):
                 depths = self._depths if self._depths_generation == _base.fork_generation \
                     else self._thread_depths()
                 depth = depths.get(ident, 0)
