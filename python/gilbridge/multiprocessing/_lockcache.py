@@ -146,13 +146,12 @@ class LockCache:
         if not entry.token:
             return None
         conn = self._conn
-        max_age = conn.lease_seconds / 2.0
-        if not conn.renew_if_stale(max_age):
+        if not conn.renew_if_stale(conn.lease_seconds / 2.0):
             return None
         with entry.mutex:
             while True:
                 if (not entry.token or entry.recalling or entry.session != conn.session_id
-                        or time.monotonic() - conn.last_renewed > max_age):
+                        or _monotonic() > conn.cache_fresh_until):
                     return None
                 if entry.recalled:
                     # A surrender failed earlier: retry it; the host decides from here on.
