@@ -80,10 +80,16 @@ REUSE = """
         with mp.Pool(2) as q:  # __exit__ terminates: its idle workers leave alive
             second = sorted(q.worker_pids)
             q.map(pid, range(4))
-        time.sleep(0.5)  # the terminated pool's workers answer their release
-        with mp.Pool(2) as r:
-            third = sorted(r.worker_pids)
+        # No pause: the next pool waits for the releases __exit__ left in flight rather
+        # than take other workers (and have the host launch replacements).
+        cycles = set()
+        for _ in range(5):
+            with mp.Pool(2) as r:
+                third = sorted(r.worker_pids)
+                r.map(pid, range(4))
+            cycles.add(tuple(third))
         print("pids", first, second, third, flush=True)
+        print("cycles", len(cycles), flush=True)
 
         s = mp.Pool(1)
         busy = s.apply(pid)
@@ -126,11 +132,39 @@ def test_pools_reuse_workers_except_after_terminate_mid_task_maxtasksperchild_or
     pids = " ".join(lines["pids"]).replace("[", "").replace("]", "").replace(",", "").split()
     first, second, third = pids[0:2], pids[2:4], pids[4:6]
     assert first == second == third, out
+    assert lines["cycles"] == ["1"], out
     # Each of those workers was gone while the session still lived: not reused.
     assert "still" not in lines, out
     assert len(set(lines["ended"])) == 3, out
     # The session's workers end with it.
     assert wait_for(lambda: not any(_alive(int(pid)) for pid in first), timeout=15), first
+
+
+CYCLES = """
+    import os
+    import gilbridge.multiprocessing as mp
+
+    def pid(_=None):
+        return os.getpid()
+
+    if __name__ == "__main__":
+        for _ in range(8):
+            with mp.Pool(2) as pool:  # __exit__ terminates: releases still in flight
+                print("pids", *sorted(pool.worker_pids), *sorted(set(pool.map(pid, range(4)))), flush=True)
+"""
+
+
+def test_pools_made_back_to_back_get_the_workers_the_last_one_released(tmp_path: Path) -> None:
+    """A script's next `with Pool(2)` comes while the last one's releases are in flight:
+    the host waits for them instead of taking other workers (an unprepared one applies
+    the environment on the pool's time; the host then launches replacements). Before,
+    such a loop rotated over five worker processes."""
+    rc, out, err = run_script(tmp_path, CYCLES)
+    assert rc == 0, err
+    cycles = [tuple(line.split()[1:3]) for line in out.splitlines() if line.startswith("pids")]
+    assert len(cycles) == 8, out
+    # The first pool may take whatever warm workers there are; from then on the same two.
+    assert len(set(cycles[1:])) == 1, out
 
 
 ORDER = """

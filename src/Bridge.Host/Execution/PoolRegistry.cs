@@ -242,6 +242,7 @@ internal sealed class PoolRegistry : IDisposable
     private async Task<PoolInfo> CreateHereAsync(
         string id, CreatePoolRequest request, string? partOf, IReadOnlyList<(string Silo, PoolInfo Info)> parts, CancellationToken cancellationToken)
     {
+        await _launcher.AwaitReturnsAsync(request.Python, request.SessionId, request.ProcessMode ? 1 : request.Processes, cancellationToken);
         var pool = new ExecutionPool(id, request) { PartOf = partOf, Parts = [.. parts.Select(part => (part.Silo, part.Info.PoolId))] };
         _pools[pool.Id] = pool;
         if (request.ProcessMode)

@@ -23,6 +23,12 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
 
     private static readonly TimeSpan ReplenishDelay = TimeSpan.FromMilliseconds(250);
 
+    // How long a new pool waits for its session's workers still answering a release (a
+    // flush of buffered output and queue puts: usually a few ms). Taking another worker
+    // instead costs far more: an unprepared one applies the environment on the pool's
+    // time (40-90 ms measured) and its replacement is launched (~0.35 s of CPU).
+    private static readonly TimeSpan ReturnWait = TimeSpan.FromMilliseconds(100);
+
     // Concurrent top-ups of one queue must not both launch the missing workers.
     private readonly Lock _replenishing = new();
 
@@ -58,6 +64,10 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     private readonly ConcurrentDictionary<string, long> _lastUse = new();
 
     private ITimer? _shrinkTimer;
+
+    // Completed (and replaced) whenever a worker comes back from a pool or exits: what
+    // AwaitReturnsAsync waits on.
+    private TaskCompletionSource _returned = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public WorkerLauncher(
         IOptions<BridgeHostOptions> options,
@@ -116,6 +126,53 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     }
 
     /// <summary>
+    /// Waits, at most <see cref="ReturnWait"/>, until the session's prepared workers can
+    /// cover <paramref name="count"/> or none of its workers is still answering a release:
+    /// `with Pool(n)` ends with terminate(), whose releases are still in flight when the
+    /// script's next pool asks for its workers.
+    /// </summary>
+    public async Task AwaitReturnsAsync(PythonEnvironment? python, string sessionId, int count, CancellationToken cancellationToken)
+    {
+        var preparedKey = PreparedKey(python, sessionId);
+        if (preparedKey is null)
+        {
+            return;
+        }
+
+        var deadline = TimeProvider.System.GetTimestamp() + (long)(ReturnWait.TotalSeconds * TimeProvider.System.TimestampFrequency);
+        while (true)
+        {
+            // Read before counting: a return between the count and the wait completes it.
+            var returned = Volatile.Read(ref _returned).Task;
+            var idle = _prepared.TryGetValue(preparedKey, out var queue) ? queue.Count(w => !w.Exited.IsCompleted) : 0;
+            if (idle >= count || !_byToken.Values.Any(w => w.IsReleasing && ReleasesInto(w, preparedKey)))
+            {
+                return;
+            }
+
+            var left = TimeProvider.System.GetElapsedTime(TimeProvider.System.GetTimestamp(), deadline);
+            if (left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            try
+            {
+                await returned.WaitAsync(left, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                return;
+            }
+        }
+    }
+
+    private static bool ReleasesInto(WorkerProcess worker, string preparedKey) =>
+        worker.Pool is { } pool && PreparedKey(pool.Spec.Python, pool.OwnerSession) == preparedKey;
+
+    private void SignalReturned() => Interlocked.Exchange(ref _returned, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    /// <summary>
     /// Takes back a worker its pool released. A Python worker has applied the session's
     /// environment, so it joins that session's prepared workers (or stops, when the
     /// session is gone); a kernel-only worker rejoins the warm ones while they are short.
@@ -132,6 +189,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
                     worker.PreparedFor = preparedKey;
                     _prepared.GetOrAdd(preparedKey, _ => new ConcurrentQueue<WorkerProcess>()).Enqueue(worker);
                     Log.WorkerReturned(_logger, worker.Pid, sessionId);
+                    SignalReturned();
                     return;
                 }
 
@@ -422,6 +480,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
             }
 
             worker.MarkExited();
+            SignalReturned();
         };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

@@ -173,6 +173,18 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
         }
     }
 
+    /// <summary>Whether a release was asked for and not yet answered (it comes back, or exits).</summary>
+    public bool IsReleasing
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _releaseDeadline is not null;
+            }
+        }
+    }
+
     public void MarkConnected() => _connected.TrySetResult();
 
     /// <summary>Process mode: the Process's own exit code, which wins over the OS's view.</summary>
