@@ -28,10 +28,17 @@ dotnet build Bridge.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 # Orleans at start-up) and every cold worker sooner too; the host starts workers from
 # artifacts/worker (its default Bridge:WorkerPath).
 RID=linux-$(dotnet --info | sed -n 's/^ *Architecture: *//p' | head -1)
-for project in Host Worker; do
-  dotnet publish "src/Bridge.$project/Bridge.$project.csproj" -c Release -r "$RID" --self-contained false \
-    -p:PublishReadyToRun=true -nologo -v quiet -clp:ErrorsOnly -o "artifacts/${project,,}"
-done
+dotnet publish src/Bridge.Host/Bridge.Host.csproj -c Release -r "$RID" --self-contained false \
+  -p:PublishReadyToRun=true -nologo -v quiet -clp:ErrorsOnly -o artifacts/host
+# The worker carries its own runtime, compiled with it into one composite ReadyToRun
+# image (~1 min more to publish, 96 MB): ReadyToRun alone cannot precompile the
+# framework's generics over the worker's types (async state machines, gRPC's stream
+# readers), so each worker JIT-compiled ~540 methods at start and ~480 more on its first
+# pool; composite leaves ~170 and ~190. Measured: worker start 0.40 -> 0.35 s of CPU,
+# Process start+join 55 -> 44 ms, the seed script 1.41 -> 1.36 s (resident +7 MB).
+rm -rf artifacts/worker
+dotnet publish src/Bridge.Worker/Bridge.Worker.csproj -c Release -r "$RID" --self-contained true \
+  -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true -nologo -v quiet -clp:ErrorsOnly -o artifacts/worker
 
 PYTHON=/usr/bin/python3.11
 if [[ ! -x .venv/bin/python ]]; then

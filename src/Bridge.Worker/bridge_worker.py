@@ -1,7 +1,8 @@
 """Starts a Bridge worker inside this Python interpreter.
 
 The host runs ``<client's sys.executable> bridge_worker.py --dotnet-root DIR <worker
-options>``. This script (standard library only: it runs before the client's ``sys.path``
+options>`` (``DIR`` is ignored when the worker was published self-contained: its own
+runtime beside it is used). This script (standard library only: it runs before the client's ``sys.path``
 is known) loads the .NET runtime into this process through hostfxr's native-hosting API
 and calls ``Bridge.Worker.NativeEntry.Start``: the worker's Work stream and C# kernels
 run on .NET threads, while this, the interpreter's main thread, serves the worker's
@@ -30,6 +31,8 @@ import os
 import sys
 
 _APP = "Bridge.Worker.dll"
+# Beside the app only when it was published self-contained.
+_SELF_CONTAINED_HOSTFXR = "libhostfxr.so"
 _ENTRY_TYPE = b"Bridge.Worker.NativeEntry, Bridge.Worker"
 # hostfxr_delegate_type.hdt_get_function_pointer (.NET 5+): methods of the app's own
 # (default) load context.
@@ -64,7 +67,11 @@ def _version_key(name: str) -> tuple[int, ...]:
 
 
 def find_hostfxr(dotnet_root: str) -> str:
-    """``<dotnet_root>/host/fxr/<newest version>/libhostfxr.so``; FileNotFoundError when absent."""
+    """``<dotnet_root>/libhostfxr.so`` (a self-contained app's folder), else
+    ``<dotnet_root>/host/fxr/<newest version>/libhostfxr.so``; FileNotFoundError when absent."""
+    app_local = os.path.join(dotnet_root, _SELF_CONTAINED_HOSTFXR)
+    if os.path.isfile(app_local):
+        return app_local
     fxr = os.path.join(dotnet_root, "host", "fxr")
     try:
         versions = sorted(os.listdir(fxr), key=_version_key)
@@ -249,7 +256,12 @@ def main(argv: list[str]) -> int:
         print("usage: bridge_worker.py --dotnet-root <dir> <Bridge.Worker options>", file=sys.stderr)
         return EXIT_USAGE
     dotnet_root, options = argv[1], argv[2:]
-    app = os.path.join(os.path.dirname(os.path.abspath(__file__)), _APP)
+    here = os.path.dirname(os.path.abspath(__file__))
+    app = os.path.join(here, _APP)
+    if os.path.isfile(os.path.join(here, _SELF_CONTAINED_HOSTFXR)):
+        # A self-contained publish (scripts/setup.sh): the runtime is the app's own, its
+        # composite ReadyToRun image compiled together with the framework.
+        dotnet_root = here
     try:
         native = Native(dotnet_root, app)
     except (OSError, AttributeError) as exc:
