@@ -557,12 +557,29 @@ def _connect() -> Connection:
         if conn is not None:
             _inherited.append(conn)
         address = _host.configured_address()
-        if address.is_default:
-            _host.ensure_host(address)
-        conn = Connection(address)
+        conn = _hello_running_default(address) if address.is_default else None
+        if conn is None:
+            if address.is_default:
+                _host.ensure_host(address)
+            conn = Connection(address)
         _connection = conn
         _install_exit_hooks()
         return conn
+
+
+def _hello_running_default(address: _host.Address) -> Connection | None:
+    """A session with the default host when it already runs, without probing it first
+    (a probe is a channel and a call more, ~10 ms of a script's start); None when
+    nothing answers there, so the caller starts the host."""
+    sock = address.socket_path
+    if sock is None or not sock.exists():
+        return None
+    from ._errors import HostUnavailableError
+
+    try:
+        return Connection(address)
+    except HostUnavailableError:
+        return None
 
 
 def _install_exit_hooks() -> None:
