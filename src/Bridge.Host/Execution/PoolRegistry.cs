@@ -315,12 +315,35 @@ internal sealed class PoolRegistry : IDisposable
         Attach(pool, worker, replacement);
     }
 
+    /// <summary>What the pools already hold (<paramref name="pool"/>'s own starting workers among them), plus the one being taken.</summary>
+    private WorkersInUse WorkersInUse(ExecutionPool pool)
+    {
+        var interpreter = WorkerLauncher.EnvironmentKey(pool.Spec.Python);
+        int session = 1, sameInterpreter = 1;
+        foreach (var other in _pools.Values)
+        {
+            if (WorkerLauncher.EnvironmentKey(other.Spec.Python) != interpreter)
+            {
+                continue;
+            }
+
+            var count = other.WorkerCount;
+            sameInterpreter += count;
+            if (other.OwnerSession == pool.OwnerSession && Equals(other.Spec.Python, pool.Spec.Python))
+            {
+                session += count;
+            }
+        }
+
+        return new WorkersInUse(session, sameInterpreter);
+    }
+
     private WorkerProcess AcquireWorker(ExecutionPool pool)
     {
         WorkerProcess worker;
         try
         {
-            worker = _launcher.Acquire(pool.Spec.Python, pool.OwnerSession);
+            worker = _launcher.Acquire(pool.Spec.Python, pool.OwnerSession, WorkersInUse(pool));
         }
         catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
         {

@@ -27,7 +27,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     // flush of buffered output and queue puts: usually a few ms). Taking another worker
     // instead costs far more: an unprepared one applies the environment on the pool's
     // time (40-90 ms measured) and its replacement is launched (~0.35 s of CPU).
-    private static readonly TimeSpan ReturnWait = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan ReturnWait = TimeSpan.FromMilliseconds(250);
 
     // Concurrent top-ups of one queue must not both launch the missing workers.
     private readonly Lock _replenishing = new();
@@ -94,7 +94,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     /// A worker for a pool of <paramref name="sessionId"/>: one prepared with this
     /// environment, else a warm one, else a new one; the caller awaits Connected.
     /// </summary>
-    public WorkerProcess Acquire(PythonEnvironment? python, string sessionId)
+    public WorkerProcess Acquire(PythonEnvironment? python, string sessionId, WorkersInUse inUse)
     {
         var key = EnvironmentKey(python);
         var preparedKey = PreparedKey(python, sessionId);
@@ -107,9 +107,10 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
 
         var worker = preparedKey is null ? null : TakeIdle(_prepared, preparedKey);
         var tookPrepared = worker is not null;
-        // Warm workers grow to the largest burst seen for this interpreter (a script that
-        // starts three Processes at once finds three next time), from WarmWorkers up.
-        var warmTarget = Math.Clamp(_warmDemand.GetOrAdd(key, _ => new WorkerDemand()).RecordPeak(now), _options.WarmWorkers, MaxPreparedPerSession);
+        // Warm workers grow to the most this interpreter's pools have used at once (a
+        // script that starts three Processes together finds three next time), from
+        // WarmWorkers up.
+        var warmTarget = Math.Clamp(_warmDemand.GetOrAdd(key, _ => new WorkerDemand()).RecordPeak(now, inUse.Interpreter), _options.WarmWorkers, MaxPreparedPerSession);
         worker ??= TakeIdle(_warm, key) ?? Launch(python, key, preparedFor: null);
         if (!tookPrepared)
         {
@@ -117,7 +118,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         }
 
         if (preparedKey is not null && !_unpreparable.ContainsKey(preparedKey)
-            && _demand.GetOrAdd(preparedKey, _ => new WorkerDemand()).Record(now) is { } wanted)
+            && _demand.GetOrAdd(preparedKey, _ => new WorkerDemand()).Record(now, inUse.Session) is { } wanted)
         {
             _ = ReplenishLaterAsync(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession));
         }
@@ -511,8 +512,18 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
 }
 
 /// <summary>
-/// The workers one session (with one environment) takes at once: acquisitions less than
-/// a second apart count as one burst (a Pool(n), or Processes started together).
+/// Workers serving pools when one more is taken, this one included: those of the
+/// taking session's pools with the same environment, and those of every pool on the
+/// same interpreter.
+/// </summary>
+internal readonly record struct WorkersInUse(int Session, int Interpreter);
+
+/// <summary>
+/// The most workers one session (with one environment), or one interpreter, has had
+/// serving at once. Acquisitions less than a second apart count as one burst: a session
+/// that takes workers in one burst only (a one-off Pool) gets no prepared workers. The
+/// peak counts workers in use, not acquisitions, so a script cycling `with Pool(2)`
+/// every few ms keeps two, not one per pool it made within the second.
 /// </summary>
 internal sealed class WorkerDemand
 {
@@ -520,41 +531,39 @@ internal sealed class WorkerDemand
 
     private readonly Lock _gate = new();
     private long _burstStart;
-    private int _inBurst;
     private int _peak;
     private int _bursts;
 
-    /// <summary>Records one acquisition; null during the first burst (no prepared workers
-    /// for a one-off), else how many workers to keep prepared.</summary>
-    public int? Record(long timestamp)
+    /// <summary>Records one acquisition with <paramref name="inUse"/> workers serving;
+    /// null during the first burst (no prepared workers for a one-off), else how many
+    /// workers to keep prepared.</summary>
+    public int? Record(long timestamp, int inUse)
     {
         lock (_gate)
         {
-            RecordUnderLock(timestamp);
+            RecordUnderLock(timestamp, inUse);
             return _bursts == 1 ? null : _peak;
         }
     }
 
-    /// <summary>Records one acquisition; the largest burst so far, this one included.</summary>
-    public int RecordPeak(long timestamp)
+    /// <summary>Records one acquisition; the most workers in use at once so far.</summary>
+    public int RecordPeak(long timestamp, int inUse)
     {
         lock (_gate)
         {
-            RecordUnderLock(timestamp);
+            RecordUnderLock(timestamp, inUse);
             return _peak;
         }
     }
 
-    private void RecordUnderLock(long timestamp)
+    private void RecordUnderLock(long timestamp, int inUse)
     {
         if (_bursts == 0 || TimeProvider.System.GetElapsedTime(_burstStart, timestamp) > Burst)
         {
             _burstStart = timestamp;
-            _inBurst = 0;
             _bursts++;
         }
 
-        _inBurst++;
-        _peak = Math.Max(_peak, _inBurst);
+        _peak = Math.Max(_peak, Math.Max(1, inUse));
     }
 }
