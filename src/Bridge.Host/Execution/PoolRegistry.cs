@@ -404,8 +404,11 @@ internal sealed class PoolRegistry : IDisposable
     {
         if (worker.TryCompleteRelease(out var pool) && pool is not null)
         {
-            pool.OnReleased(worker);
+            // Back among the session's workers before the pool can finish: its owner's
+            // terminate() returns when the pool's stream ends, and its next pool may ask
+            // for workers at once.
             _launcher.Return(worker, pool.Spec.Python, pool.OwnerSession);
+            pool.OnReleased(worker);
         }
     }
 
