@@ -145,6 +145,15 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
                     DataToken = Direct ? DataToken : "",
                 },
             });
+            if (Spec.ProcessMode)
+            {
+                // The Process's one chunk follows its assignment on the same stream instead
+                // of waiting for the worker's Ready: one round trip less to start() a
+                // Process (the worker serves commands in order, the chunk once assigned).
+                _workers[worker.Pid].Credits = 1;
+                Dispatch();
+            }
+
             if (replacement)
             {
                 _events.Writer.TryWrite(Direct
