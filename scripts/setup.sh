@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3.11 python3.11-venv python3-venv python3-grpcio python3-protobuf python3-msgpack
-  python3-cloudpickle python3-pytest python3-pytest-timeout python3-tqdm python3-matplotlib python3-setuptools redis-server
+  python3-cloudpickle python3-pytest python3-pytest-timeout python3-tqdm python3-matplotlib python3-setuptools python3-wheel redis-server
   protobuf-compiler protobuf-compiler-grpc libpython3.11-testsuite openssl)
 
 missing=()
@@ -22,23 +22,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-echo "setup: building the .NET solution and publishing the host to artifacts/host"
+echo "setup: building the .NET solution and publishing the host and worker to artifacts/"
 dotnet build Bridge.sln -c Release -nologo -v quiet -clp:ErrorsOnly
-# ReadyToRun: precompiled code starts the host ~35% sooner (no JIT of ASP.NET Core and
-# Orleans at start-up) and every cold worker sooner too; the host starts workers from
-# artifacts/worker (its default Bridge:WorkerPath).
-RID=linux-$(dotnet --info | sed -n 's/^ *Architecture: *//p' | head -1)
-dotnet publish src/Bridge.Host/Bridge.Host.csproj -c Release -r "$RID" --self-contained false \
-  -p:PublishReadyToRun=true -nologo -v quiet -clp:ErrorsOnly -o artifacts/host
-# The worker carries its own runtime, compiled with it into one composite ReadyToRun
-# image (~1 min more to publish, 96 MB): ReadyToRun alone cannot precompile the
-# framework's generics over the worker's types (async state machines, gRPC's stream
-# readers), so each worker JIT-compiled ~540 methods at start and ~480 more on its first
-# pool; composite leaves ~170 and ~190. Measured: worker start 0.40 -> 0.35 s of CPU,
-# Process start+join 55 -> 44 ms, the seed script 1.41 -> 1.36 s (resident +7 MB).
-rm -rf artifacts/worker
-dotnet publish src/Bridge.Worker/Bridge.Worker.csproj -c Release -r "$RID" --self-contained true \
-  -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true -nologo -v quiet -clp:ErrorsOnly -o artifacts/worker
+bash scripts/publish.sh artifacts
 
 PYTHON=/usr/bin/python3.11
 if [[ ! -x .venv/bin/python ]]; then

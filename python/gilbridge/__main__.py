@@ -14,6 +14,7 @@ Exit codes: 0 success; 3 "not running" (status); 1 errors; a script's own exit s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -91,7 +92,7 @@ def _is_local(address: _host.Address) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m gilbridge",
+        prog=_program_name(),
         description="Bridge: multiprocessing objects served by a .NET host.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -147,6 +148,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import run
 
     return run(args)
+
+
+def _program_name() -> str:
+    """How the user invoked us: the ``gilbridge`` console command or ``python -m gilbridge``."""
+    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m gilbridge" if invoked in ("", "__main__.py", "-m") else invoked
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -171,9 +171,17 @@ def probe(address: Address, timeout: float = 2.0) -> sessions_pb2.HostInfo | Non
 
 
 def find_host_executable() -> Path:
-    """``$GILBRIDGE_HOST_PATH``, else ``<repo>/artifacts/host/Bridge.Host``."""
+    """``$GILBRIDGE_HOST_PATH``, else the host inside an installed wheel
+    (``gilbridge/_bin/host/Bridge.Host``), else a checkout's ``artifacts/host/Bridge.Host``."""
     env = os.environ.get(ENV_HOST_PATH)
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "artifacts/host/Bridge.Host"
+    package = Path(__file__).resolve().parent
+    bundled = package / "_bin" / "host" / "Bridge.Host"
+    if env:
+        path = Path(env)
+    elif bundled.is_file():
+        path = bundled
+    else:
+        path = package.parents[1] / "artifacts" / "host" / "Bridge.Host"
     if not path.is_file() or not os.access(path, os.X_OK):
         raise RuntimeError(
             f"cannot start the Bridge host: no executable at {path} "
@@ -202,6 +210,24 @@ def pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+# What .NET's launcher prints when it finds no runtime, or not the version the host needs.
+_NO_RUNTIME_MARKERS: Final = (
+    "You must install .NET", "You must install or update .NET", "libhostfxr.so",
+    "Framework: 'Microsoft.AspNetCore.App'", "Framework: 'Microsoft.NETCore.App'",
+)
+
+
+def _missing_runtime_hint(log_tail: str) -> str:
+    """A sentence naming the missing .NET runtime when the host's log says it found none."""
+    if not any(marker in log_tail for marker in _NO_RUNTIME_MARKERS):
+        return ""
+    return (": the .NET 10 runtime with ASP.NET Core (Microsoft.NETCore.App and "
+            "Microsoft.AspNetCore.App 10.x) is not installed where the host looks for it "
+            "(DOTNET_ROOT, else the system's .NET location); install the ASP.NET Core "
+            "Runtime 10 (Debian: aspnetcore-runtime-10.0 from Microsoft's package feed) "
+            "or point DOTNET_ROOT at one")
 
 
 def _log_tail(log: Path, lines: int = 30) -> str:
@@ -288,9 +314,10 @@ def _await_start(address: Address, log: Path, proc: subprocess.Popen[bytes] | No
         if info is not None:
             return info
         if proc is not None and proc.poll() is not None:
+            tail = _log_tail(log)
             raise RuntimeError(
-                f"the Bridge host exited with status {proc.returncode} while starting; "
-                f"{log} ends with:\n{_log_tail(log)}"
+                f"the Bridge host exited with status {proc.returncode} while starting"
+                f"{_missing_runtime_hint(tail)}; {log} ends with:\n{tail}"
             )
         if proc is None and pid is not None and not pid_alive(pid):
             return None
