@@ -18,7 +18,8 @@ first object is created. Configuration (environment):
 Execution: ``gilbridge.multiprocessing.Process``/``Pool`` and
 ``gilbridge.futures.ProcessPoolExecutor`` run work on Bridge worker processes.
 ``gilbridge.dotnet("Bridge.Kernels.Primes.Count")`` is a callable reference to a C#
-kernel; a failed kernel raises :class:`DotnetError`; a worker that dies mid-task fails
+kernel, ``gilbridge.csharp("public static long F(long x) { ... }")`` one compiled from
+source in the workers; a failed kernel raises :class:`DotnetError`; a worker that dies mid-task fails
 its tasks with :class:`BrokenProcessPool`.
 """
 
@@ -27,13 +28,13 @@ from __future__ import annotations
 from typing import Any
 
 from ._errors import BridgeError, HostUnavailableError, ObjectLostError
-from ._kernels import DotnetKernel, dotnet
+from ._kernels import CSharpCompileError, CSharpKernel, DotnetKernel, csharp, dotnet
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BridgeError", "BrokenProcessPool", "DotnetError", "DotnetKernel", "HostUnavailableError",
-    "ObjectLostError", "__version__", "dotnet",
+    "BridgeError", "BrokenProcessPool", "CSharpCompileError", "CSharpKernel", "DotnetError",
+    "DotnetKernel", "HostUnavailableError", "ObjectLostError", "__version__", "csharp", "dotnet",
 ]
 
 

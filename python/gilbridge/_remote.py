@@ -128,6 +128,11 @@ def rebuild_exception(error: Any, *, kernel: bool, terminated: bool = False,
                 exc = loaded
         except Exception:  # noqa: BLE001 - not loadable here: fall back on the name
             exc = None
+    if exc is None and error.type == "CSharpCompileError":
+        from ._kernels import CSharpCompileError
+
+        exc = CSharpCompileError(str(error.message), tb_text)
+        tb_text = ""  # the diagnostics are the exception's own; no .NET stack to attach
     if exc is None:
         name = str(error.type)
         message = str(error.message)

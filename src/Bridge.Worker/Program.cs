@@ -71,7 +71,7 @@ internal static class Program
         });
 
         output.RedirectConsole();
-        var kernels = new KernelRunner(new KernelInvoker(new KernelCatalog()), options.KernelSlots);
+        var kernels = new KernelRunner(new KernelInvoker(new KernelCatalog(CSharpKernelCompiler.WithUserCache())), options.KernelSlots);
         var session = new WorkerSession(options, python, kernels, outbox, output, logger);
         var exitCode = await session.RunAsync(interrupted.Token);
         ProcessExit.Now(interrupted.IsCancellationRequested ? ExitInterrupted : exitCode);

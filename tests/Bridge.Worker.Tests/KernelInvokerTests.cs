@@ -9,7 +9,7 @@ namespace Bridge.Worker.Tests;
 
 public sealed class KernelInvokerTests
 {
-    private readonly KernelInvoker _invoker = new(new KernelCatalog());
+    private readonly KernelInvoker _invoker = new(new KernelCatalog(new CSharpKernelCompiler(cacheDirectory: null)));
 
     [Fact(Timeout = 10_000)]
     public async Task Starmap_unwraps_tuples_into_parameters()

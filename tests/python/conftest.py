@@ -8,11 +8,14 @@ end it is stopped by PID (SIGTERM, then SIGKILL) and must have exited.
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -31,6 +34,11 @@ CHILD_TIMEOUT = 60.0
 # auto-starting a host on the user's default socket; test_cli.py sets its own.
 os.environ["GILBRIDGE_HOST_PATH"] = "/nonexistent/gilbridge-tests-must-not-auto-start"
 os.environ.pop("GILBRIDGE_ADDRESS", None)
+# Inline C# kernels compiled by the tests' workers (inherited from the hosts they start)
+# stay out of the user's ~/.cache; the directory goes with the test run.
+CSHARP_CACHE = Path(tempfile.mkdtemp(prefix="gb-csharp-"))
+os.environ["GILBRIDGE_CSHARP_CACHE"] = str(CSHARP_CACHE)
+atexit.register(shutil.rmtree, CSHARP_CACHE, True)
 
 
 @dataclass

@@ -58,7 +58,9 @@ def test_map_imap_starmap_results_and_order(pool: Pool) -> None:
 
 
 def test_imap_orders_slow_early_items(pool: Pool) -> None:
-    delays = [0.4, 0.0, 0.0, 0.0]
+    # The slow item's second must outlast any stall of the other worker on a loaded
+    # 2-core machine (0.4 s did not, once, right after the wheel test).
+    delays = [1.0, 0.0, 0.0, 0.0]
     started = time.monotonic()
     unordered = list(pool.imap_unordered(lambda d: (time.sleep(d), d)[1], delays))
     assert time.monotonic() - started < 5

@@ -1,5 +1,6 @@
 """The wheel: built offline from this checkout, installed into a fresh venv outside it,
-used by a script in another folder with no setting pointing back at the checkout.
+used by a script in another folder (a pool, a built-in C# kernel, an inline one, a
+queue) with no setting pointing back at the checkout.
 
 The build works on a copy of the package's inputs (so nothing is written into the
 checkout) with ``artifacts/`` linked in: ``scripts/setup.sh`` has published the host and
@@ -33,6 +34,8 @@ if __name__ == "__main__":
         print("squares", *pool.map(lambda x: x * x, range(5)))
         count = gilbridge.dotnet("Bridge.Kernels.Primes.Count")
         print("primes", sum(pool.starmap(count, [(0, 500_000), (500_000, 1_000_000)])))
+        cube = gilbridge.csharp("public static long Cube(long x) => x * x * x;")
+        print("cubes", *pool.map(cube, [2, 3]))
     queue = mp.Queue()
     queue.put({"n": 1})
     print("queue", queue.get(timeout=10)["n"])
@@ -104,7 +107,8 @@ def clean_env() -> Iterator[tuple[dict[str, str], Path]]:
     runtime directory; the host started there is stopped by its PID."""
     runtime = Path(tempfile.mkdtemp(prefix="gb-wrt-")) / "rt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GILBRIDGE_") and k != "XDG_RUNTIME_DIR"}
-    env.update(GILBRIDGE_RUNTIME_DIR=str(runtime), GILBRIDGE_IDLE_TIMEOUT="60")
+    env.update(GILBRIDGE_RUNTIME_DIR=str(runtime), GILBRIDGE_IDLE_TIMEOUT="60",
+               GILBRIDGE_CSHARP_CACHE=str(runtime.parent / "csharp"))
     try:
         yield env, runtime
     finally:
@@ -112,7 +116,7 @@ def clean_env() -> Iterator[tuple[dict[str, str], Path]]:
         shutil.rmtree(runtime.parent, ignore_errors=True)
 
 
-def test_a_script_elsewhere_runs_a_pool_a_kernel_and_a_queue_from_the_installed_wheel(
+def test_a_script_elsewhere_runs_a_pool_kernels_and_a_queue_from_the_installed_wheel(
         installed: Path, clean_env: tuple[dict[str, str], Path], tmp_path: Path) -> None:
     env, runtime = clean_env
     elsewhere = tmp_path / "elsewhere"
@@ -124,6 +128,7 @@ def test_a_script_elsewhere_runs_a_pool_a_kernel_and_a_queue_from_the_installed_
     assert lines["package"][0].startswith(str(installed.parent / "lib")), done.stdout
     assert lines["squares"] == ["0", "1", "4", "9", "16"]
     assert lines["primes"] == ["78498"]
+    assert lines["cubes"] == ["8", "27"]
     assert lines["queue"] == ["1"]
     # The host it started is the package's own.
     status = _run([str(installed / "gilbridge"), "host", "status"], timeout=60, cwd=elsewhere, env=env)

@@ -10,8 +10,11 @@ namespace Bridge.Worker.Kernels;
 /// (loaded once into its own AssemblyLoadContext). Successful look-ups are cached per
 /// name, so a map's chunks resolve once; failures are not (the user may fix the dll).
 /// </summary>
-internal sealed class KernelCatalog
+internal sealed class KernelCatalog(CSharpKernelCompiler compiler)
 {
+    /// <summary>The prefix of an inline C# kernel: "csharp:" + method name (may be empty) + "\n" + source.</summary>
+    public const string CSharpPrefix = "csharp:";
+
     private readonly ConcurrentDictionary<string, Kernel> _kernels = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<Assembly>> _assemblies = new(StringComparer.Ordinal);
     private readonly Assembly _builtIn = typeof(Bridge.Kernels.Primes).Assembly;
@@ -25,6 +28,11 @@ internal sealed class KernelCatalog
 
     private Kernel Load(string name)
     {
+        if (name.StartsWith(CSharpPrefix, StringComparison.Ordinal))
+        {
+            return LoadInline(name);
+        }
+
         // The last ':' separates a path from the method (a Windows drive's ':' comes first).
         var colon = name.LastIndexOf(':');
         Assembly assembly;
@@ -74,16 +82,64 @@ internal sealed class KernelCatalog
             throw new KernelException("AttributeError", $"kernel '{name}': {typeName} has no public static method {methodName}");
         }
 
+        EnsureSynchronous(methods, $"kernel '{name}'");
+        return new Kernel(name, methods);
+    }
+
+    /// <summary>An inline C# kernel: compiled (or found compiled), then its one public static method, or the one named.</summary>
+    private Kernel LoadInline(string name)
+    {
+        var newline = name.IndexOf('\n', StringComparison.Ordinal);
+        if (newline < 0)
+        {
+            throw new KernelException("ValueError", "an inline C# kernel is 'csharp:' + method name + newline + source");
+        }
+
+        var wanted = name[CSharpPrefix.Length..newline].Trim();
+        var assembly = compiler.Compile(name[(newline + 1)..]);
+        var names = CSharpKernelCompiler.PublicStaticMethodNames(assembly);
+        if (wanted.Length == 0)
+        {
+            wanted = names.Count switch
+            {
+                1 => names[0],
+                0 => throw new KernelException("AttributeError", "the C# source declares no public static method to call"),
+                _ => throw new KernelException("ValueError",
+                    $"the C# source declares several public static methods ({string.Join(", ", names)}): name one, gilbridge.csharp(source, method=...)"),
+            };
+        }
+
+        var methods = assembly.GetExportedTypes()
+            .SelectMany(type => type.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
+            .Where(method => method.Name == wanted && !method.IsSpecialName && !method.ContainsGenericParameters)
+            .ToArray();
+        if (methods.Length == 0)
+        {
+            throw new KernelException("AttributeError",
+                $"the C# source has no public static method {wanted} (it has: {string.Join(", ", names)})");
+        }
+
+        var declaring = methods.Select(method => method.DeclaringType!.FullName).Distinct(StringComparer.Ordinal).ToArray();
+        if (declaring.Length > 1)
+        {
+            throw new KernelException("ValueError", $"several types of the C# source declare {wanted} ({string.Join(", ", declaring)})");
+        }
+
+        var display = $"csharp:{declaring[0]}.{wanted}";
+        EnsureSynchronous(methods, display);
+        return new Kernel(display, methods);
+    }
+
+    private static void EnsureSynchronous(IEnumerable<MethodInfo> methods, string display)
+    {
         foreach (var method in methods)
         {
             if (typeof(Task).IsAssignableFrom(method.ReturnType) || method.ReturnType.Name.StartsWith("ValueTask", StringComparison.Ordinal))
             {
                 // A kernel thread would have to block on it; kernels are synchronous by design.
-                throw new KernelException("TypeError", $"kernel '{name}' returns {method.ReturnType.Name}: kernels must be synchronous");
+                throw new KernelException("TypeError", $"{display} returns {method.ReturnType.Name}: kernels must be synchronous");
             }
         }
-
-        return new Kernel(name, methods);
     }
 
     private Assembly LoadAssembly(string path)
@@ -133,8 +189,11 @@ internal sealed class KernelCatalog
 internal sealed record Kernel(string Name, IReadOnlyList<MethodInfo> Overloads);
 
 /// <summary>A failure to resolve or call a kernel, reported as a TaskError of <see cref="ErrorType"/>.</summary>
-internal sealed class KernelException(string errorType, string message) : Exception(message)
+internal sealed class KernelException(string errorType, string message, string? details = null) : Exception(message)
 {
     /// <summary>The Python exception type the client raises ("TypeError", "AttributeError", ...).</summary>
     public string ErrorType { get; } = errorType;
+
+    /// <summary>What the TaskError's traceback carries (every compile error, say); null: type and message.</summary>
+    public string? Details { get; } = details;
 }

@@ -45,7 +45,7 @@ internal sealed class KernelInvoker(KernelCatalog catalog)
             {
                 Type = exception.ErrorType,
                 Message = exception.Message,
-                Traceback = $"{exception.ErrorType}: {exception.Message}",
+                Traceback = exception.Details ?? $"{exception.ErrorType}: {exception.Message}",
             };
         }
         catch (Exception exception)
