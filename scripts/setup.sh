@@ -10,14 +10,17 @@ APT_PACKAGES=(python3.11 python3.11-venv python3-venv python3-grpcio python3-pro
   python3-cloudpickle python3-pytest python3-pytest-timeout python3-tqdm python3-matplotlib python3-setuptools python3-wheel redis-server
   protobuf-compiler protobuf-compiler-grpc libpython3.11-testsuite openssl)
 
+# The Node.js example client (examples/node): the machine's node and npm, else Debian's.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
+
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
@@ -32,6 +35,8 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv --system-site-packages .venv
 fi
 bash scripts/install-package.sh
+echo "setup: installing the Node.js example's packages (examples/node, from package-lock.json)"
+npm ci --prefix examples/node --no-audit --no-fund --loglevel=error >/dev/null
 .venv/bin/python -c "import gilbridge.multiprocessing" \
   || { echo "setup: gilbridge is not importable from .venv" >&2; exit 1; }
 echo "setup: ready (.venv/bin/python has gilbridge; host at artifacts/host/Bridge.Host)"
