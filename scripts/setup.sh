@@ -28,6 +28,8 @@ fi
 echo "setup: building the .NET solution and publishing the host and worker to artifacts/"
 dotnet build Bridge.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 bash scripts/publish.sh artifacts
+# dotnet-counters (.config/dotnet-tools.json): reads the host's Bridge.Host meter; a test uses it.
+dotnet tool restore >/dev/null
 
 PYTHON=/usr/bin/python3.11
 if [[ ! -x .venv/bin/python ]]; then

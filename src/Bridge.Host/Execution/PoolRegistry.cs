@@ -53,6 +53,9 @@ internal sealed class PoolRegistry : IDisposable
     /// <summary>Workers attached to (or starting for) pools of this host.</summary>
     public int WorkersInPools => _pools.Values.Sum(pool => pool.WorkerCount);
 
+    /// <summary>Pools (and Processes) this host runs, parts for other hosts included.</summary>
+    public int Count => _pools.Count;
+
     /// <summary>Cores of this machine no pool's worker takes now.</summary>
     public int FreeCores => Math.Max(0, Environment.ProcessorCount - WorkersInPools);
 

@@ -34,6 +34,7 @@ internal static class HostingExtensions
         services.AddHostedService<ListenerLifecycle>();
         services.AddHostedService<IdleShutdownService>();
         services.AddSingleton<BridgeCallInterceptor>();
+        services.AddSingleton<BridgeMetrics>();
         services.AddSingleton<Execution.WorkerLauncher>();
         services.AddHostedService(sp => sp.GetRequiredService<Execution.WorkerLauncher>());
         services.AddSingleton<Execution.PoolRegistry>();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using Bridge.Core.Objects;
@@ -14,7 +15,7 @@ namespace Bridge.Host.Services;
 /// socket is private to the user) and domain errors become gRPC statuses. The trailer
 /// "bridge-exception" names the Python exception a Python client raises.
 /// </summary>
-internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options, ILogger<BridgeCallInterceptor> logger) : Interceptor
+internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options, BridgeMetrics metrics, ILogger<BridgeCallInterceptor> logger) : Interceptor
 {
     public const string ExceptionTrailer = "bridge-exception";
 
@@ -23,56 +24,108 @@ internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options,
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        Authenticate(context);
+        var started = Stopwatch.GetTimestamp();
+        var status = StatusCode.OK;
         try
         {
+            Authenticate(context);
             return await continuation(request, context);
         }
-        catch (Exception ex) when (ex is not RpcException)
+        catch (RpcException ex)
         {
-            throw Translate(ex, context, request);
+            status = ex.StatusCode;
+            throw;
+        }
+        catch (Exception ex)
+        {
+            var translated = Translate(ex, context, request);
+            status = translated.StatusCode;
+            throw translated;
+        }
+        finally
+        {
+            metrics.CallEnded(context.Method, status.ToString(), started);
         }
     }
 
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
         TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        Authenticate(context);
+        var started = Stopwatch.GetTimestamp();
+        var status = StatusCode.OK;
         try
         {
+            Authenticate(context);
             await continuation(request, responseStream, context);
         }
-        catch (Exception ex) when (ex is not RpcException)
+        catch (RpcException ex)
         {
-            throw Translate(ex, context, request);
+            status = ex.StatusCode;
+            throw;
+        }
+        catch (Exception ex)
+        {
+            var translated = Translate(ex, context, request);
+            status = translated.StatusCode;
+            throw translated;
+        }
+        finally
+        {
+            metrics.CallEnded(context.Method, status.ToString(), started);
         }
     }
 
     public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        Authenticate(context);
+        var started = Stopwatch.GetTimestamp();
+        var status = StatusCode.OK;
         try
         {
+            Authenticate(context);
             return await continuation(requestStream, context);
         }
-        catch (Exception ex) when (ex is not RpcException)
+        catch (RpcException ex)
         {
-            throw Translate(ex, context);
+            status = ex.StatusCode;
+            throw;
+        }
+        catch (Exception ex)
+        {
+            var translated = Translate(ex, context);
+            status = translated.StatusCode;
+            throw translated;
+        }
+        finally
+        {
+            metrics.CallEnded(context.Method, status.ToString(), started);
         }
     }
 
     public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        Authenticate(context);
+        var started = Stopwatch.GetTimestamp();
+        var status = StatusCode.OK;
         try
         {
+            Authenticate(context);
             await continuation(requestStream, responseStream, context);
         }
-        catch (Exception ex) when (ex is not RpcException)
+        catch (RpcException ex)
         {
-            throw Translate(ex, context);
+            status = ex.StatusCode;
+            throw;
+        }
+        catch (Exception ex)
+        {
+            var translated = Translate(ex, context);
+            status = translated.StatusCode;
+            throw translated;
+        }
+        finally
+        {
+            metrics.CallEnded(context.Method, status.ToString(), started);
         }
     }
 

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 
 namespace Bridge.Host.Services;
 
-internal sealed class QueuesService(IGrainFactory grains, IOptions<BridgeHostOptions> options) : Queues.QueuesBase
+internal sealed class QueuesService(IGrainFactory grains, IOptions<BridgeHostOptions> options, BridgeMetrics metrics) : Queues.QueuesBase
 {
     /// <summary>Prefetch is capped so one reply stays a reasonable message.</summary>
     private const int MaxItemsPerGet = 4096;
@@ -39,11 +39,13 @@ internal sealed class QueuesService(IGrainFactory grains, IOptions<BridgeHostOpt
         if (request.Reserved == 0 && request.Reserve == 0 && request.Release == 0)
         {
             var accepted = items.Items.Count == 0 ? 0 : await queue.Put(sessionId, items, timeout, context.CancellationToken);
+            metrics.ItemsPut(accepted);
             return new PutReply { Accepted = accepted };
         }
 
         var outcome = await queue.PutClaimed(
             sessionId, items, new SlotClaim(request.Reserved, request.Reserve, request.Release), timeout, context.CancellationToken);
+        metrics.ItemsPut(outcome.Accepted);
         return new PutReply { Accepted = outcome.Accepted, Reserved = outcome.Reserved };
     }
 
@@ -67,6 +69,8 @@ internal sealed class QueuesService(IGrainFactory grains, IOptions<BridgeHostOpt
         {
             reply.Items.Add(UnsafeByteOperations.UnsafeWrap(item));
         }
+
+        metrics.ItemsGot(reply.Items.Count);
 
         return reply;
     }
