@@ -129,8 +129,9 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     /// <summary>
     /// Waits, at most <see cref="ReturnWait"/>, until the session's prepared workers can
     /// cover <paramref name="count"/> or none of its workers is still answering a release:
-    /// `with Pool(n)` ends with terminate(), whose releases are still in flight when the
-    /// script's next pool asks for its workers.
+    /// a pool closed and not joined, an executor shut down without waiting or a pool left
+    /// to the garbage collector still has releases in flight when the script's next pool
+    /// asks for workers. (terminate() and join() return once the workers are back.)
     /// </summary>
     public async Task AwaitReturnsAsync(PythonEnvironment? python, string sessionId, int count, CancellationToken cancellationToken)
     {
