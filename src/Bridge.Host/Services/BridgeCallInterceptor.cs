@@ -21,42 +21,42 @@ internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options,
 
     private readonly byte[]? _token = string.IsNullOrEmpty(options.Value.Token) ? null : Encoding.UTF8.GetBytes("Bearer " + options.Value.Token);
 
-    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
-        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
-    {
-        var started = Stopwatch.GetTimestamp();
-        var status = StatusCode.OK;
-        try
-        {
-            Authenticate(context);
-            return await continuation(request, context);
-        }
-        catch (RpcException ex)
-        {
-            status = ex.StatusCode;
-            throw;
-        }
-        catch (Exception ex)
-        {
-            var translated = Translate(ex, context, request);
-            status = translated.StatusCode;
-            throw translated;
-        }
-        finally
-        {
-            metrics.CallEnded(context.Method, status.ToString(), started);
-        }
-    }
+    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation) =>
+        HandleAsync(context, request, () => continuation(request, context));
 
-    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
-        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        var started = Stopwatch.GetTimestamp();
-        var status = StatusCode.OK;
-        try
+    public override Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation) =>
+        HandleAsync(context, request, async () =>
         {
-            Authenticate(context);
             await continuation(request, responseStream, context);
+            return true;
+        });
+
+    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation) =>
+        HandleAsync(context, request: null, () => continuation(requestStream, context));
+
+    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation) =>
+        HandleAsync(context, request: null, async () =>
+        {
+            await continuation(requestStream, responseStream, context);
+            return true;
+        });
+
+    /// <summary>
+    /// Every call, whatever its kind: authenticated, its domain error translated (named by
+    /// <paramref name="request"/> when it has one), and counted with its status and duration.
+    /// </summary>
+    private async Task<T> HandleAsync<T>(ServerCallContext context, object? request, Func<Task<T>> call)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var status = StatusCode.OK;
+        try
+        {
+            Authenticate(context);
+            return await call();
         }
         catch (RpcException ex)
         {
@@ -66,60 +66,6 @@ internal sealed class BridgeCallInterceptor(IOptions<BridgeHostOptions> options,
         catch (Exception ex)
         {
             var translated = Translate(ex, context, request);
-            status = translated.StatusCode;
-            throw translated;
-        }
-        finally
-        {
-            metrics.CallEnded(context.Method, status.ToString(), started);
-        }
-    }
-
-    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
-        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        var started = Stopwatch.GetTimestamp();
-        var status = StatusCode.OK;
-        try
-        {
-            Authenticate(context);
-            return await continuation(requestStream, context);
-        }
-        catch (RpcException ex)
-        {
-            status = ex.StatusCode;
-            throw;
-        }
-        catch (Exception ex)
-        {
-            var translated = Translate(ex, context);
-            status = translated.StatusCode;
-            throw translated;
-        }
-        finally
-        {
-            metrics.CallEnded(context.Method, status.ToString(), started);
-        }
-    }
-
-    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
-        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        var started = Stopwatch.GetTimestamp();
-        var status = StatusCode.OK;
-        try
-        {
-            Authenticate(context);
-            await continuation(requestStream, responseStream, context);
-        }
-        catch (RpcException ex)
-        {
-            status = ex.StatusCode;
-            throw;
-        }
-        catch (Exception ex)
-        {
-            var translated = Translate(ex, context);
             status = translated.StatusCode;
             throw translated;
         }
