@@ -162,8 +162,9 @@ def csharp(source: str, method: str | None = None) -> CSharpKernel:
     load it instead. A compile error fails the task with :class:`CSharpCompileError`
     (a ``SyntaxError`` with the line and column in ``source``).
     """
-    if isinstance(source, (str, os.PathLike)) and "\n" not in str(source) and str(source).endswith(".cs") \
-            and os.path.isfile(source):
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if isinstance(source, str) and "\n" not in source and source.endswith(".cs") and os.path.isfile(source):
         with open(source, encoding="utf-8") as file:
             source = file.read()
-    return CSharpKernel(str(source) if isinstance(source, os.PathLike) else source, method)
+    return CSharpKernel(source, method)

@@ -84,13 +84,15 @@ internal sealed class CSharpKernelCompiler
         return lazy.Value;
     }
 
-    /// <summary>The public static methods a source declares, by name, in declaration order.</summary>
-    public static IReadOnlyList<string> PublicStaticMethodNames(Assembly assembly) =>
+    /// <summary>The callable public static methods a compiled source declares (overloads included).</summary>
+    public static IReadOnlyList<MethodInfo> PublicStaticMethods(Assembly assembly) =>
         [.. assembly.GetExportedTypes()
             .SelectMany(type => type.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
-            .Where(method => !method.IsSpecialName && !method.ContainsGenericParameters)
-            .Select(method => method.Name)
-            .Distinct(StringComparer.Ordinal)];
+            .Where(method => !method.IsSpecialName && !method.ContainsGenericParameters)];
+
+    /// <summary>The names of <see cref="PublicStaticMethods"/>, each once, in declaration order.</summary>
+    public static IReadOnlyList<string> PublicStaticMethodNames(Assembly assembly) =>
+        [.. PublicStaticMethods(assembly).Select(method => method.Name).Distinct(StringComparer.Ordinal)];
 
     private Assembly LoadOrCompile(string hash, string source)
     {

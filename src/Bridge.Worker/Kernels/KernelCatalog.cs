@@ -96,11 +96,11 @@ internal sealed class KernelCatalog(CSharpKernelCompiler compiler)
         }
 
         var wanted = name[CSharpPrefix.Length..newline].Trim();
-        var assembly = compiler.Compile(name[(newline + 1)..]);
-        var names = CSharpKernelCompiler.PublicStaticMethodNames(assembly);
+        var declared = CSharpKernelCompiler.PublicStaticMethods(compiler.Compile(name[(newline + 1)..]));
+        var names = declared.Select(method => method.Name).Distinct(StringComparer.Ordinal).ToArray();
         if (wanted.Length == 0)
         {
-            wanted = names.Count switch
+            wanted = names.Length switch
             {
                 1 => names[0],
                 0 => throw new KernelException("AttributeError", "the C# source declares no public static method to call"),
@@ -109,10 +109,7 @@ internal sealed class KernelCatalog(CSharpKernelCompiler compiler)
             };
         }
 
-        var methods = assembly.GetExportedTypes()
-            .SelectMany(type => type.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
-            .Where(method => method.Name == wanted && !method.IsSpecialName && !method.ContainsGenericParameters)
-            .ToArray();
+        var methods = declared.Where(method => method.Name == wanted).ToArray();
         if (methods.Length == 0)
         {
             throw new KernelException("AttributeError",
