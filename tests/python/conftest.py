@@ -335,6 +335,38 @@ def run_script(tmp_path: Path, code: str, *args: str, timeout: float = CHILD_TIM
             proc.wait(10)
 
 
+def run_command(args: Sequence[str], timeout: float, *, merge_stderr: bool = False,
+                **popen: object) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end and return its text output (stderr into stdout with
+    ``merge_stderr``); kill it by pid if it outlives ``timeout`` (TimeoutExpired)."""
+    proc = subprocess.Popen(list(args), stdout=subprocess.PIPE,  # type: ignore[call-overload]
+                            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True, **popen)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return subprocess.CompletedProcess(list(args), proc.returncode, out, err)
+
+
+def stop_host_in(runtime: Path) -> None:
+    """Stop the host whose pid file is in ``runtime`` (one a test let the CLI or the
+    auto-start path launch) by its PID: SIGTERM, then SIGKILL; none there is fine."""
+    from gilbridge._host import pid_alive
+
+    try:
+        pid = int((runtime / "host.pid").read_text().strip())
+    except (OSError, ValueError):
+        return
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        if not wait_for(lambda: not pid_alive(pid), timeout=15):
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not pid_alive(pid), timeout=10)
+    assert not pid_alive(pid), f"host {pid} survived SIGKILL"
+
+
 def wait_for(predicate: object, timeout: float = 10.0, interval: float = 0.02) -> bool:
     """Poll ``predicate()`` until true or ``timeout``; returns its last value."""
     assert callable(predicate)

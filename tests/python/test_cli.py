@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOST_EXE, wait_for
+from conftest import HOST_EXE, run_command, stop_host_in, wait_for
 
 
 def _alive(pid: int) -> bool:
@@ -40,33 +40,13 @@ def runtime(request: pytest.FixtureRequest) -> Iterator[tuple[Path, dict[str, st
         yield directory, env
     finally:
         # Whatever happened, no host may outlive the test: stop it by PID.
-        pid_file = directory / "host.pid"
-        if pid_file.exists():
-            try:
-                pid = int(pid_file.read_text().strip())
-            except ValueError:
-                pid = 0
-            if pid and _alive(pid):
-                os.kill(pid, signal.SIGTERM)
-                if not wait_for(lambda: not _alive(pid), timeout=15):
-                    os.kill(pid, signal.SIGKILL)
-                    wait_for(lambda: not _alive(pid), timeout=10)
-                assert not _alive(pid), f"host {pid} survived SIGKILL"
+        stop_host_in(directory)
         shutil.rmtree(directory.parent, ignore_errors=True)
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[int, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gilbridge", *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    return proc.returncode, out
+    done = run_command([sys.executable, "-m", "gilbridge", *args], timeout, merge_stderr=True, env=env)
+    return done.returncode, done.stdout
 
 
 AUTO_START_CLIENT = """

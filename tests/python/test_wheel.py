@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, wait_for
+from conftest import REPO, run_command, stop_host_in
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -42,32 +40,6 @@ if __name__ == "__main__":
 """
 
 
-def _run(args: list[str], timeout: float, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)  # type: ignore[call-overload]
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    return subprocess.CompletedProcess(args, proc.returncode, out, err)
-
-
-def _stop_host(runtime: Path) -> None:
-    from gilbridge._host import pid_alive
-
-    try:
-        pid = int((runtime / "host.pid").read_text().strip())
-    except (OSError, ValueError):
-        return
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        if not wait_for(lambda: not pid_alive(pid), timeout=15):
-            os.kill(pid, signal.SIGKILL)
-            wait_for(lambda: not pid_alive(pid), timeout=10)
-    assert not pid_alive(pid), f"host {pid} survived SIGKILL"
-
-
 @pytest.fixture(scope="module")
 def installed() -> Iterator[Path]:
     """A fresh venv (seeing Debian's grpcio, protobuf, msgpack and cloudpickle, as pip
@@ -82,7 +54,7 @@ def installed() -> Iterator[Path]:
         for name in ("pyproject.toml", "setup.py", "README.md"):
             shutil.copy2(REPO / name, source / name)
         (source / "artifacts").symlink_to(REPO / "artifacts")
-        built = _run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+        built = run_command([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                       "--no-index", "-w", str(work / "dist")], timeout=300, cwd=work)
         assert built.returncode == 0, built.stdout + built.stderr
         (wheel,) = (work / "dist").glob("gilbridge-*.whl")
@@ -91,9 +63,9 @@ def installed() -> Iterator[Path]:
             modes = {Path(info.filename).name: info.external_attr >> 16 for info in archive.infolist()}
         assert modes["Bridge.Host"] & 0o111 and modes["Bridge.Worker"] & 0o111, "executables lost their mode"
         venv = work / "venv"
-        made = _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], timeout=120)
+        made = run_command([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], timeout=120)
         assert made.returncode == 0, made.stderr
-        pip = _run([str(venv / "bin/python"), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
+        pip = run_command([str(venv / "bin/python"), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
                    timeout=300)
         assert pip.returncode == 0, pip.stdout + pip.stderr
         yield venv / "bin"
@@ -112,7 +84,7 @@ def clean_env() -> Iterator[tuple[dict[str, str], Path]]:
     try:
         yield env, runtime
     finally:
-        _stop_host(runtime)
+        stop_host_in(runtime)
         shutil.rmtree(runtime.parent, ignore_errors=True)
 
 
@@ -122,7 +94,7 @@ def test_a_script_elsewhere_runs_a_pool_kernels_and_a_queue_from_the_installed_w
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "job.py").write_text(JOB, encoding="utf-8")
-    done = _run([str(installed / "python"), "job.py"], timeout=120, cwd=elsewhere, env=env)
+    done = run_command([str(installed / "python"), "job.py"], timeout=120, cwd=elsewhere, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line}
     assert lines["package"][0].startswith(str(installed.parent / "lib")), done.stdout
@@ -131,7 +103,7 @@ def test_a_script_elsewhere_runs_a_pool_kernels_and_a_queue_from_the_installed_w
     assert lines["cubes"] == ["8", "27"]
     assert lines["queue"] == ["1"]
     # The host it started is the package's own.
-    status = _run([str(installed / "gilbridge"), "host", "status"], timeout=60, cwd=elsewhere, env=env)
+    status = run_command([str(installed / "gilbridge"), "host", "status"], timeout=60, cwd=elsewhere, env=env)
     assert status.returncode == 0, status.stdout + status.stderr
     pid = int(next(line.split()[1] for line in status.stdout.splitlines() if line.startswith("pid:")))
     exe = os.readlink(f"/proc/{pid}/exe")
@@ -140,7 +112,7 @@ def test_a_script_elsewhere_runs_a_pool_kernels_and_a_queue_from_the_installed_w
 
 def test_the_console_command_answers_help(installed: Path, clean_env: tuple[dict[str, str], Path]) -> None:
     env, _ = clean_env
-    done = _run([str(installed / "gilbridge"), "--help"], timeout=60, env=env)
+    done = run_command([str(installed / "gilbridge"), "--help"], timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: gilbridge "), done.stdout
     for command in ("host", "run", "compare"):
@@ -153,7 +125,7 @@ def test_a_missing_dotnet_runtime_is_named(installed: Path, clean_env: tuple[dic
     nowhere = tmp_path / "no-dotnet"
     nowhere.mkdir()
     env = dict(env, DOTNET_ROOT=str(nowhere))
-    done = _run([str(installed / "gilbridge"), "host", "start"], timeout=60, env=env)
+    done = run_command([str(installed / "gilbridge"), "host", "start"], timeout=60, env=env)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Microsoft.AspNetCore.App 10" in done.stderr and "DOTNET_ROOT" in done.stderr, done.stderr
     assert not (runtime / "host.sock").exists()
