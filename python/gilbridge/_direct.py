@@ -53,8 +53,9 @@ def _connect(address: str) -> socket.socket:
 
 
 class _WorkerLink:
-    """One worker's data socket. ``send`` is called by the dispatcher's one caller (the
-    pool's task handler thread); a daemon thread reads the worker's frames."""
+    """One worker's data socket. ``send`` is called by one feeder at a time (the pool's
+    task handler thread, or a caller sending its own task: see
+    ``PoolCore.put_one``); a daemon thread reads the worker's frames."""
 
     def __init__(self, dispatcher: DirectDispatcher, pid: int, address: str, token: str) -> None:
         self.pid = pid
@@ -177,12 +178,34 @@ class DirectDispatcher:
                 self._cond.wait(0.25)
             link.credits -= 1
             link.running.add(chunk.task_id)
+        self._send(link, chunk)
+        return True
+
+    def can_take(self) -> bool:
+        """Whether a worker would take a chunk now (a hint: another feeder may take the
+        credit first; :meth:`try_dispatch` decides)."""
+        with self._cond:
+            return not self._closed and self._choose() is not None
+
+    def try_dispatch(self, chunk: Any) -> bool:
+        """Sends ``chunk`` now if a worker can take it, without waiting: False when none
+        can (nothing was sent)."""
+        with self._cond:
+            link = None if self._closed else self._choose()
+            if link is None:
+                return False
+            link.credits -= 1
+            link.running.add(chunk.task_id)
+        self._send(link, chunk)
+        return True
+
+    @staticmethod
+    def _send(link: _WorkerLink, chunk: Any) -> None:
         try:
             link.send(chunk)
         except OSError:
             # The worker is gone: its reader thread fails what it had, this chunk included.
             link.close()
-        return True
 
     def _choose(self) -> _WorkerLink | None:
         best: _WorkerLink | None = None

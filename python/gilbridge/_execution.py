@@ -41,6 +41,9 @@ SUBMIT_MAX_CHUNKS: Final = 1000
 SUBMIT_MAX_BYTES: Final = 4 << 20
 # How long a finished direct pool waits for each worker's data socket to deliver its last results.
 DIRECT_DRAIN_SECONDS: Final = 5.0
+# The largest chunk a caller sends itself (PoolCore.put_one): well under a Unix socket's
+# buffer, so the send cannot block on a worker that is slow to read.
+INLINE_SEND_MAX_BYTES: Final = 64 << 10
 
 # CallStyle values (protos/bridge/v1/execution.proto), spelled out so that building
 # tasks needs no protobuf import.

@@ -213,7 +213,7 @@ class ProcessPoolExecutor(Executor):
         future = _BridgeFuture()
         future._executor_core = core
         job = _FutureJob(future, core.cache)
-        core.put([Task(job, 0, FunctionRef(fn), style, items, single, prepare=job.prepare)])
+        core.put_one(Task(job, 0, FunctionRef(fn), style, items, single, prepare=job.prepare))
         return future
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,

@@ -130,6 +130,35 @@ def test_callbacks_run_in_the_result_handler_thread(pool: Pool) -> None:
     assert len(map_errors) == 1 and isinstance(map_errors[0], ValueError)
 
 
+def test_apply_async_from_many_threads_beside_maps_gets_every_result(pool: Pool) -> None:
+    # A caller sends its own apply_async task when the pool is idle and the task handler
+    # feeds maps and large payloads: both write to the same worker sockets, one at a time.
+    big = b"x" * (200 << 10)  # over the inline limit: the task handler's way
+    errors: list[BaseException] = []
+
+    def caller(k: int) -> None:
+        try:
+            for i in range(60):
+                if i % 20 == 0:
+                    assert pool.map_async(t.square, range(50), chunksize=3).get(60) == [x * x for x in range(50)]
+                if i % 15 == 0:
+                    assert pool.apply_async(len, (big,)).get(60) == len(big)
+                assert pool.apply_async(t.add, (k, i)).get(60) == k + i
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(k * 1000,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    # Many at once, none waited for: more than the workers have credits for.
+    results = [pool.apply_async(t.square, (i,)) for i in range(300)]
+    assert [r.get(60) for r in results] == [i * i for i in range(300)]
+
+
 def test_asyncresult_get_timeout_ready_successful(pool: Pool) -> None:
     r = pool.apply_async(time.sleep, (1.0,))
     with pytest.raises(ValueError, match="not ready"):

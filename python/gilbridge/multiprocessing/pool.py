@@ -171,7 +171,7 @@ class Pool:
         self._check_running()
         result = ApplyResult(self, callback, error_callback)
         task = Task(result, 0, FunctionRef(func), CALL, [[list(args), dict(kwds)]], single=True)
-        self._core.put([task])
+        self._core.put_one(task)
         return result
 
     def map(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None,
