@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Grpc.Core;
 using Grpc.Net.Client;
 
@@ -8,9 +9,21 @@ namespace Bridge.Client;
 /// Where a host listens, in the form the Python client reads from GILBRIDGE_ADDRESS:
 /// "unix:/abs/path.sock" or "host:port" (TCP, which needs the host's bearer token).
 /// </summary>
-public sealed record BridgeAddress(string Value, string? Token = null)
+/// <param name="Value">"unix:/abs/path.sock", or "host:port" for TCP.</param>
+/// <param name="Token">The host's bearer token (TCP only; a Unix socket is private to its user).</param>
+public sealed partial record BridgeAddress(string Value, string? Token = null)
 {
+    /// <summary>Whether <see cref="Value"/> is a Unix socket ("unix:/path").</summary>
     public bool IsUnixSocket => Value.StartsWith("unix:", StringComparison.Ordinal);
+
+    /// <summary>
+    /// What Python's gilbridge connects to: <see cref="FromEnvironment"/> when
+    /// GILBRIDGE_ADDRESS is set, else the per-user default socket
+    /// (<c>$GILBRIDGE_RUNTIME_DIR/host.sock</c>, <c>$XDG_RUNTIME_DIR/gilbridge/host.sock</c>,
+    /// else <c>/tmp/gilbridge-&lt;uid&gt;/host.sock</c>). Unlike the Python client, the .NET
+    /// client never starts a host: start one with <c>gilbridge host start</c>.
+    /// </summary>
+    public static BridgeAddress Default => FromEnvironment() ?? new BridgeAddress("unix:" + Path.Combine(DefaultRuntimeDirectory(), "host.sock"));
 
     /// <summary>GILBRIDGE_ADDRESS and GILBRIDGE_TOKEN, or null when the address is not set.</summary>
     public static BridgeAddress? FromEnvironment()
@@ -19,6 +32,7 @@ public sealed record BridgeAddress(string Value, string? Token = null)
         return string.IsNullOrEmpty(value) ? null : new BridgeAddress(value, Environment.GetEnvironmentVariable("GILBRIDGE_TOKEN"));
     }
 
+    /// <summary>A gRPC channel to the host (Unix socket or TCP, with the token when there is one).</summary>
     public GrpcChannel CreateChannel()
     {
         var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
@@ -112,4 +126,21 @@ public sealed record BridgeAddress(string Value, string? Token = null)
             throw;
         }
     }
+
+    private static string DefaultRuntimeDirectory()
+    {
+        var configured = Environment.GetEnvironmentVariable("GILBRIDGE_RUNTIME_DIR");
+        if (!string.IsNullOrEmpty(configured))
+        {
+            return Path.GetFullPath(configured);
+        }
+
+        var xdg = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
+        return !string.IsNullOrEmpty(xdg)
+            ? Path.Combine(xdg, "gilbridge")
+            : "/tmp/gilbridge-" + GetUid().ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [LibraryImport("libc", EntryPoint = "getuid")]
+    private static partial uint GetUid();
 }
