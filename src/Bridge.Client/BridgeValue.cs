@@ -34,7 +34,9 @@ public sealed class BridgeValue<T>
 
     /// <summary>
     /// Reads, applies <paramref name="update"/> and writes back while holding <see cref="Lock"/>
-    /// (as <c>with v.get_lock(): v.value = update(v.value)</c>); returns the new value.
+    /// (as <c>with v.get_lock(): v.value = update(v.value)</c>); returns the new value. Each
+    /// call holds the lock as an owner of its own, so concurrent calls exclude each other;
+    /// do not call it while holding <see cref="Lock"/> yourself (it would wait for you).
     /// </summary>
     public Task<T> UpdateAsync(Func<T, T> update, CancellationToken cancellationToken = default)
     {

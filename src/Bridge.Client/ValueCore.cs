@@ -54,7 +54,11 @@ internal sealed class ValueCore<T>
         await _session.CallAsync(_session.SharedValues.WriteAsync(request, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Runs <paramref name="body"/> holding the lock (when the value has one).</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> holding the lock (when the value has one) as an owner of
+    /// its own: the lock is an RLock, re-entrant for one owner, so concurrent calls through
+    /// one handle would not exclude each other.
+    /// </summary>
     public async Task<TResult> LockedAsync<TResult>(Func<Task<TResult>> body, CancellationToken cancellationToken)
     {
         if (Lock is null)
@@ -62,7 +66,8 @@ internal sealed class ValueCore<T>
             return await body().ConfigureAwait(false);
         }
 
-        await using (await Lock.AcquireAsync(cancellationToken).ConfigureAwait(false))
+        var guard = new LockCore(_session, Lock.Name, Lock.Core.Kind, _session.NewOwner());
+        await using (await guard.HoldAsync(null, cancellationToken).ConfigureAwait(false))
         {
             return await body().ConfigureAwait(false);
         }
