@@ -39,6 +39,19 @@ fi
 bash scripts/install-package.sh
 echo "setup: installing the Node.js example's packages (examples/node, from package-lock.json)"
 npm ci --prefix examples/node --no-audit --no-fund --loglevel=error >/dev/null
+# The C# package and the example built against it (README "Using it from C#", whose two
+# commands these are), redone only when their sources changed. NuGet keeps a package it
+# extracted by id and version, so the copy of the previous 0.1.0 goes first.
+CSHARP_STAMP=artifacts/nuget/.sources
+csharp_sources=$(find src/Bridge.Client src/Bridge.Contracts protos examples/csharp Directory.Build.props Directory.Packages.props \
+  -type f -not -path '*/bin/*' -not -path '*/obj/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+if [[ ! -f examples/csharp/bin/Release/net10.0/QueueAndLock.dll || "$(cat "$CSHARP_STAMP" 2>/dev/null)" != "$csharp_sources" ]]; then
+  echo "setup: packing Bridge.Client to artifacts/nuget and building examples/csharp against the package"
+  rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/bridge.client/0.1.0" examples/csharp/obj
+  dotnet pack src/Bridge.Client -o artifacts/nuget
+  dotnet build examples/csharp -c Release
+  echo "$csharp_sources" > "$CSHARP_STAMP"
+fi
 .venv/bin/python -c "import gilbridge.multiprocessing" \
   || { echo "setup: gilbridge is not importable from .venv" >&2; exit 1; }
 echo "setup: ready (.venv/bin/python has gilbridge; host at artifacts/host/Bridge.Host)"
