@@ -68,7 +68,7 @@ internal sealed class LockCore(BridgeSession session, string name, ObjectKind ki
         if (!await AcquireAsync(wait, 1, cancellationToken).ConfigureAwait(false))
         {
             throw new TimeoutException(string.Create(
-                CultureInfo.InvariantCulture, $"the {Describe()} '{name}' was not acquired within {timeout!.Value.TotalSeconds:0.###} s"));
+                CultureInfo.InvariantCulture, $"the {Describe()} '{name}' was not acquired within {timeout.GetValueOrDefault().TotalSeconds:0.###} s"));
         }
 
         return new BridgeLockHold(this);

@@ -28,9 +28,17 @@ public sealed partial class BridgeClientTests
     public async Task Python_functions_run_by_module_and_name_and_a_terminated_pool_breaks_its_tasks()
     {
         await using var session = await OpenAsync();
-        var python = new BridgePythonEnvironment { Executable = PythonExecutable() };
+        var modules = Directory.CreateTempSubdirectory("bridge-client-tasks-");
+        await File.WriteAllTextAsync(
+            Path.Combine(modules.FullName, "client_tasks.py"),
+            "def pair(x):\n    return (x, 3 * x)\n\nclass Scale:\n    @staticmethod\n    def twice(x):\n        return 2 * x\n",
+            Token);
+        var python = new BridgePythonEnvironment { Executable = PythonExecutable(), SysPath = [modules.FullName] };
         var pool = await session.PoolAsync(1, new BridgePoolOptions { Python = python }, Token);
         Assert.Equal([1L, 120L, 3_628_800L], await pool.MapAsync<int, long>(BridgeFunction.Python("math:factorial"), [0, 5, 10], Token));
+        // A function of a module on SysPath; its tuples read as arrays; a dotted name resolves.
+        Assert.Equal([[1, 3], [2, 6]], await pool.MapAsync<int, int[]>(BridgeFunction.Python("client_tasks:pair"), [1, 2], Token));
+        Assert.Equal(14, await pool.ApplyAsync<int>(BridgeFunction.Python("client_tasks:Scale.twice"), [7], Token));
         Assert.Equal(pool.WorkerPids[0], await pool.ApplyAsync<int>(BridgeFunction.Python("os:getpid"), [], Token));
         var error = await Assert.ThrowsAsync<PoolTaskException>(() => pool.ApplyAsync<double>(BridgeFunction.Python("math:sqrt"), [-1.0], Token));
         Assert.Equal("ValueError", error.RemoteType);
@@ -41,6 +49,7 @@ public sealed partial class BridgeClientTests
         await pool.TerminateAsync(Token);
         await Assert.ThrowsAsync<BrokenPoolException>(() => sleeping);
         await pool.DisposeAsync();
+        modules.Delete(recursive: true);
     }
 
     private static string PythonExecutable()
