@@ -89,6 +89,14 @@ public sealed partial class BridgeClientTests
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task Opening_a_session_where_no_host_listens_is_an_IOException_naming_the_address()
+    {
+        var nowhere = new BridgeAddress("unix:" + Path.Combine(Path.GetTempPath(), Unique("no-host") + ".sock"));
+        var error = await Assert.ThrowsAsync<IOException>(() => BridgeSession.OpenAsync(nowhere, "client-tests", Token));
+        Assert.Contains(nowhere.Value, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task A_bounded_semaphore_counts_units_and_refuses_a_release_too_many()
     {
         await using var session = await OpenAsync();
