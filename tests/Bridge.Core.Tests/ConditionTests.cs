@@ -26,6 +26,74 @@ public sealed class ConditionTests(ClusterFixture fixture) : GrainTestBase(fixtu
     }
 
     [Fact(Timeout = 30000)]
+    public async Task Without_a_lock_only_the_creating_open_makes_an_RLock_and_every_other_open_gets_it()
+    {
+        var a = await NewSession();
+        var b = await NewSession();
+        var name = NewName("c");
+
+        var before = AnonymousLocks();
+
+        var created = await Condition(name).Open(a, OpenMode.CreateOrAttach, "", LockKind.RLock);
+
+        Assert.StartsWith("~", created.LockName, StringComparison.Ordinal);
+        Assert.Equal(LockKind.RLock, created.LockKind);
+        Assert.Equal(LockKind.RLock, (await Lock(created.LockName).Open(a, OpenMode.Attach, LockKind.Lock, 0)).Kind);
+        Assert.Equal(created, await Condition(name).Open(b, OpenMode.CreateOrAttach, "", LockKind.RLock));
+        Assert.Equal(created, await Condition(name).Open(a, OpenMode.CreateOrAttach, "", LockKind.RLock));
+        Assert.Equal(created, await Condition(name).Open(b, OpenMode.Attach, "", LockKind.RLock));
+        await AssertBridgeError(() => Condition(name).Open(b, OpenMode.Create, "", LockKind.RLock), BridgeErrorCode.AlreadyExists, "FileExistsError");
+        await Eventually(() => Task.FromResult(AnonymousLocks().Except(before).SequenceEqual([created.LockName])), "only the condition's own lock is left");
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Concurrent_opens_without_a_lock_agree_on_one_condition_and_one_lock()
+    {
+        var sessions = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => NewSession()));
+        var name = NewName("c");
+        var before = AnonymousLocks();
+
+        var opened = await Task.WhenAll(sessions.Select(s => Condition(name).Open(s, OpenMode.CreateOrAttach, "", LockKind.RLock)));
+
+        var own = Assert.Single(opened.Distinct()).LockName;
+        // Opens that made a lock and then found the condition created drop theirs.
+        await Eventually(() => Task.FromResult(AnonymousLocks().Except(before).SequenceEqual([own])), "the spare locks are freed");
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task A_named_lock_other_than_the_conditions_own_is_AlreadyExists_naming_both()
+    {
+        var s = await NewSession();
+        var name = NewName("c");
+        var own = await Condition(name).Open(s, OpenMode.CreateOrAttach, "", LockKind.RLock);
+        var other = NewName("lock");
+        await Lock(other).Open(s, OpenMode.Create, LockKind.Lock, 0);
+
+        var error = await AssertBridgeError(
+            () => Condition(name).Open(s, OpenMode.CreateOrAttach, other, LockKind.Lock), BridgeErrorCode.AlreadyExists, "FileExistsError");
+
+        Assert.Contains($"RLock '{own.LockName}'", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"Lock '{other}'", error.Message, StringComparison.Ordinal);
+        Assert.Equal(own, await Condition(name).Open(s, OpenMode.CreateOrAttach, own.LockName, LockKind.RLock));
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task The_lock_outlives_the_conditions_creator_while_another_session_has_the_condition_open()
+    {
+        var creator = await NewSession();
+        var user = await NewSession();
+        var name = NewName("c");
+        var own = await Condition(name).Open(creator, OpenMode.CreateOrAttach, "", LockKind.RLock);
+        await Condition(name).Open(user, OpenMode.CreateOrAttach, "", LockKind.RLock);
+
+        await Session(creator).End();
+
+        // The user never touched the lock itself: opening the condition made it a user of it.
+        Assert.True(await Lock(own.LockName).Acquire(user, "t", 0, TimeSpan.FromSeconds(5), None));
+        Assert.Equal(new ConditionWaitOutcome(false, 1), await Condition(name).Wait(user, "t", TimeSpan.FromMilliseconds(50), None));
+    }
+
+    [Fact(Timeout = 30000)]
     public async Task Wait_and_notify_need_the_lock()
     {
         var s = await NewSession();
@@ -130,6 +198,10 @@ public sealed class ConditionTests(ClusterFixture fixture) : GrainTestBase(fixtu
         await l.Acquire(a, "n", 0, TimeSpan.FromSeconds(5), None);
         Assert.Equal(0, await c.Notify(a, "n", 0));
     }
+
+    /// <summary>The anonymous locks that exist now (the tests run one at a time).</summary>
+    private string[] AnonymousLocks() =>
+        [.. Fixture.Ledger.Existing.Where(a => a.Family == ObjectFamily.Lock && a.Name.StartsWith('~')).Select(a => a.Name)];
 
     private async Task<(IConditionGrain Condition, ILockGrain Lock)> NewCondition(string sessionId, LockKind lockKind)
     {

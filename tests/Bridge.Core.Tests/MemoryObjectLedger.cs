@@ -7,6 +7,9 @@ public sealed class MemoryObjectLedger : IObjectLedger
 {
     private readonly ConcurrentDictionary<ObjectAddress, ObjectIncarnation> _records = new();
 
+    /// <summary>The objects that exist now (created, not yet freed).</summary>
+    public IReadOnlyCollection<ObjectAddress> Existing => [.. _records.Keys];
+
     public Task<ObjectIncarnation?> Recorded(ObjectAddress address, CancellationToken cancellationToken) =>
         Task.FromResult(_records.TryGetValue(address, out var incarnation) ? incarnation : (ObjectIncarnation?)null);
 

@@ -166,6 +166,32 @@ def test_condition_notify_all_across_processes(children) -> None:
         p.wait_ok()
 
 
+def test_named_condition_opened_by_two_processes_is_one_condition(children) -> None:
+    # Both sides call Condition(name=...) as it is (create-or-attach): the second process
+    # must attach to the first one's condition and its RLock, not make a lock of its own.
+    cond = mp.Condition(name="tests.cond.shared")
+    ready = mp.Semaphore(0, name="tests.cond.shared.ready")
+    child = children.start(
+        """
+        import gilbridge.multiprocessing as mp
+        cond = mp.Condition(name="tests.cond.shared")
+        ready = mp.Semaphore(0, name="tests.cond.shared.ready")
+        print("lock", cond._lock.name, type(cond._lock).__name__, flush=True)
+        with cond:
+            ready.release()
+            print("woken", cond.wait(30), flush=True)
+        """
+    )
+    assert child.wait_line("lock") == f"lock {cond._lock.name} RLock"
+    assert ready.acquire(timeout=30)
+    with cond:  # the child is waiting: it released the lock in wait()
+        cond.notify()
+    assert child.wait_line("woken") == "woken True"
+    child.wait_ok()
+    with pytest.raises(FileExistsError, match=re.escape(cond._lock.name)):
+        mp.Condition(mp.Lock(), name="tests.cond.shared")  # another lock: refused, naming both
+
+
 # --------------------------------------------------------------------------- Barrier
 
 

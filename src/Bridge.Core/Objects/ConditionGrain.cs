@@ -1,4 +1,5 @@
 using Bridge.Core.Objects.Runtime;
+using Bridge.Core.Sessions;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 
@@ -30,21 +31,43 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
 
     public async Task<ConditionDescriptor> Open(string sessionId, OpenMode mode, string lockName, LockKind lockKind)
     {
-        if (mode != OpenMode.Attach)
+        lockName ??= "";
+        if (mode == OpenMode.Attach)
         {
-            if (lockKind is not (LockKind.Lock or LockKind.RLock))
-            {
-                throw BridgeException.InvalidArgument($"a condition needs a Lock or RLock, not a {lockKind}");
-            }
+            await Membership.Open(sessionId, mode, mismatch: static () => null, create: static () => { });
+        }
+        else if (lockName.Length == 0)
+        {
+            await OpenWithOwnLock(sessionId, mode);
+        }
+        else
+        {
+            await OpenOver(sessionId, mode, lockName, lockKind);
+        }
 
-            ObjectNames.Validate(lockName, creating: false);
+        // Every session that opens the condition references its lock, so the lock lives as
+        // long as the condition has users: not only while its creator does, when the others
+        // have not touched the lock yet.
+        var descriptor = new ConditionDescriptor(_lockName, _lockKind);
+        await _grains.GetGrain<ILockGrain>(descriptor.LockName).Open(sessionId, OpenMode.Attach, descriptor.LockKind, 0);
+        return descriptor;
+    }
 
-            // The lock must exist and be what the caller says (NotFound propagates).
-            var actual = await _grains.GetGrain<ILockGrain>(lockName).Open(sessionId, OpenMode.Attach, lockKind, 0);
-            if (actual.Kind != lockKind)
-            {
-                throw BridgeException.InvalidArgument($"lock '{lockName}' is a {actual.Kind}, not a {lockKind}");
-            }
+    /// <summary>Over the named lock, which must be the existing condition's.</summary>
+    private async Task OpenOver(string sessionId, OpenMode mode, string lockName, LockKind lockKind)
+    {
+        if (lockKind is not (LockKind.Lock or LockKind.RLock))
+        {
+            throw BridgeException.InvalidArgument($"a condition needs a Lock or RLock, not a {lockKind}");
+        }
+
+        ObjectNames.Validate(lockName, creating: false);
+
+        // The lock must exist and be what the caller says (NotFound propagates).
+        var actual = await _grains.GetGrain<ILockGrain>(lockName).Open(sessionId, OpenMode.Attach, lockKind, 0);
+        if (actual.Kind != lockKind)
+        {
+            throw BridgeException.InvalidArgument($"lock '{lockName}' is a {actual.Kind}, not a {lockKind}");
         }
 
         await Membership.Open(
@@ -53,13 +76,78 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
             mismatch: () => _lockName != lockName || _lockKind != lockKind
                 ? $"a Condition over {_lockKind} '{_lockName}', not {lockKind} '{lockName}'"
                 : null,
-            create: () =>
+            create: () => Created(sessionId, lockName, lockKind));
+    }
+
+    /// <summary>
+    /// With no lock named (multiprocessing.Condition()): the condition's own new RLock when
+    /// this call creates it; an existing condition is attached to whatever its lock, since
+    /// every opener without a lock would otherwise bring a different one and never match.
+    /// </summary>
+    private async Task OpenWithOwnLock(string sessionId, OpenMode mode)
+    {
+        while (true)
+        {
+            // Made before the condition exists, so that no opener is ever told of a lock not
+            // made yet; dropped when another call created the condition meanwhile.
+            var made = Membership.IsCreated ? null : await NewOwnLock(sessionId);
+            var createdHere = false;
+            try
             {
-                _lockName = lockName;
-                _lockKind = lockKind;
-                Log.ObjectCreated(_logger, ObjectFamily.Condition, Membership.Address.Name, sessionId);
-            });
-        return new ConditionDescriptor(_lockName, _lockKind);
+                await Membership.Open(
+                    sessionId,
+                    mode,
+                    mismatch: static () => null,
+                    create: () =>
+                    {
+                        if (made is null)
+                        {
+                            throw new OwnLockMissingException();
+                        }
+
+                        Created(sessionId, made, LockKind.RLock);
+                        createdHere = true;
+                    });
+            }
+            catch (OwnLockMissingException)
+            {
+                // The condition was freed while this call attached: make a lock this time.
+                continue;
+            }
+            catch when (made is not null)
+            {
+                await DropOwnLock(sessionId, made);
+                throw;
+            }
+
+            if (made is not null && !createdHere)
+            {
+                await DropOwnLock(sessionId, made);
+            }
+
+            return;
+        }
+    }
+
+    private async Task<string> NewOwnLock(string sessionId)
+    {
+        var name = ObjectNames.NewAnonymous();
+        await _grains.GetGrain<ILockGrain>(name).Open(sessionId, OpenMode.Create, LockKind.RLock, 0);
+        return name;
+    }
+
+    /// <summary>Frees an unused own lock (only this session references it), as a Detach would.</summary>
+    private async Task DropOwnLock(string sessionId, string lockName)
+    {
+        await _grains.GetGrain<ISessionGrain>(sessionId).Detached(new ObjectAddress(ObjectFamily.Lock, lockName));
+        await _grains.GetGrain<ILockGrain>(lockName).Detach(sessionId);
+    }
+
+    private void Created(string sessionId, string lockName, LockKind lockKind)
+    {
+        _lockName = lockName;
+        _lockKind = lockKind;
+        Log.ObjectCreated(_logger, ObjectFamily.Condition, Membership.Address.Name, sessionId);
     }
 
     public async Task<ConditionWaitOutcome> Wait(string sessionId, string owner, TimeSpan? timeout, CancellationToken cancellationToken)
@@ -148,4 +236,7 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
     }
 
     private sealed class ConditionWaiter(string sessionId) : Waiter<bool>(sessionId);
+
+    /// <summary>An own-lock open found the condition gone after deciding it need not make a lock.</summary>
+    private sealed class OwnLockMissingException() : Exception("the condition was freed while it was being opened");
 }

@@ -94,8 +94,12 @@ public interface IEventGrain : IBridgeObjectGrain
 public interface IConditionGrain : IBridgeObjectGrain
 {
     /// <summary>
-    /// <paramref name="lockName"/> names an existing LOCK or RLOCK object in the lock family
-    /// (the caller creates an anonymous RLock first when the user gave none).
+    /// <paramref name="lockName"/> names an existing LOCK or RLOCK object in the lock family,
+    /// which an existing condition must be over (AlreadyExists naming both otherwise). Empty
+    /// (multiprocessing.Condition() with no lock): the condition's own RLock, an anonymous
+    /// one made only when this call creates the condition; an existing condition is
+    /// attached to over whatever lock it has. Both are ignored when attaching. The session
+    /// is also attached to the lock, so that the lock lives while the condition has users.
     /// </summary>
     Task<ConditionDescriptor> Open(string sessionId, OpenMode mode, string lockName, LockKind lockKind);
 

@@ -103,19 +103,10 @@ internal sealed class SynchronizationService(IGrainFactory grains) : Synchroniza
         var mode = Requests.Mode(request.Mode, request.Name);
         var lockName = request.LockName;
         var lockKind = LockKind.RLock;
-        if (mode != Core.Objects.OpenMode.Attach)
+        if (mode != Core.Objects.OpenMode.Attach && !string.IsNullOrEmpty(lockName))
         {
-            if (string.IsNullOrEmpty(lockName))
-            {
-                // multiprocessing.Condition() with no lock makes its own RLock.
-                lockName = ObjectNames.NewAnonymous();
-                await grains.GetGrain<ILockGrain>(lockName).Open(sessionId, Core.Objects.OpenMode.Create, LockKind.RLock, 0);
-            }
-            else
-            {
-                ObjectNames.Validate(lockName, creating: false);
-                lockKind = Requests.LockKindOf(request.LockKind);
-            }
+            ObjectNames.Validate(lockName, creating: false);
+            lockKind = Requests.LockKindOf(request.LockKind);
         }
 
         var descriptor = await grains.GetGrain<IConditionGrain>(name).Open(sessionId, mode, lockName, lockKind);
