@@ -75,6 +75,51 @@ public sealed class ValueTests(ClusterFixture fixture) : GrainTestBase(fixture)
         await AssertBridgeError(() => Value(name).Open(s, OpenMode.CreateOrAttach, "d", 4, true, [], "", LockKind.RLock), BridgeErrorCode.AlreadyExists, "FileExistsError");
     }
 
+    [Theory(Timeout = 30000)]
+    [InlineData("l", "q")]
+    [InlineData("q", "l")]
+    [InlineData("L", "Q")]
+    [InlineData("Q", "L")]
+    [InlineData("i", "i")]
+    public async Task CreateOrAttach_with_a_typecode_of_the_same_kind_and_size_attaches_and_answers_the_values_own(string existing, string requested)
+    {
+        var a = await NewSession();
+        var b = await NewSession();
+        var name = NewName("val");
+        var initial = new byte[2 * Typecodes.ItemSize(existing)];
+        initial[0] = 7;
+        var created = await Value(name).Open(a, OpenMode.Create, existing, 2, true, initial, "", LockKind.RLock);
+
+        var attached = await Value(name).Open(b, OpenMode.CreateOrAttach, requested, 2, true, [], "", LockKind.RLock);
+
+        Assert.Equal(created, attached);
+        Assert.Equal(existing, attached.Typecode);
+        Assert.Equal(7, (await Value(name).Read(b, 0, 1))[0]);
+    }
+
+    [Theory(Timeout = 30000)]
+    [InlineData("i", "l")]
+    [InlineData("l", "i")]
+    [InlineData("l", "Q")]
+    [InlineData("Q", "q")]
+    [InlineData("q", "d")]
+    [InlineData("f", "i")]
+    [InlineData("c", "b")]
+    [InlineData("B", "?")]
+    [InlineData("u", "I")]
+    public async Task CreateOrAttach_with_another_kind_or_size_of_typecode_is_AlreadyExists(string existing, string requested)
+    {
+        var s = await NewSession();
+        var name = NewName("val");
+        await Value(name).Open(s, OpenMode.Create, existing, 1, false, [], "", LockKind.RLock);
+
+        await AssertBridgeError(
+            () => Value(name).Open(s, OpenMode.CreateOrAttach, requested, 1, false, [], "", LockKind.RLock),
+            BridgeErrorCode.AlreadyExists,
+            "FileExistsError",
+            $"a Value of type '{existing}', not a Value of type '{requested}'");
+    }
+
     [Fact(Timeout = 30000)]
     public async Task The_segment_file_is_the_values_memory_and_goes_when_the_value_is_freed()
     {

@@ -256,6 +256,32 @@ def test_named_array_attach_gets_host_parameters(children) -> None:
     assert a[:] == [1, 40, 3]
 
 
+def test_named_value_attaches_as_a_same_size_typecode_and_keeps_its_own(children) -> None:
+    # 'l' and 'q' are both 8-byte signed integers here ('L'/'Q' unsigned): a C# long (q)
+    # or another script's 'q' shares a value made as 'l', which stays an 'l' for everyone.
+    v = mp.Value("l", -5, name="tests.values.clong")
+    a = mp.Array("Q", [1, 2], name="tests.values.culong")
+    out = children.run(
+        """
+        import gilbridge.multiprocessing as mp
+        v = mp.Value("q", name="tests.values.clong")
+        a = mp.Array("L", 2, name="tests.values.culong")
+        print(v._typecode, v.value, a._typecode, a[:])
+        v.value = 7
+        for code in ("i", "Q", "d"):
+            try:
+                mp.Value(code, name="tests.values.clong")
+            except FileExistsError as error:
+                print(code, "refused:", error)
+        """
+    )
+    lines = out.splitlines()
+    assert lines[0] == "l -5 Q [1, 2]"
+    for line, code in zip(lines[1:], ("i", "Q", "d"), strict=True):
+        assert line.startswith(f"{code} refused:") and f"a Value of type 'l', not a Value of type '{code}'" in line
+    assert (v.value, v._typecode, a._typecode) == (7, "l", "Q")
+
+
 def test_lock_none_means_a_new_rlock_as_in_the_stdlib() -> None:
     # multiprocessing.Value(..., lock=None) is synchronized with a fresh RLock, not raw.
     for make in (lambda: mp.Value("i", 5, lock=None), lambda: mp.Array("i", 3, lock=None)):

@@ -560,9 +560,10 @@ def _proxy(conn: Connection, info: Any, name: str, lock_proxy: Lock | RLock | No
 def Value(typecode_or_type: object, *args: Any, lock: object = True,
           name: str | None = None, create: bool = True) -> Any:
     """A shared scalar (``multiprocessing.Value``): synchronized unless ``lock=False``
-    (or attached to a host object created without a lock). With ``create=False`` the
-    host's typecode wins; ``args`` are ignored. Other ctypes types (structures) are the
-    stdlib's objects, guarded by a Bridge RLock."""
+    (or attached to a host object created without a lock). Attaching to a named value
+    (``create=False``, or one that exists with a typecode of the same kind and size, as
+    'q' for an 'l' value) keeps the host's typecode and ignores ``args``. Other ctypes
+    types (structures) are the stdlib's objects, guarded by a Bridge RLock."""
     if name is None and not _is_bridged(typecode_or_type) and _is_ctype(typecode_or_type):
         return _stdlib_object(_stdlib.RawValue(typecode_or_type, *args), lock)
     typecode, ctype = _resolve(typecode_or_type)
@@ -579,8 +580,9 @@ def Array(typecode_or_type: object, size_or_initializer: Any, *, lock: object = 
           name: str | None = None, create: bool = True) -> Any:
     """A shared array (``multiprocessing.Array``): synchronized unless ``lock=False``.
     ``size_or_initializer``: a length (zero-filled) or a sequence of initial values. With
-    ``create=False`` the host's typecode and length win. Other ctypes types
-    (structures) are the stdlib's objects, guarded by a Bridge RLock."""
+    ``create=False`` the host's typecode and length win; attaching by name otherwise
+    needs the same length and a typecode of the same kind and size (the host's is kept).
+    Other ctypes types (structures) are the stdlib's objects, guarded by a Bridge RLock."""
     if name is None and not _is_bridged(typecode_or_type) and _is_ctype(typecode_or_type):
         return _stdlib_object(
             _stdlib.RawArray(typecode_or_type, size_or_initializer), lock)

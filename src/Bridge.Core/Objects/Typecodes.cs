@@ -12,4 +12,34 @@ public static class Typecodes
         _ => throw BridgeException.WrongType(
             $"unknown typecode '{typecode}': use one of c b B ? h H i I l L q Q f d u"),
     };
+
+    /// <summary>
+    /// Whether elements of two known typecodes are the same C type in a value's memory:
+    /// the same kind (signed, unsigned, floating point; char, bool and wchar_t each their
+    /// own) and the same <see cref="ItemSize"/>. So 'l' and 'q' (C long and long long, a
+    /// C# long) are one type here, 'L' and 'Q' another, while 'i' and 'l' differ in size.
+    /// </summary>
+    public static bool SameElements(string a, string b) =>
+        a == b || (ItemSize(a) == ItemSize(b) && KindOf(a) == KindOf(b));
+
+    private enum ElementKind
+    {
+        Signed,
+        Unsigned,
+        Floating,
+        Char,
+        Bool,
+        WideChar,
+    }
+
+    // Only for typecodes ItemSize knows.
+    private static ElementKind KindOf(string typecode) => typecode switch
+    {
+        "b" or "h" or "i" or "l" or "q" => ElementKind.Signed,
+        "B" or "H" or "I" or "L" or "Q" => ElementKind.Unsigned,
+        "f" or "d" => ElementKind.Floating,
+        "c" => ElementKind.Char,
+        "?" => ElementKind.Bool,
+        _ => ElementKind.WideChar,
+    };
 }

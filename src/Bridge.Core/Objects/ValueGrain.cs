@@ -77,7 +77,9 @@ internal sealed class ValueGrain : ObjectGrain, IValueGrain
         await Membership.Open(
             sessionId,
             mode,
-            mismatch: () => _typecode != typecode || _length != length || _isArray != isArray
+            // Another spelling of the same element type attaches (a C# long's 'q' to a
+            // Python 'l') and learns the value's own typecode from the descriptor.
+            mismatch: () => !Typecodes.SameElements(_typecode, typecode) || _length != length || _isArray != isArray
                 ? $"{Describe(_typecode, _length, _isArray)}, not {Describe(typecode, length, isArray)}"
                 : null,
             create: () =>
