@@ -121,4 +121,35 @@ public sealed partial class BridgeClientTests
 
     [MessagePackObject]
     public sealed record Reading([property: Key("name")] string Name, [property: Key("value")] double Value, [property: Key("tags")] int[] Tags);
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task A_long_value_opens_a_value_python_made_with_c_long_and_keeps_its_typecode()
+    {
+        await using var python = await OpenAsync();
+        await using var dotnet = await OpenAsync();
+        var name = Unique("c-long");
+        // What Python's Value("l", 41, name=...) sends.
+        await python.RLockAsync(name + ".lock", Token);
+        await python.SharedValues.CreateValueAsync(
+            new CreateValueRequest
+            {
+                SessionId = python.SessionId,
+                Name = name,
+                Typecode = "l",
+                Length = 1,
+                Initial = ByteString.CopyFrom(BitConverter.GetBytes(41L)),
+                LockName = name + ".lock",
+                LockKind = ObjectKind.Rlock,
+            },
+            cancellationToken: Token);
+
+        var counter = await dotnet.ValueAsync(name, 0L, Token);
+
+        Assert.Equal("l", counter.Typecode);
+        Assert.Equal(42L, await counter.UpdateAsync(v => v + 1, Token));
+        var read = await python.SharedValues.ReadAsync(new ReadRequest { Target = python.Ref(name) }, cancellationToken: Token);
+        Assert.Equal(42L, BitConverter.ToInt64(read.Data.Span));
+        await Assert.ThrowsAsync<ArgumentException>(() => dotnet.ValueAsync(name, 0UL, Token));
+        await Assert.ThrowsAsync<ArgumentException>(() => dotnet.ValueAsync(name, 0, Token));
+    }
 }

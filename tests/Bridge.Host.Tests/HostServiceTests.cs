@@ -246,6 +246,74 @@ public sealed class HostServiceTests(HostFixture fixture) : IClassFixture<HostFi
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task A_named_condition_opened_without_a_lock_from_two_sessions_is_one_condition_over_one_rlock()
+    {
+        await using var first = await OpenAsync();
+        await using var second = await OpenAsync();
+        var name = UniqueName("cond");
+
+        // What Python's Condition(name=...) sends from each process: create-or-attach, no lock.
+        var created = await first.Synchronization.CreateConditionAsync(new CreateConditionRequest { SessionId = first.SessionId, Name = name });
+        var attached = await second.Synchronization.CreateConditionAsync(new CreateConditionRequest { SessionId = second.SessionId, Name = name });
+
+        Assert.Equal(ObjectKind.Rlock, created.LockKind);
+        Assert.Equal(created, attached);
+        Assert.True((await second.Synchronization.AcquireAsync(new AcquireRequest { Target = second.Ref(attached.LockName), Owner = "t" })).Acquired);
+        var notify = await second.Synchronization.NotifyAsync(new NotifyRequest { Target = second.Ref(name), Owner = "t", N = 1 });
+        Assert.Equal(0, notify.Woken);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task A_named_condition_opened_over_another_lock_is_AlreadyExists_naming_both_locks()
+    {
+        await using var session = await OpenAsync();
+        var name = UniqueName("cond");
+        var own = await session.Synchronization.CreateConditionAsync(new CreateConditionRequest { SessionId = session.SessionId, Name = name });
+        var other = await session.Synchronization.CreateLockAsync(new CreateLockRequest { SessionId = session.SessionId, Kind = ObjectKind.Lock });
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => session.Synchronization.CreateConditionAsync(new CreateConditionRequest
+        {
+            SessionId = session.SessionId,
+            Name = name,
+            LockName = other.Name,
+            LockKind = ObjectKind.Lock,
+        }).ResponseAsync);
+
+        AssertStatus(error, StatusCode.AlreadyExists, "FileExistsError");
+        Assert.Contains(own.LockName, error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains(other.Name, error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task A_value_attaches_with_a_typecode_of_the_same_kind_and_size_and_answers_its_own()
+    {
+        await using var python = await OpenAsync();
+        await using var dotnet = await OpenAsync();
+        var name = UniqueName("value");
+        await python.SharedValues.CreateValueAsync(new CreateValueRequest
+        {
+            SessionId = python.SessionId,
+            Name = name,
+            Typecode = "l",
+            Length = 1,
+            Initial = ByteString.CopyFrom(BitConverter.GetBytes(-5L)),
+        });
+
+        var attached = await dotnet.SharedValues.CreateValueAsync(new CreateValueRequest { SessionId = dotnet.SessionId, Name = name, Typecode = "q", Length = 1 });
+
+        Assert.Equal(("l", 8), (attached.Typecode, attached.ItemSize));
+        var read = await dotnet.SharedValues.ReadAsync(new ReadRequest { Target = dotnet.Ref(name) });
+        Assert.Equal(-5L, BitConverter.ToInt64(read.Data.Span));
+        foreach (var other in new[] { "i", "Q", "d" })
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => dotnet.SharedValues.CreateValueAsync(
+                new CreateValueRequest { SessionId = dotnet.SessionId, Name = name, Typecode = other, Length = 1 }).ResponseAsync);
+            AssertStatus(error, StatusCode.AlreadyExists, "FileExistsError");
+            Assert.Contains($"a Value of type 'l', not a Value of type '{other}'", error.Status.Detail, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task Calls_without_a_session_are_rejected()
     {
         using var channel = Host.Address.CreateChannel();
