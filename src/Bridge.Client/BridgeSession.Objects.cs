@@ -56,9 +56,9 @@ public sealed partial class BridgeSession
 
     /// <summary>
     /// Opens the Condition <paramref name="name"/> (creating it when absent) over
-    /// <paramref name="conditionLock"/>, a Lock or RLock; null: an existing condition's own
-    /// lock, else a new RLock (named "&lt;name&gt;.lock" for a named condition, so that every
-    /// client opening the name agrees).
+    /// <paramref name="conditionLock"/>, a Lock or RLock; null: the condition's own lock, a
+    /// new RLock when this call creates it, else whatever lock the existing condition has
+    /// (as Python's <c>Condition(name=...)</c> does).
     /// </summary>
     public Task<BridgeCondition> ConditionAsync(string? name, BridgeLock? conditionLock = null, CancellationToken cancellationToken = default) =>
         ConditionAsync(name, conditionLock, BridgeOpenMode.CreateOrAttach, cancellationToken);
@@ -73,31 +73,7 @@ public sealed partial class BridgeSession
             request.LockKind = conditionLock.Core.Kind;
         }
 
-        ConditionInfo info;
-        if (conditionLock is null && name is not null && mode == BridgeOpenMode.CreateOrAttach)
-        {
-            // With no lock named, the host gives each create its own new RLock, and a second
-            // client's create-or-attach would then not match the condition: attach first, and
-            // create with "<name>.lock" (as a named Value's lock is named) only when absent.
-            request.Mode = OpenMode.Attach;
-            try
-            {
-                info = await CallAsync(Synchronization.CreateConditionAsync(request, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
-            }
-            catch (KeyNotFoundException)
-            {
-                var guard = await OpenLockCoreAsync(name + ".lock", ObjectKind.Rlock, 0, BridgeOpenMode.CreateOrAttach, cancellationToken).ConfigureAwait(false);
-                request.Mode = OpenMode.CreateOrAttach;
-                request.LockName = guard.Name;
-                request.LockKind = ObjectKind.Rlock;
-                info = await CallAsync(Synchronization.CreateConditionAsync(request, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
-            }
-        }
-        else
-        {
-            info = await CallAsync(Synchronization.CreateConditionAsync(request, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
-        }
-
+        var info = await CallAsync(Synchronization.CreateConditionAsync(request, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
         var used = conditionLock is not null && string.Equals(info.LockName, conditionLock.Name, StringComparison.Ordinal)
             ? conditionLock
             : new BridgeLock(new LockCore(this, info.LockName, info.LockKind == ObjectKind.Lock ? ObjectKind.Lock : ObjectKind.Rlock, NewOwner()));

@@ -1,4 +1,5 @@
 using Bridge.Client;
+using Bridge.Contracts.V1;
 
 namespace Bridge.Host.Tests;
 
@@ -162,6 +163,30 @@ public sealed partial class BridgeClientTests
         }
 
         Assert.False(await waiterSide.Lock.IsOwnedAsync(Token));
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task A_named_condition_is_shared_with_what_python_opens_whichever_opens_it_first()
+    {
+        await using var dotnet = await OpenAsync();
+        await using var python = await OpenAsync();
+        // What Python's Condition(name=...) sends: create-or-attach with no lock.
+        Task<ConditionInfo> PythonOpens(string name) => python.Synchronization.CreateConditionAsync(
+            new CreateConditionRequest { SessionId = python.SessionId, Name = name }, cancellationToken: Token).ResponseAsync;
+
+        var dotnetFirst = Unique("cond");
+        var mine = await dotnet.ConditionAsync(dotnetFirst, null, Token);
+        Assert.Equal(mine.Lock.Name, (await PythonOpens(dotnetFirst)).LockName);
+
+        var pythonFirst = Unique("cond");
+        var theirs = await PythonOpens(pythonFirst);
+        var attached = await dotnet.ConditionAsync(pythonFirst, null, Token);
+        Assert.Equal(theirs.LockName, attached.Lock.Name);
+        Assert.True(attached.Lock.IsRecursive);
+        await using (await attached.AcquireAsync(TimeSpan.FromSeconds(5), Token))
+        {
+            Assert.False(await attached.WaitAsync(TimeSpan.FromMilliseconds(50), Token));
+        }
     }
 
     [Fact(Timeout = TestTimeout)]
