@@ -57,6 +57,17 @@ internal sealed class ListenerLifecycle(
         var addresses = server.Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses;
         var tcp = addresses?.FirstOrDefault(a => a.StartsWith("http://", StringComparison.Ordinal) && !a.Contains("unix:", StringComparison.Ordinal));
         Log.Listening(logger, identity.Version, identity.Pid, _options.SocketPath, tcp is null ? "" : $" and {tcp}");
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            // What a cold start costs (the first Pool.map of a script with no host waits for it).
+            using var process = System.Diagnostics.Process.GetCurrentProcess();
+            Log.StartupCost(
+                logger,
+                (DateTime.Now - process.StartTime).TotalMilliseconds,
+                process.TotalProcessorTime.TotalMilliseconds,
+                System.Runtime.JitInfo.GetCompiledMethodCount(),
+                System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds);
+        }
     }
 
     private void OnStopped()

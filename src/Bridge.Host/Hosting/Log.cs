@@ -54,4 +54,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 22, Level = LogLevel.Information, Message = "Pool {PoolId} spreads: {Local} worker(s) here, {Remote} on other hosts")]
     public static partial void PoolSpread(ILogger logger, string poolId, int local, int remote);
+
+    [LoggerMessage(EventId = 23, Level = LogLevel.Debug, Message = "Start-up took {WallMs:F0} ms, {CpuMs:F0} ms of CPU; {JitMethods} methods JIT-compiled in {JitMs:F0} ms")]
+    public static partial void StartupCost(ILogger logger, double wallMs, double cpuMs, long jitMethods, double jitMs);
 }
