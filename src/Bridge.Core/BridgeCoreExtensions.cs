@@ -25,6 +25,7 @@ public static class BridgeCoreExtensions
     public static IServiceCollection AddBridgeGrains(this IServiceCollection services)
     {
         services.TryAddSingleton<SessionTracker>();
+        services.TryAddSingleton<ObjectCatalog>();
         services.TryAddSingleton<IObjectLedger, NoObjectLedger>();
         services.TryAddSingleton(services => new SharedSegments(
             SharedSegments.DefaultDirectory(), services.GetRequiredService<ILogger<SharedSegments>>()));

@@ -202,6 +202,13 @@ internal sealed class BarrierGrain : ObjectGrain, IBarrierGrain
 
     private BarrierSnapshot Snapshot() => new(_parties, _arrivals.Count, _broken);
 
+    private protected override ObjectDetail Inspect(out int waiters)
+    {
+        // Parties of finished rounds still wait for their action to report.
+        waiters = _arrivals.Pending() + _actionRounds.Values.Sum(round => round.Waiters.Pending());
+        return new BarrierDetail(_parties, _arrivals.Count, _broken);
+    }
+
     protected override void ResetState()
     {
         _arrivals = [];

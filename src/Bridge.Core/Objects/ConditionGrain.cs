@@ -230,6 +230,12 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
     }
 
 
+    private protected override ObjectDetail Inspect(out int waiters)
+    {
+        waiters = _waiters.Pending();
+        return new ConditionDetail(_lockName, _lockKind);
+    }
+
     protected override void ResetState()
     {
         _waiters.Clear();

@@ -84,6 +84,12 @@ internal sealed class EventGrain : ObjectGrain, IEventGrain
     }
 
 
+    private protected override ObjectDetail Inspect(out int waiters)
+    {
+        waiters = _waiters.Pending();
+        return new EventDetail(_flag);
+    }
+
     protected override void ResetState()
     {
         _waiters.Clear();

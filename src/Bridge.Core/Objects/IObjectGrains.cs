@@ -22,6 +22,13 @@ public interface IBridgeObjectGrain : IGrainWithStringKey
     /// <summary>The session no longer uses the object: drop its reference only.</summary>
     [AlwaysInterleave]
     Task Detach(string sessionId);
+
+    /// <summary>
+    /// The object's state for an operator, read without waiting and without attaching
+    /// anyone; null when it does not exist (never created, or freed).
+    /// </summary>
+    [AlwaysInterleave]
+    Task<ObjectStatus?> GetStatus();
 }
 
 [Alias("Bridge.ILockGrain")]

@@ -533,6 +533,15 @@ internal sealed class LockGrain : ObjectGrain, ILockGrain
         }
     }
 
+    private protected override ObjectDetail Inspect(out int waiters)
+    {
+        waiters = _waiters.Pending();
+        IReadOnlyList<string> holders = IsSemaphore
+            ? [.. _holdings.Keys]
+            : _value == 0 && _holder is { } holder ? [holder.SessionId] : [];
+        return new LockDetail(_kind, _value, _initialValue, holders, _kind == LockKind.RLock ? _depth : 0, _cachedBy is not null);
+    }
+
     protected override void ResetState()
     {
         EndCache();

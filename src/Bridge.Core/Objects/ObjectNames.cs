@@ -10,6 +10,9 @@ public static class ObjectNames
 
     public static string NewAnonymous() => AnonymousPrefix + Guid.NewGuid().ToString("N");
 
+    /// <summary>A name the host generated for an anonymous object.</summary>
+    public static bool IsAnonymous(string name) => name.Length > 0 && name[0] == AnonymousPrefix;
+
     /// <summary>
     /// Valid: 1..200 characters of letters, digits and <c>_ . - : /</c>; or a name the host
     /// generated (only to attach). Throws InvalidArgument/ValueError otherwise.

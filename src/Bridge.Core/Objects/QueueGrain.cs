@@ -456,6 +456,13 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
             }
         }
 
+        // Every change of the items ends here (directly or through Settle): the one place
+        // that publishes the depth for metrics.
+        if (CatalogEntry is { } entry)
+        {
+            entry.Depth = _items.Count;
+        }
+
         return moved;
     }
 
@@ -499,6 +506,15 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         {
             throw BridgeException.Precondition("AttributeError", $"'{KindName(_kind)}' object has no attribute '{method}'");
         }
+    }
+
+    private protected override ObjectDetail Inspect(out int waiters)
+    {
+        var getters = _getters.Pending();
+        var putters = _putters.Pending();
+        var joiners = _joiners.Pending();
+        waiters = getters + putters + joiners;
+        return new QueueDetail(_kind, _items.Count, _maxSize, _leased, _reserved, _unfinishedTasks, getters, putters, joiners);
     }
 
     protected override void ResetState()

@@ -152,6 +152,12 @@ internal sealed class ValueGrain : ObjectGrain, IValueGrain
         return Task.CompletedTask;
     }
 
+    private protected override ObjectDetail Inspect(out int waiters)
+    {
+        waiters = 0;
+        return new ValueDetail(_typecode, _length, _isArray, _lockName);
+    }
+
     protected override void ResetState()
     {
         _segment?.Dispose();

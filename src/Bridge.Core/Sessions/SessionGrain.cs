@@ -70,7 +70,7 @@ internal sealed class SessionGrain : Grain, ISessionGrain
         _leaseTimer = this.RegisterGrainTimer(
             CheckLease,
             new GrainTimerCreationOptions(LeaseCheckPeriod, LeaseCheckPeriod) { Interleave = true });
-        _tracker.Started(Id);
+        _tracker.Started(Id, start);
         Log.SessionStarted(_logger, Id, start.ClientName, start.Pid, start.Language, start.Lease);
         return Task.CompletedTask;
     }
@@ -85,12 +85,15 @@ internal sealed class SessionGrain : Grain, ISessionGrain
     public Task<bool> Attached(ObjectAddress address)
     {
         ThrowUnlessActive();
-        return Task.FromResult(_attached.Add(address));
+        var added = _attached.Add(address);
+        _tracker.ObjectsChanged(Id, _attached.Count);
+        return Task.FromResult(added);
     }
 
     public Task Detached(ObjectAddress address)
     {
         _attached.Remove(address);
+        _tracker.ObjectsChanged(Id, _attached.Count);
         return Task.CompletedTask;
     }
 

@@ -12,24 +12,34 @@ internal abstract class ObjectGrain : Grain
 {
     private readonly ILogger _logger;
     private readonly ObjectFamily _family;
+    private readonly ObjectCatalog _catalog;
 
     /// <param name="noun">How errors name the family, e.g. "Lock/RLock/Semaphore".</param>
     protected ObjectGrain(IGrainFactory grains, ObjectFamily family, string noun, ILogger logger)
     {
         _logger = logger;
         _family = family;
+        _catalog = ServiceProvider.GetRequiredService<ObjectCatalog>();
+        var address = new ObjectAddress(family, this.GetPrimaryKeyString());
         Membership = new ObjectMembership(
             grains,
             ServiceProvider.GetRequiredService<IObjectLedger>(),
             ServiceProvider.GetRequiredService<ILocalSiloDetails>().Name,
             logger,
-            new ObjectAddress(family, this.GetPrimaryKeyString()),
+            address,
             noun,
-            onCreated: () => DelayDeactivation(Timeout.InfiniteTimeSpan),
+            onCreated: () =>
+            {
+                DelayDeactivation(Timeout.InfiniteTimeSpan);
+                CatalogEntry = _catalog.Created(address);
+            },
             onFreed: Free);
     }
 
     protected ObjectMembership Membership { get; }
+
+    /// <summary>This object in the silo's catalog while it exists.</summary>
+    private protected CatalogEntry? CatalogEntry { get; private set; }
 
     /// <summary>Learns whether an earlier incarnation of this object died with its host.</summary>
     public override Task OnActivateAsync(CancellationToken cancellationToken) => Membership.Recover(cancellationToken);
@@ -41,12 +51,32 @@ internal abstract class ObjectGrain : Grain
         return Task.CompletedTask;
     }
 
+    public Task<ObjectStatus?> GetStatus()
+    {
+        if (!Membership.IsCreated)
+        {
+            return Task.FromResult<ObjectStatus?>(null);
+        }
+
+        var detail = Inspect(out var waiters);
+        return Task.FromResult<ObjectStatus?>(new ObjectStatus(Membership.Address, Membership.SessionCount, waiters, detail));
+    }
+
     /// <summary>Forgets the state: the last session has left.</summary>
     protected abstract void ResetState();
+
+    /// <summary>The family's state for <see cref="GetStatus"/>, and how many calls wait on it.</summary>
+    private protected abstract ObjectDetail Inspect(out int waiters);
 
     private void Free()
     {
         ResetState();
+        if (CatalogEntry is { } entry)
+        {
+            _catalog.Freed(entry);
+            CatalogEntry = null;
+        }
+
         Log.ObjectFreed(_logger, _family, Membership.Address.Name);
         DelayDeactivation(TimeSpan.Zero);
         // An Open racing the last Leave keeps this activation (and its fresh state).

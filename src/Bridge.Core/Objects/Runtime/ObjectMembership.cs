@@ -53,6 +53,9 @@ internal sealed class ObjectMembership
 
     public bool IsCreated { get; private set; }
 
+    /// <summary>Sessions referencing the object.</summary>
+    public int SessionCount => _sessions.Count;
+
     /// <summary>The host with which an earlier incarnation of this object was lost; null when none was.</summary>
     public string? LostWith { get; private set; }
 

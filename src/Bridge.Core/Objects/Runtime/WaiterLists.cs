@@ -22,12 +22,18 @@ internal static class WaiterLists
 
         return completed;
     }
+
+    /// <summary>The waiters still waiting (not yet granted, withdrawn or ended).</summary>
+    public static int Pending<TWaiter>(this IEnumerable<TWaiter> waiters)
+        where TWaiter : ISessionWaiter => waiters.Count(waiter => waiter.IsPending);
 }
 
 /// <summary>What ending a session needs of a waiter, whatever its outcome type.</summary>
 internal interface ISessionWaiter
 {
     string SessionId { get; }
+
+    bool IsPending { get; }
 
     bool TryEndSession();
 }
