@@ -344,6 +344,41 @@ internal sealed class ExecutionPool(string id, CreatePoolRequest spec)
         }
     }
 
+    /// <summary>The pool as host status shows it.</summary>
+    public PoolStatus Status()
+    {
+        lock (_gate)
+        {
+            var status = new PoolStatus
+            {
+                PoolId = Id,
+                SessionId = OwnerSession,
+                Name = Spec.Name,
+                Processes = Spec.Processes,
+                Direct = Direct,
+                ProcessMode = Spec.ProcessMode,
+                MaxTasksPerChild = Spec.MaxTasksPerChild,
+                State = _terminated ? "terminated" : _closed ? "closed" : "running",
+                TasksPending = _pending.Count,
+                TasksRunning = _workers.Values.Sum(s => s.Running.Count),
+                WorkersStarting = _starting.Count,
+                PartOf = PartOf ?? "",
+            };
+            foreach (var (pid, slot) in _workers.OrderBy(pair => pair.Key))
+            {
+                status.Workers.Add(new PoolWorkerStatus
+                {
+                    Pid = pid,
+                    State = slot.Retiring ? "leaving" : Direct ? "serving" : slot.Running.Count > 0 ? "busy" : "idle",
+                    Running = slot.Running.Count,
+                    Completed = slot.Completed,
+                });
+            }
+
+            return status;
+        }
+    }
+
     public PoolState State()
     {
         lock (_gate)

@@ -56,6 +56,10 @@ internal sealed class PoolRegistry : IDisposable
     /// <summary>Pools (and Processes) this host runs, parts for other hosts included.</summary>
     public int Count => _pools.Count;
 
+    /// <summary>The pools now, as host status shows them, by owner session.</summary>
+    public IReadOnlyList<PoolStatus> Statuses() =>
+        [.. _pools.Values.Select(pool => pool.Status()).OrderBy(pool => pool.SessionId, StringComparer.Ordinal).ThenBy(pool => pool.PoolId, StringComparer.Ordinal)];
+
     /// <summary>Cores of this machine no pool's worker takes now.</summary>
     public int FreeCores => Math.Max(0, Environment.ProcessorCount - WorkersInPools);
 

@@ -38,6 +38,7 @@ internal static class HostingExtensions
         services.AddSingleton<Execution.WorkerLauncher>();
         services.AddHostedService(sp => sp.GetRequiredService<Execution.WorkerLauncher>());
         services.AddSingleton<Execution.PoolRegistry>();
+        services.AddSingleton<Inspection.HostStatusReader>();
         services.AddSingleton<ClusterPlacement>();
 
         var maxPayload = builder.Configuration.GetValue(

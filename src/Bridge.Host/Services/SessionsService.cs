@@ -3,6 +3,7 @@ using Bridge.Core.Objects;
 using Bridge.Core.Sessions;
 using Bridge.Host.Cluster;
 using Bridge.Host.Hosting;
+using Bridge.Host.Inspection;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 
@@ -15,6 +16,7 @@ internal sealed class SessionsService(
     IOptions<BridgeHostOptions> options,
     IClusterMembershipService membership,
     ClusterPlacement placement,
+    HostStatusReader statusReader,
     IHostApplicationLifetime lifetime) : Sessions.SessionsBase
 {
     // A watch re-pulls its session's events this often, so no grain call stays pending
@@ -108,6 +110,13 @@ internal sealed class SessionsService(
             }
         }));
         return info;
+    }
+
+    public override async Task<HostStatus> GetHostStatus(HostStatusRequest request, ServerCallContext context)
+    {
+        var status = await statusReader.ReadAsync(request.MaxObjects, context.CancellationToken);
+        status.Host = await GetHostInfo(new HostInfoRequest(), context);
+        return status;
     }
 
     private HostInfo Info()

@@ -43,6 +43,11 @@ class SessionsStub(object):
                 request_serializer=bridge_dot_v1_dot_sessions__pb2.HostInfoRequest.SerializeToString,
                 response_deserializer=bridge_dot_v1_dot_sessions__pb2.HostInfo.FromString,
                 )
+        self.GetHostStatus = channel.unary_unary(
+                '/bridge.v1.Sessions/GetHostStatus',
+                request_serializer=bridge_dot_v1_dot_sessions__pb2.HostStatusRequest.SerializeToString,
+                response_deserializer=bridge_dot_v1_dot_sessions__pb2.HostStatus.FromString,
+                )
         self.Watch = channel.unary_stream(
                 '/bridge.v1.Sessions/Watch',
                 request_serializer=bridge_dot_v1_dot_sessions__pb2.WatchRequest.SerializeToString,
@@ -89,6 +94,17 @@ class SessionsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHostStatus(self, request, context):
+        """GetHostInfo in detail, for operators (`gilbridge host status`): this host's sessions,
+        the objects it holds with their state, and its pools with their workers. Each object
+        listed costs the host one call into it, so the list is bounded (max_objects) and the
+        whole answer has a deadline (2 s, or the call's own if shorter): an object that does
+        not answer in time is listed without its state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Watch(self, request, context):
         """The session's push channel: first WatchStarted, then the events the host has for the
         session (LockRecall) as they happen. Events raised while no stream is open are kept
@@ -126,6 +142,11 @@ def add_SessionsServicer_to_server(servicer, server):
                     servicer.GetHostInfo,
                     request_deserializer=bridge_dot_v1_dot_sessions__pb2.HostInfoRequest.FromString,
                     response_serializer=bridge_dot_v1_dot_sessions__pb2.HostInfo.SerializeToString,
+            ),
+            'GetHostStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHostStatus,
+                    request_deserializer=bridge_dot_v1_dot_sessions__pb2.HostStatusRequest.FromString,
+                    response_serializer=bridge_dot_v1_dot_sessions__pb2.HostStatus.SerializeToString,
             ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
@@ -228,6 +249,23 @@ class Sessions(object):
         return grpc.experimental.unary_unary(request, target, '/bridge.v1.Sessions/GetHostInfo',
             bridge_dot_v1_dot_sessions__pb2.HostInfoRequest.SerializeToString,
             bridge_dot_v1_dot_sessions__pb2.HostInfo.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetHostStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/bridge.v1.Sessions/GetHostStatus',
+            bridge_dot_v1_dot_sessions__pb2.HostStatusRequest.SerializeToString,
+            bridge_dot_v1_dot_sessions__pb2.HostStatus.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
