@@ -14,6 +14,7 @@ Exit codes: 0 success; 3 "not running" (status); 1 errors; a script's own exit s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -40,8 +41,17 @@ def _cmd_host_status(args: argparse.Namespace) -> int:
     address = _host.configured_address()
     info = _host.probe(address)
     if info is None:
-        print(f"Bridge host not running (address {address.target})")
+        if args.json:
+            print(json.dumps({"running": False, "address": address.target}))
+        else:
+            print(f"Bridge host not running (address {address.target})")
         return EXIT_NOT_RUNNING
+    from . import _status
+
+    data = _status.as_dict(address.target, info, _status.fetch(address, args.max_objects))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
     print(f"address:   {address.target}")
     print(f"version:   {info.version}")
     print(f"pid:       {info.pid}")
@@ -58,6 +68,8 @@ def _cmd_host_status(args: argparse.Namespace) -> int:
             workers = "" if member.status != "Active" else (
                 "  workers ?" if member.workers < 0 else f"  workers {member.workers} ({member.workers_in_pools} in pools)")
             print(f"  member {member.host_id} silo {member.silo_address} {member.status}{workers}{mark}")
+    for line in _status.render(data):
+        print(line)
     return 0
 
 
@@ -121,7 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--timeout", type=float, default=15.0,
                       help="seconds to wait after SIGTERM before SIGKILL (default 15)")
     stop.set_defaults(func=_cmd_host_stop)
-    status = host_commands.add_parser("status", help="print version, pid, sessions, uptime")
+    status = host_commands.add_parser(
+        "status", help="print the host, its sessions, objects (with their state) and pools",
+        description="Print the host's version, pid and uptime, then tables of its sessions, "
+                    "the objects it holds (queue sizes, lock holders, waiters, ...) and its "
+                    "pools with their workers. Exit status 3 when no host runs.")
+    status.add_argument("--json", action="store_true",
+                        help="print all of it as one JSON document, for scripts")
+    status.add_argument("--max-objects", type=int, default=0, metavar="N",
+                        help="list at most N objects, named ones first (default 200; the rest are counted)")
     status.set_defaults(func=_cmd_host_status)
     run = commands.add_parser(
         "run", help="run a multiprocessing script on the Bridge (also: python -m gilbridge script.py)")
