@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _host
-from ._errors import translate
+from ._errors import HostUnavailableError, ObjectLostError, translate
 
 if TYPE_CHECKING:  # pragma: no cover
     import grpc
@@ -146,6 +146,12 @@ class Connection:
         self._detach_hooks: list[Callable[[int, str], None]] = []
         self._fork_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
         self.closed = False
+        # A call found the host unreachable: the next get_connection() checks whether it
+        # answers again, or replaces this connection with one to the host now there.
+        self.host_lost = False
+        # Objects this process used on an earlier host that went away (see _replace_lost).
+        self.lost_names: frozenset[str] = frozenset()
+        self.lost_host_pid = 0
 
         self.session_id = ""
         self.lease_seconds = 0.0
@@ -286,6 +292,10 @@ class Connection:
                 return self.invoke(method, request)
             except grpc.RpcError as err:
                 exc = translate(err, self.address.target)
+            if isinstance(exc, HostUnavailableError):
+                self.host_lost = True
+            elif type(exc) is FileNotFoundError and self.lost_names:
+                exc = self._lost_object_error(request, exc)
             if attempt == 0 and isinstance(exc, ConnectionResetError) and sid and not self.closed:
                 self._renew_session(sid, str(exc))
                 if retry:
@@ -296,6 +306,50 @@ class Connection:
                     continue
             raise exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lost_object_error(self, request: Any, exc: FileNotFoundError) -> FileNotFoundError:
+        """ObjectLostError instead of "no such object" for an object this process used on
+        the host that went away (its state went with that host)."""
+        target = getattr(request, "target", None)
+        name = getattr(target, "name", "")
+        if name and name in self.lost_names:
+            return ObjectLostError(
+                f"{name!r} was lost with the Bridge host (pid {self.lost_host_pid}) that held it, "
+                f"which went away; this process now uses the host at {self.address.target} "
+                f"(creating the name again makes a new, empty object)")
+        return exc
+
+    def still_answers(self) -> bool:
+        """After the host was found unreachable: True (and no longer lost) when this
+        session's host answers a KeepAlive again (the failure passed), False when it does
+        not or no longer knows the session (it is gone, or another host took its place).
+        Blocks for that one call."""
+        try:
+            self._keepalive(self.session_id)
+        except self._grpc.RpcError:
+            return False
+        self.host_lost = False
+        return True
+
+    def succeed(self, lost: Connection) -> None:
+        """This connection replaces ``lost``, whose host went away: calls on the objects
+        ``lost`` used raise ObjectLostError naming them. ``lost`` stops without Goodbye
+        (nobody would hear it); its queues drop what they prefetched."""
+        with lost._refs_lock:
+            names = {name for _kind, name in lost._refs}
+        self.lost_names = frozenset(names) | lost.lost_names
+        self.lost_host_pid = lost.host_info.pid
+        lost.closed = True
+        lost._background_work.put(None)
+        for obj in list(lost._flushables):
+            try:
+                obj._session_lost()
+            except Exception:  # noqa: BLE001 - best effort for an abandoned session
+                pass
+        try:
+            lost.channel.close()
+        except Exception:  # noqa: BLE001
+            pass
 
     def invoke(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         """One plain blocking call (raises grpc.RpcError), fork-guarded."""
@@ -457,7 +511,9 @@ class Connection:
                         self._renew_session(sid, "its lease lapsed")
                     except Exception:  # noqa: BLE001 - host unreachable: retry next round
                         pass
-                # UNAVAILABLE etc.: the next user call reports it.
+                elif err.code() == grpc.StatusCode.UNAVAILABLE:
+                    # The next get_connection() finds out whether the host comes back.
+                    self.host_lost = True
             except Exception:  # noqa: BLE001 - never let the keep-alive thread die
                 pass
             next_keepalive = time.monotonic() + interval
@@ -535,7 +591,7 @@ def get_connection() -> Connection:
     conn = _connection
     # No pid check here (a getpid() system call on every queue and lock operation): a
     # forked child never sees the parent's connection, _after_fork_in_child drops it.
-    if conn is not None:
+    if conn is not None and not conn.host_lost:
         return conn
     return _connect()
 
@@ -553,6 +609,8 @@ def _connect() -> Connection:
     with _connection_lock:
         conn = _connection
         if conn is not None and conn.pid == os.getpid():
+            if conn.host_lost and not conn.closed:
+                conn = _connection = _replace_lost(conn)
             return conn
         if conn is not None:
             _inherited.append(conn)
@@ -567,6 +625,29 @@ def _connect() -> Connection:
         return conn
 
 
+def _replace_lost(lost: Connection) -> Connection:
+    """The connection to use after ``lost`` found its host unreachable: ``lost`` itself
+    when its host answers again; otherwise a new session with the host now at the
+    address (the default host is started again when none runs there), on which the lost
+    host's objects raise ObjectLostError. HostUnavailableError when no host answers.
+    Blocks for a KeepAlive, and up to 30 s when a host has to be started."""
+    if lost.still_answers():
+        return lost
+    address = lost.address
+    if address.is_default:
+        _host.ensure_host(address)
+    conn = Connection(address)
+    conn.succeed(lost)
+    warnings.warn(
+        f"gilbridge: the Bridge host (pid {lost.host_info.pid}) went away; this process now "
+        f"uses the host at {address.target} (pid {conn.host_info.pid}). Objects made on the "
+        f"old host are lost: using them raises ObjectLostError.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return conn
+
+
 def _hello_running_default(address: _host.Address) -> Connection | None:
     """A session with the default host when it already runs, without probing it first
     (a probe is a channel and a call more, ~10 ms of a script's start); None when
@@ -574,8 +655,6 @@ def _hello_running_default(address: _host.Address) -> Connection | None:
     sock = address.socket_path
     if sock is None or not sock.exists():
         return None
-    from ._errors import HostUnavailableError
-
     try:
         return Connection(address)
     except HostUnavailableError:
