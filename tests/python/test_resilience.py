@@ -229,3 +229,38 @@ def test_consumer_stalled_past_its_lease_keeps_consuming(children) -> None:
     assert int(distinct) == n
     assert int(dup) <= int(unacked)  # only items handed out but not yet acknowledged
     child.wait_ok()
+
+
+def test_a_sigkilled_pool_owner_leaves_no_busy_worker_and_its_semaphore_unit_returns(children) -> None:
+    """The owner of a pool whose workers run long tasks, and who holds a semaphore unit,
+    is SIGKILLed: within its lease the host ends the pool (the busy workers are stopped,
+    none runs on for the dead client) and the unit returns to the others."""
+    from gilbridge._host import pid_alive
+
+    owner = children.start(
+        """
+        import time, gilbridge.multiprocessing as mp
+        units = mp.Semaphore(1, name="tests.res.owner.sem")
+        units.acquire()
+        pool = mp.Pool(2)
+        results = [pool.apply_async(time.sleep, (120,)) for _ in range(2)]
+        time.sleep(0.5)
+        print("busy", " ".join(str(p) for p in pool.worker_pids), flush=True)
+        time.sleep(120)
+        """
+    )
+    line = owner.wait_line("busy")
+    busy = [int(p) for p in line.split()[1:]]
+    assert len(busy) == 2 and all(pid_alive(p) for p in busy), line
+    units = mp.Semaphore(1, name="tests.res.owner.sem", create=False)
+    assert units.acquire(False) is False
+    owner.kill()
+    t0 = time.monotonic()
+    assert units.acquire(timeout=LEASE_SECONDS + 8), "the dead owner kept its semaphore unit"
+    units.release()
+    from conftest import wait_for
+
+    assert wait_for(lambda: not any(pid_alive(p) for p in busy), timeout=LEASE_SECONDS + 15), \
+        f"workers {busy} still run the dead client's tasks {time.monotonic() - t0:.1f} s after its death"
+    with mp.Pool(2) as pool:  # the host goes on serving pools
+        assert pool.map(abs, [-3, -4]) == [3, 4]
