@@ -27,9 +27,10 @@ public sealed class MetricsTests : IAsyncLifetime
     }
 
     [Fact(Timeout = TestTimeout)]
-    public async Task Dotnet_counters_reads_calls_queue_items_and_sessions()
+    public async Task Dotnet_counters_reads_calls_queue_items_sessions_and_queue_depth()
     {
         var token = _timeout.Token;
+        var depthQueue = $"metrics-depth-{Guid.NewGuid():N}";
         using var counters = StartCounters(_host.Pid, seconds: 8);
         try
         {
@@ -47,6 +48,13 @@ public sealed class MetricsTests : IAsyncLifetime
             for (var i = 0; i < 5; i++)
             {
                 Assert.True((await queue.GetAsync<int>(TimeSpan.FromSeconds(5), token)).Found);
+            }
+
+            // Items left waiting in a named queue: its depth gauge reports them.
+            var waiting = await session.OpenQueueAsync(depthQueue, 0, token);
+            for (var i = 0; i < 3; i++)
+            {
+                await waiting.PutAsync(i, token);
             }
 
             // Keep the session open across a refresh, so the gauge sees it.
@@ -69,10 +77,13 @@ public sealed class MetricsTests : IAsyncLifetime
         Assert.Contains(events, e => e.Name.StartsWith("bridge.host.calls", StringComparison.Ordinal)
             && e.Tags.Contains("rpc.method=/bridge.v1.Queues/Put", StringComparison.Ordinal)
             && e.Tags.Contains("rpc.status=OK", StringComparison.Ordinal) && e.Value > 0);
-        Assert.Equal(5, events.Where(e => e.Name.StartsWith("bridge.host.queue.items", StringComparison.Ordinal) && e.Tags == "direction=put").Sum(e => e.Value));
+        Assert.Equal(5 + 3, events.Where(e => e.Name.StartsWith("bridge.host.queue.items", StringComparison.Ordinal) && e.Tags == "direction=put").Sum(e => e.Value));
         Assert.Equal(5, events.Where(e => e.Name.StartsWith("bridge.host.queue.items", StringComparison.Ordinal) && e.Tags == "direction=get").Sum(e => e.Value));
         Assert.Contains(events, e => e.Name.StartsWith("bridge.host.sessions", StringComparison.Ordinal) && e.Value >= 1);
         Assert.Contains(events, e => e.Name.StartsWith("bridge.host.call.duration", StringComparison.Ordinal));
+        Assert.Contains(events, e => e.Name.StartsWith("bridge.host.queue.depth", StringComparison.Ordinal)
+            && e.Tags == $"queue={depthQueue}" && e.Value == 3);
+        Assert.Contains(events, e => e.Name.StartsWith("bridge.host.objects", StringComparison.Ordinal) && e.Value >= 1);
     }
 
     private Process StartCounters(int pid, int seconds)
