@@ -21,6 +21,8 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     public SessionTracker Tracker => Cluster.Silos[0].ServiceProvider.GetRequiredService<SessionTracker>();
 
+    public ObjectCatalog Catalog => Cluster.Silos[0].ServiceProvider.GetRequiredService<ObjectCatalog>();
+
     private InProcessTestCluster Cluster => _cluster ?? throw new InvalidOperationException("the cluster is not deployed");
 
     public async Task InitializeAsync()
