@@ -55,6 +55,7 @@ internal static class HostingExtensions
         });
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck("bridge", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        services.AddMalformedRequestStatus();
 
         builder.Logging.AddFilter("Orleans", LogLevel.Warning);
 
