@@ -149,7 +149,7 @@ internal sealed class ValueGrain : ObjectGrain, IValueGrain
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         ResetState();
-        return Task.CompletedTask;
+        return base.OnDeactivateAsync(reason, cancellationToken);
     }
 
     private protected override ObjectDetail Inspect(out int waiters)

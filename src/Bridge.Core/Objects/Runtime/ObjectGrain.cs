@@ -44,6 +44,16 @@ internal abstract class ObjectGrain : Grain
     /// <summary>Learns whether an earlier incarnation of this object died with its host.</summary>
     public override Task OnActivateAsync(CancellationToken cancellationToken) => Membership.Recover(cancellationToken);
 
+    /// <summary>
+    /// An activation that ends without being freed (its silo stops) takes its state along:
+    /// the catalog must not go on listing it.
+    /// </summary>
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        ForgetCatalogEntry();
+        return Task.CompletedTask;
+    }
+
     /// <summary>The session stops referencing the object (its proxy was collected).</summary>
     public Task Detach(string sessionId)
     {
@@ -71,18 +81,22 @@ internal abstract class ObjectGrain : Grain
     private void Free()
     {
         ResetState();
-        if (CatalogEntry is { } entry)
-        {
-            _catalog.Freed(entry);
-            CatalogEntry = null;
-        }
-
+        ForgetCatalogEntry();
         Log.ObjectFreed(_logger, _family, Membership.Address.Name);
         DelayDeactivation(TimeSpan.Zero);
         // An Open racing the last Leave keeps this activation (and its fresh state).
         if (!Membership.IsAttaching)
         {
             this.DeactivateOnIdle();
+        }
+    }
+
+    private void ForgetCatalogEntry()
+    {
+        if (CatalogEntry is { } entry)
+        {
+            _catalog.Freed(entry);
+            CatalogEntry = null;
         }
     }
 }
