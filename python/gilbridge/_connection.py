@@ -331,14 +331,19 @@ class Connection:
         self.host_lost = False
         return True
 
-    def succeed(self, lost: Connection) -> None:
-        """This connection replaces ``lost``, whose host went away: calls on the objects
-        ``lost`` used raise ObjectLostError naming them. ``lost`` stops without Goodbye
-        (nobody would hear it); its queues drop what they prefetched."""
-        with lost._refs_lock:
-            names = {name for _kind, name in lost._refs}
-        self.lost_names = frozenset(names) | lost.lost_names
-        self.lost_host_pid = lost.host_info.pid
+    def succeed(self, lost: Connection, host_gone: bool) -> None:
+        """This connection replaces ``lost``, whose session ended; with ``host_gone`` (its
+        host went away) calls on the objects ``lost`` used raise ObjectLostError naming
+        them. ``lost`` stops without Goodbye (nobody would hear it); its queues drop what
+        they prefetched."""
+        if host_gone:
+            with lost._refs_lock:
+                names = {name for _kind, name in lost._refs}
+            self.lost_names = frozenset(names) | lost.lost_names
+            self.lost_host_pid = lost.host_info.pid
+        else:
+            self.lost_names = lost.lost_names
+            self.lost_host_pid = lost.lost_host_pid
         lost.closed = True
         lost._background_work.put(None)
         for obj in list(lost._flushables):
@@ -637,7 +642,19 @@ def _replace_lost(lost: Connection) -> Connection:
     if address.is_default:
         _host.ensure_host(address)
     conn = Connection(address)
-    conn.succeed(lost)
+    if conn.host_info.pid == lost.host_info.pid and conn.host_info.host_id == lost.host_info.host_id:
+        # The same host, which no longer knew the session (its lease lapsed meanwhile):
+        # as after any lapsed session, its objects live on while others reference them.
+        conn.succeed(lost, host_gone=False)
+        warnings.warn(
+            f"gilbridge: session {lost.session_id} ended (the host was unreachable for a "
+            f"while); started session {conn.session_id}. Locks it held were released and "
+            f"its unacknowledged queue items returned to their queues.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return conn
+    conn.succeed(lost, host_gone=True)
     warnings.warn(
         f"gilbridge: the Bridge host (pid {lost.host_info.pid}) went away; this process now "
         f"uses the host at {address.target} (pid {conn.host_info.pid}). Objects made on the "
