@@ -279,9 +279,7 @@ class PoolCore:
         if not direct.can_take():
             return False
         try:
-            chunk = _pb().TaskChunk(task_id=next(self._task_ids),
-                                    function=task.function.message(self.main_names), style=task.style)
-            encode_items(chunk, task, self._encoder)
+            chunk = self._chunk_of(task)
         except Exception:  # noqa: BLE001 - the task handler encodes it again and delivers the error
             return False
         if chunk.ByteSize() > INLINE_SEND_MAX_BYTES:
@@ -302,11 +300,23 @@ class PoolCore:
         self._unroute(chunk.task_id)
         return False
 
-    def _unroute(self, task_id: int) -> None:
+    def _chunk_of(self, task: Task) -> Any:
+        """The TaskChunk of ``task`` under a new task id, its items encoded (by the one
+        feeder: see ``_feeding``); raises what pickling or encoding raises."""
+        chunk = _pb().TaskChunk(task_id=next(self._task_ids),
+                                function=task.function.message(self.main_names), style=task.style)
+        encode_items(chunk, task, self._encoder)
+        return chunk
+
+    def _unroute(self, task_id: int) -> bool:
+        """Forget an unanswered chunk and free its slot; False when it was not routed
+        (answered or failed already)."""
         with self._lock:
-            if self._routes.pop(task_id, None) is not None:
-                self._outstanding -= 1
-                self._lock.notify_all()
+            if self._routes.pop(task_id, None) is None:
+                return False
+            self._outstanding -= 1
+            self._lock.notify_all()
+            return True
 
     def _next_taskseq(self) -> TaskSeq | None:
         """The next task sequence, once no caller is sending its own task; the task
@@ -323,8 +333,6 @@ class PoolCore:
             self._task_cond.notify()
 
     def _handle_tasks(self) -> None:
-        encoder = self._encoder
-        pb = _pb()
         direct = self._direct
         terminated = lambda: self.state == TERMINATE  # noqa: E731
         while True:
@@ -344,10 +352,7 @@ class PoolCore:
                         self._release_slot()
                         continue
                     try:
-                        chunk = pb.TaskChunk(task_id=next(self._task_ids),
-                                             function=task.function.message(self.main_names),
-                                             style=task.style)
-                        encode_items(chunk, task, encoder)
+                        chunk = self._chunk_of(task)
                     except Exception as exc:  # noqa: BLE001 - the task's own failure
                         self._release_slot()
                         self._deliver(task.job, task.index, (False, exc))
@@ -437,11 +442,8 @@ class PoolCore:
         from ._remote import BrokenProcessPool
 
         for chunk, task in batch:
-            with self._lock:
-                routed = self._routes.pop(chunk.task_id, None)
-            if routed is None:
+            if not self._unroute(chunk.task_id):
                 continue
-            self._release_slot()
             error = exc if exc is not None else BrokenProcessPool("the pool was terminated before this task ran")
             self._deliver(task.job, task.index, (False, error))
 
