@@ -251,13 +251,7 @@ class Connection:
             new_session = self.session_id
         for obj in list(self._flushables):
             obj._session_lost()
-        warnings.warn(
-            f"gilbridge: session {old_session} ended ({reason}); started session "
-            f"{new_session}. Locks it held were released and its unacknowledged queue "
-            f"items returned to their queues.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        _warn_session_replaced(old_session, new_session, reason, stacklevel=3)
 
     @property
     def max_payload(self) -> int:
@@ -630,6 +624,18 @@ def _connect() -> Connection:
         return conn
 
 
+def _warn_session_replaced(old_session: str, new_session: str, reason: str, stacklevel: int) -> None:
+    """The RuntimeWarning of a session the host ended (its lease lapsed) and replaced;
+    ``stacklevel`` as warnings.warn counts it from here (2: this function's caller)."""
+    warnings.warn(
+        f"gilbridge: session {old_session} ended ({reason}); started session "
+        f"{new_session}. Locks it held were released and its unacknowledged queue "
+        f"items returned to their queues.",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )
+
+
 def _replace_lost(lost: Connection) -> Connection:
     """The connection to use after ``lost`` found its host unreachable: ``lost`` itself
     when its host answers again; otherwise a new session with the host now at the
@@ -646,13 +652,8 @@ def _replace_lost(lost: Connection) -> Connection:
         # The same host, which no longer knew the session (its lease lapsed meanwhile):
         # as after any lapsed session, its objects live on while others reference them.
         conn.succeed(lost, host_gone=False)
-        warnings.warn(
-            f"gilbridge: session {lost.session_id} ended (the host was unreachable for a "
-            f"while); started session {conn.session_id}. Locks it held were released and "
-            f"its unacknowledged queue items returned to their queues.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        _warn_session_replaced(lost.session_id, conn.session_id,
+                               "the host was unreachable for a while", stacklevel=4)
         return conn
     conn.succeed(lost, host_gone=True)
     warnings.warn(
