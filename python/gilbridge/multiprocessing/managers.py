@@ -18,6 +18,7 @@ start with the context they are given; the stdlib's default when none).
 
 from __future__ import annotations
 
+import functools
 import multiprocessing.managers as _stdlib
 from multiprocessing.managers import *  # noqa: F403
 from typing import Any
@@ -64,7 +65,9 @@ class SyncManager(_stdlib.SyncManager):
         return self._started().Condition(lock)
 
     def Event(self) -> Any:  # type: ignore[override]
-        return self._started().Event()
+        """A Bridge ``Event`` whose repr is the stdlib manager's ``EventProxy`` form."""
+        self._started()
+        return _event_proxy_class()()
 
     def Barrier(self, parties: int, action: Any = None, timeout: float | None = None) -> Any:  # type: ignore[override]
         return self._started().Barrier(parties, action, timeout)
@@ -74,6 +77,20 @@ class SyncManager(_stdlib.SyncManager):
 
     def JoinableQueue(self, maxsize: int = 0) -> Any:  # type: ignore[override]
         return self._started().JoinableQueue(maxsize)
+
+
+@functools.cache
+def _event_proxy_class() -> type:
+    """A manager's Event: a Bridge ``Event`` (no server round trip) that prints as the
+    stdlib's proxy does (``<EventProxy object, typeid 'Event' at 0x...>``), since a
+    manager's objects print without their state there. It pickles as a plain ``Event``."""
+    from .synchronize import Event
+
+    class ManagedEvent(Event):
+        def __repr__(self) -> str:
+            return f"<EventProxy object, typeid 'Event' at {id(self):#x}>"
+
+    return ManagedEvent
 
 
 __getattr__ = stdlib_fallback(__name__, _stdlib)
