@@ -42,7 +42,8 @@ MANAGER_CLASSES: Final = (
 QUICK: Final = ("WithProcessesTestLock", "WithProcessesTestSemaphore", "WithProcessesTestEvent",
                  "WithProcessesTestCondition", "WithProcessesTestQueue",
                  "WithProcessesTestPicklingConnections", "WithProcessesTestValue",
-                 "WithProcessesTestSharedCTypes", "WithManagerTestEvent")
+                 "WithProcessesTestSharedCTypes", "WithProcessesTestConnection",
+                 "WithManagerTestEvent")
 MARKER: Final = "CPYTHON-SUITE-RESULT "
 
 # The test classes live in a real module (children unpickle their targets from it), built
