@@ -113,28 +113,25 @@ def _pickler_class() -> type:
 
 class _SharedFd:
     """A file descriptor that a Bridge worker on this machine takes from this process:
-    registered with the stdlib's resource sharer (a listener thread here, on a Unix
-    socket, authenticated with this process's authkey, which the pickle carries: a
-    worker has another) and received over that socket (SCM_RIGHTS) when the worker
-    unpickles it. A spawned child gets its descriptors the same way where it cannot
-    inherit them; each can be taken once."""
+    registered with this process's descriptor sharer (:mod:`gilbridge._fdshare`: a
+    thread here, on a private Unix socket, authenticated with this process's authkey,
+    which the pickle carries: a worker has another) and received over that socket
+    (SCM_RIGHTS) when the worker unpickles it. A spawned child gets its descriptors the
+    same way where it cannot inherit them; each can be taken once."""
 
     def __init__(self, fd: int) -> None:
-        from multiprocessing import process, resource_sharer
+        from multiprocessing import process
 
-        self._id = resource_sharer.DupFd(fd)._id
+        from . import _fdshare
+
+        self._address, self._key = _fdshare.share(fd)
         self._authkey = bytes(process.current_process().authkey)
 
     def detach(self) -> int:
         """Receives the descriptor (blocks until this process's sharer sends it)."""
-        import os
-        from multiprocessing import reduction
-        from multiprocessing.connection import Client
+        from . import _fdshare
 
-        address, key = self._id
-        with Client(address, authkey=self._authkey) as conn:
-            conn.send((key, os.getpid()))
-            return int(reduction.recv_handle(conn))
+        return _fdshare.take(self._address, self._key, self._authkey)
 
 
 class _SpawningWorker:

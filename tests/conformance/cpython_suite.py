@@ -43,7 +43,7 @@ QUICK: Final = ("WithProcessesTestLock", "WithProcessesTestSemaphore", "WithProc
                  "WithProcessesTestCondition", "WithProcessesTestQueue",
                  "WithProcessesTestPicklingConnections", "WithProcessesTestValue",
                  "WithProcessesTestSharedCTypes", "WithProcessesTestConnection",
-                 "WithManagerTestEvent")
+                 "WithProcessesTestFinalize", "WithManagerTestEvent")
 MARKER: Final = "CPYTHON-SUITE-RESULT "
 
 # The test classes live in a real module (children unpickle their targets from it), built

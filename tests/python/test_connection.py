@@ -141,3 +141,40 @@ def test_tcp_with_token(tcp_host, children) -> None:
     env = {"GILBRIDGE_ADDRESS": f"127.0.0.1:{port}"}
     out = children.run(code, env={**env, "GILBRIDGE_TOKEN": ""})
     assert out.strip() == "denied PermissionError"
+
+
+def test_the_descriptor_sharer_hands_each_descriptor_once_to_its_authkey_and_cleans_up(children) -> None:
+    """The sharer behind descriptors pickled for a worker: the right authkey takes a
+    descriptor once, a wrong one gets nothing, the stdlib's finalizer registry stays as it
+    was, and the private socket directory goes at exit."""
+    out = children.run(
+        """
+        import os
+        from multiprocessing import AuthenticationError, process, util
+        from gilbridge import _fdshare
+
+        registry = dict(util._finalizer_registry)
+        reader, writer = os.pipe()
+        address, key = _fdshare.share(writer)
+        os.close(writer)
+        try:
+            _fdshare.take(address, key, b"not this process's key")
+        except AuthenticationError:
+            print("wrong key refused")
+        fd = _fdshare.take(address, key, bytes(process.current_process().authkey))
+        os.write(fd, b"through the sharer")
+        os.close(fd)
+        print(os.read(reader, 100).decode())
+        try:
+            _fdshare.take(address, key, bytes(process.current_process().authkey))
+        except (EOFError, OSError) as exc:
+            print("taken once:", type(exc).__name__)
+        print("registry unchanged:", dict(util._finalizer_registry) == registry)
+        print(os.path.dirname(address))
+        """
+    )
+    lines = out.splitlines()
+    assert lines[:4] == ["wrong key refused", "through the sharer", "taken once: EOFError",
+                         "registry unchanged: True"], out
+    directory = Path(lines[4])
+    assert directory.name.startswith("gilbridge-fds-") and not directory.exists(), out
