@@ -135,7 +135,8 @@ class _BaseQueue(BridgeObject):
             st.raise_error()
             st.enqueue(data)
             return
-        policy, long_wait = wait_policy(block, timeout)
+        if block:
+            check_timeout(timeout)
         conn = get_connection()
         data = self._encode_or_report(obj, conn.max_payload)
         if data is None:
@@ -145,6 +146,7 @@ class _BaseQueue(BridgeObject):
             reserve = 0
         else:
             st.raise_error()
+            # With a reserved slot the item is buffered: no wait, so no wait policy to build.
             if st.enqueue_credited(data):
                 return
             # Items put earlier go first; the feeder's reply may bring slots.
@@ -152,6 +154,7 @@ class _BaseQueue(BridgeObject):
             if st.enqueue_credited(data):
                 return
             reserve = st.next_reserve(time.monotonic())
+            policy, long_wait = wait_policy(block, timeout)
         reply = conn.call(
             conn.queues.Put,
             pb().PutRequest(target=st.ref(conn), items=[data], wait=policy, reserve=reserve),
