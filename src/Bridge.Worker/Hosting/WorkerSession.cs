@@ -645,10 +645,24 @@ internal sealed class WorkerSession(
         // The task completes like any other (its value is the exit code), so the host
         // never counts it as lost when the worker exits right after.
         var result = new TaskResult { TaskId = chunk.TaskId, WorkerPid = _pid };
-        result.Values.Add(Google.Protobuf.ByteString.CopyFrom(MessagePack.MessagePackSerializer.Serialize(exitCode)));
+        result.Values.Add(EncodeExitCode(exitCode));
         outbox.Post(new WorkerMessage { Result = result });
         outbox.Post(new WorkerMessage { ProcessExit = new WorkerExit { Pid = _pid, ExitCode = exitCode } });
         _finished.TrySetResult(new Outcome(exitCode, Flush: true));
+    }
+
+    /// <summary>
+    /// The exit code as a MessagePack integer, written directly: the serializer's resolvers
+    /// would load assemblies (System.Reflection.Primitives) on a worker's first Process
+    /// only, so reused workers would hold more descriptors than fresh ones.
+    /// </summary>
+    private static Google.Protobuf.ByteString EncodeExitCode(int exitCode)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(8);
+        var writer = new MessagePack.MessagePackWriter(buffer);
+        writer.Write(exitCode);
+        writer.Flush();
+        return Google.Protobuf.ByteString.CopyFrom(buffer.WrittenSpan);
     }
 
     private void Complete(TaskResult result, TimeSpan elapsed)
