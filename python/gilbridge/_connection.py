@@ -639,12 +639,14 @@ def _warn_session_replaced(old_session: str, new_session: str, reason: str, stac
 def _replace_lost(lost: Connection) -> Connection:
     """The connection to use after ``lost`` found its host unreachable: ``lost`` itself
     when its host answers again; otherwise a new session with the host now at the
-    address (the default host is started again when none runs there), on which the lost
-    host's objects raise ObjectLostError. HostUnavailableError when no host answers.
-    Blocks for a KeepAlive, and up to 30 s when a host has to be started."""
+    address GILBRIDGE_ADDRESS gives (read again: a client of a cluster host that died
+    points it at another host of the cluster and goes on; the default host is started
+    again when none runs there), on which the lost host's objects raise ObjectLostError.
+    HostUnavailableError when no host answers. Blocks for a KeepAlive, and up to 30 s
+    when a host has to be started."""
     if lost.still_answers():
         return lost
-    address = lost.address
+    address = _host.configured_address()
     if address.is_default:
         _host.ensure_host(address)
     conn = Connection(address)

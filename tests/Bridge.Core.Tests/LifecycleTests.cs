@@ -22,7 +22,7 @@ public sealed class LifecycleTests(ClusterFixture fixture) : GrainTestBase(fixtu
         var name = NewName("event");
         var address = new ObjectAddress(ObjectFamily.Event, name);
         var old = await NewSession();
-        Assert.True(await Session(old).Attached(address));
+        Assert.True((await Session(old).Attached(address)).Added);
         await Fixture.Ledger.Record(address, ObjectIncarnation.New("dead-machine:4242"), CancellationToken.None);
 
         var lost = $"the Event named '{name}' was lost: the host that held it (dead-machine:4242) is gone";
@@ -41,6 +41,24 @@ public sealed class LifecycleTests(ClusterFixture fixture) : GrainTestBase(fixtu
         // Freed by its last user, its record goes: the name is simply unknown again.
         await Event(name).Detach(other);
         await Eventually(async () => await Fixture.Ledger.Recorded(address, CancellationToken.None) is null, "the freed event's record is erased");
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task A_dead_hosts_sessions_end_on_the_objects_it_used()
+    {
+        // The session grains of a dead host cannot tell the objects they used: the objects
+        // end the sessions of that host themselves when told it died.
+        var holder = await NewSession();
+        var name = NewName("lock");
+        await Lock(name).Open(holder, OpenMode.Create, LockKind.Lock, 0);
+        Assert.True(await Lock(name).Acquire(holder, "t", 0, null, CancellationToken.None));
+        var silo = (await Session(holder).Attached(new ObjectAddress(ObjectFamily.Lock, name))).Silo;
+
+        Assert.Equal(0, await Lock(name).HostDied("10.0.0.9:11111@1"));
+        Assert.Equal(new LockSnapshot(0, true, 1), await Lock(name).GetState(holder, "t"));
+
+        Assert.Equal(1, await Lock(name).HostDied(silo));
+        Assert.Null(await Lock(name).GetStatus()); // its only session ended: freed
     }
 
     [Fact(Timeout = 30000)]

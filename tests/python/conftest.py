@@ -30,6 +30,15 @@ HOST_EXE = Path(os.environ.get("GILBRIDGE_HOST_PATH") or REPO / "artifacts/host/
 LEASE_SECONDS = 2
 CHILD_TIMEOUT = 60.0
 
+# The size of the load tests (test_load.py, and the cluster's under load): 0.02 is what CI
+# runs, 1 the full load a person runs (GILBRIDGE_LOAD_SCALE=1).
+LOAD_SCALE = float(os.environ.get("GILBRIDGE_LOAD_SCALE", "0.02"))
+
+
+def scaled(full: int, least: int) -> int:
+    """``full`` at GILBRIDGE_LOAD_SCALE, at least ``least``."""
+    return max(least, int(full * LOAD_SCALE))
+
 # A test (or child) that forgets GILBRIDGE_ADDRESS must fail loudly instead of
 # auto-starting a host on the user's default socket; test_cli.py sets its own.
 os.environ["GILBRIDGE_HOST_PATH"] = "/nonexistent/gilbridge-tests-must-not-auto-start"

@@ -25,13 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HostProcess, start_host, stop_host, wait_for
-
-SCALE = float(os.environ.get("GILBRIDGE_LOAD_SCALE", "0.02"))
-
-
-def scaled(full: int, least: int) -> int:
-    return max(least, int(full * SCALE))
+from conftest import HostProcess, scaled, start_host, stop_host, wait_for
 
 
 def rss_mib(pid: int) -> float:

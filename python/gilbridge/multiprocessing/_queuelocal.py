@@ -11,6 +11,7 @@ import threading
 from typing import Any, Final
 
 from .._connection import Connection, current_connection, get_connection
+from .._errors import HostUnavailableError, ObjectLostError
 
 MAX_BATCH_ITEMS: Final = 1000
 MAX_BATCH_BYTES: Final = 1 << 20
@@ -223,10 +224,17 @@ class QueueLocal:
                     cond.notify_all()
 
     def raise_error(self) -> None:
+        """Raises what the feeder thread's last send failed with (once): the queue lost
+        with its host (ObjectLostError) or the host gone (HostUnavailableError) as
+        themselves, so that a producer catching them learns it from its next put; any
+        other failure as a RuntimeError."""
         exc = self.error
         if exc is not None:
             self.error = None
-            raise RuntimeError(f"sending buffered items of queue {self.name!r} failed: {exc}") from exc
+            message = f"sending buffered items of queue {self.name!r} failed: {exc}"
+            if isinstance(exc, (ObjectLostError, HostUnavailableError)):
+                raise type(exc)(message) from exc
+            raise RuntimeError(message) from exc
 
     def flush(self, conn: Connection) -> None:
         """Send the buffered puts now, in the calling thread, after any batch already in

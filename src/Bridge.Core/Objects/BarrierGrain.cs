@@ -149,7 +149,7 @@ internal sealed class BarrierGrain : ObjectGrain, IBarrierGrain
         return Snapshot();
     }
 
-    public Task SessionEnded(string sessionId)
+    public override Task SessionEnded(string sessionId)
     {
         var takingPart = _arrivals.Exists(w => w.IsPending && w.SessionId == sessionId);
         foreach (var round in _actionRounds.Values)

@@ -222,7 +222,7 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
         return woken;
     }
 
-    public Task SessionEnded(string sessionId)
+    public override Task SessionEnded(string sessionId)
     {
         _waiters.EndSession(sessionId);
         Membership.Leave(sessionId, ended: true);

@@ -76,7 +76,7 @@ internal sealed class EventGrain : ObjectGrain, IEventGrain
         return false;
     }
 
-    public Task SessionEnded(string sessionId)
+    public override Task SessionEnded(string sessionId)
     {
         _waiters.EndSession(sessionId);
         Membership.Leave(sessionId, ended: true);

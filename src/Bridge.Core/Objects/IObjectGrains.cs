@@ -19,6 +19,14 @@ public interface IBridgeObjectGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task SessionEnded(string sessionId);
 
+    /// <summary>
+    /// The host whose silo is <paramref name="silo"/> (a parsable silo address) was declared
+    /// dead: every session it held ends here as if its lease had lapsed (the session grains
+    /// that would say so died with it). Returns how many sessions that ended.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<int> HostDied(string silo);
+
     /// <summary>The session no longer uses the object: drop its reference only.</summary>
     [AlwaysInterleave]
     Task Detach(string sessionId);

@@ -305,7 +305,7 @@ internal sealed class LockGrain : ObjectGrain, ILockGrain
         };
     }
 
-    public Task SessionEnded(string sessionId)
+    public override Task SessionEnded(string sessionId)
     {
         if (Membership.IsCreated)
         {

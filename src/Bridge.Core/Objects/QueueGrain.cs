@@ -304,7 +304,7 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         return false;
     }
 
-    public Task SessionEnded(string sessionId)
+    public override Task SessionEnded(string sessionId)
     {
         _getters.EndSession(sessionId);
         _putters.EndSession(sessionId);

@@ -139,7 +139,7 @@ internal sealed class ValueGrain : ObjectGrain, IValueGrain
         Segment.Write(index * _itemSize, data);
     }
 
-    public Task SessionEnded(string sessionId)
+    public override Task SessionEnded(string sessionId)
     {
         Membership.Leave(sessionId, ended: true);
         return Task.CompletedTask;

@@ -16,11 +16,12 @@ public interface ISessionGrain : IGrainWithStringKey
     Task KeepAlive();
 
     /// <summary>
-    /// Records that the session uses an object; false when it was recorded already (the
-    /// session used it before). NotFound when the session has ended.
+    /// Records that the session uses an object (Added false when it was recorded already:
+    /// the session used it before), and says which host's silo holds the session, so the
+    /// object can end it if that host dies. NotFound when the session has ended.
     /// </summary>
     [AlwaysInterleave]
-    Task<bool> Attached(ObjectAddress address);
+    Task<SessionAttachment> Attached(ObjectAddress address);
 
     [AlwaysInterleave]
     Task Detached(ObjectAddress address);
@@ -57,3 +58,10 @@ public sealed record SessionStart(
     [property: Id(1)] int Pid,
     [property: Id(2)] string Language,
     [property: Id(3)] TimeSpan Lease);
+
+/// <summary>
+/// What <see cref="ISessionGrain.Attached"/> answers: whether the object was new to the
+/// session, and the silo holding the session (<c>SiloAddress.ToParsableString()</c>).
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Bridge.SessionAttachment")]
+public readonly record struct SessionAttachment([property: Id(0)] bool Added, [property: Id(1)] string Silo);

@@ -21,6 +21,7 @@ internal sealed class SessionGrain : Grain, ISessionGrain
     private readonly SessionTracker _tracker;
     private readonly IGrainFactory _grains;
     private readonly ILogger<SessionGrain> _logger;
+    private readonly string _silo;
     private readonly HashSet<ObjectAddress> _attached = [];
     private SessionPhase _phase;
     private TimeSpan _lease;
@@ -34,10 +35,11 @@ internal sealed class SessionGrain : Grain, ISessionGrain
     private TaskCompletionSource? _eventsArrived;
     private long _watchGeneration;
 
-    public SessionGrain(SessionTracker tracker, IGrainFactory grains, ILogger<SessionGrain> logger)
+    public SessionGrain(SessionTracker tracker, IGrainFactory grains, ILocalSiloDetails silo, ILogger<SessionGrain> logger)
     {
         _tracker = tracker;
         _grains = grains;
+        _silo = silo.SiloAddress.ToParsableString();
         _logger = logger;
     }
 
@@ -82,12 +84,12 @@ internal sealed class SessionGrain : Grain, ISessionGrain
         return Task.CompletedTask;
     }
 
-    public Task<bool> Attached(ObjectAddress address)
+    public Task<SessionAttachment> Attached(ObjectAddress address)
     {
         ThrowUnlessActive();
         var added = _attached.Add(address);
         _tracker.ObjectsChanged(Id, _attached.Count);
-        return Task.FromResult(added);
+        return Task.FromResult(new SessionAttachment(added, _silo));
     }
 
     public Task Detached(ObjectAddress address)

@@ -164,6 +164,7 @@ internal static class HostingExtensions
         // object wait ~24 s.
         silo.Configure<GrainDirectoryOptions>(o => o.RangeLeaseDuration = TimeSpan.FromSeconds(10));
         silo.Services.AddHostedService<PartOwnerWatch>();
+        silo.Services.AddHostedService<DeadHostSweep>();
         silo.Configure<ClusterMembershipOptions>(o =>
         {
             o.ProbeTimeout = TimeSpan.FromSeconds(1.5);

@@ -55,6 +55,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 22, Level = LogLevel.Information, Message = "Pool {PoolId} spreads: {Local} worker(s) here, {Remote} on other hosts")]
     public static partial void PoolSpread(ILogger logger, string poolId, int local, int remote);
 
+    [LoggerMessage(EventId = 24, Level = LogLevel.Warning, Message = "Host {Host} (silo {Silo}) was declared dead: its {Sessions} session(s) on {Objects} object(s) of this host ended (locks released, leased items returned)")]
+    public static partial void HostDeclaredDead(ILogger logger, string host, string silo, int sessions, int objects);
+
+    [LoggerMessage(EventId = 25, Level = LogLevel.Warning, Message = "{Family} '{Name}' could not end the sessions of the dead host {Host}: {Reason}")]
+    public static partial void DeadHostSessionsNotEnded(ILogger logger, string family, string name, string host, string reason);
+
     [LoggerMessage(EventId = 23, Level = LogLevel.Debug, Message = "Start-up took {WallMs:F0} ms, {CpuMs:F0} ms of CPU; {JitMethods} methods JIT-compiled in {JitMs:F0} ms")]
     public static partial void StartupCost(ILogger logger, double wallMs, double cpuMs, long jitMethods, double jitMs);
 }

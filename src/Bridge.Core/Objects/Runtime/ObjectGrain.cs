@@ -54,6 +54,21 @@ internal abstract class ObjectGrain : Grain
         return Task.CompletedTask;
     }
 
+    /// <summary>See <see cref="IBridgeObjectGrain.SessionEnded"/>.</summary>
+    public abstract Task SessionEnded(string sessionId);
+
+    /// <summary>See <see cref="IBridgeObjectGrain.HostDied"/>.</summary>
+    public async Task<int> HostDied(string silo)
+    {
+        var sessions = Membership.SessionsOf(silo);
+        foreach (var sessionId in sessions)
+        {
+            await SessionEnded(sessionId);
+        }
+
+        return sessions.Count;
+    }
+
     /// <summary>The session stops referencing the object (its proxy was collected).</summary>
     public Task Detach(string sessionId)
     {

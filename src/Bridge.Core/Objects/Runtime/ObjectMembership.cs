@@ -27,6 +27,10 @@ internal sealed class ObjectMembership
     private readonly Action _onFreed;
     private readonly HashSet<string> _sessions = new(StringComparer.Ordinal);
 
+    // The silo holding each member session's grain: when that host dies, nothing else
+    // would end its sessions here (their grains, which would, died with it).
+    private readonly Dictionary<string, string> _sessionSilos = new(StringComparer.Ordinal);
+
     // Sessions whose Attached call is in flight, and those of them that ended meanwhile:
     // SessionEnded may overtake the reply to Attached, and must still win.
     private readonly Dictionary<string, int> _attaching = new(StringComparer.Ordinal);
@@ -84,6 +88,10 @@ internal sealed class ObjectMembership
 
     public bool IsMember(string sessionId) => _sessions.Contains(sessionId);
 
+    /// <summary>The member sessions held by the silo <paramref name="silo"/> (a parsable silo address).</summary>
+    public IReadOnlyList<string> SessionsOf(string silo) =>
+        [.. _sessionSilos.Where(session => session.Value == silo).Select(session => session.Key)];
+
     /// <summary>
     /// Applies <paramref name="mode"/>: <paramref name="mismatch"/> describes how the
     /// existing object differs from the request (null: it matches); <paramref name="create"/>
@@ -101,9 +109,10 @@ internal sealed class ObjectMembership
         }
 
         CheckOpen(mode, mismatch);
+        string? silo = null;
         if (!_sessions.Contains(sessionId))
         {
-            await AttachSession(sessionId);
+            silo = (await AttachSession(sessionId)).Silo;
 
             // Another call may have created or freed the object while this one waited.
             CheckOpen(mode, mismatch);
@@ -118,7 +127,7 @@ internal sealed class ObjectMembership
             created = true;
         }
 
-        _sessions.Add(sessionId);
+        AddMember(sessionId, silo);
         if (created)
         {
             await RecordIncarnation();
@@ -150,7 +159,13 @@ internal sealed class ObjectMembership
             _endedWhileAttaching.Add(sessionId);
         }
 
-        if (!_sessions.Remove(sessionId) || _sessions.Count > 0 || !IsCreated)
+        if (!_sessions.Remove(sessionId))
+        {
+            return false;
+        }
+
+        _sessionSilos.Remove(sessionId);
+        if (_sessions.Count > 0 || !IsCreated)
         {
             return false;
         }
@@ -219,7 +234,8 @@ internal sealed class ObjectMembership
         CheckSessionId(sessionId);
         // Another first call of this session in flight also records the address.
         var concurrent = _attaching.ContainsKey(sessionId);
-        var recordedBefore = !await AttachSession(sessionId);
+        var attachment = await AttachSession(sessionId);
+        var recordedBefore = !attachment.Added;
         if (!IsCreated)
         {
             throw Gone();
@@ -231,14 +247,24 @@ internal sealed class ObjectMembership
             throw BridgeException.Lost(_noun, Address.Name, host);
         }
 
-        _sessions.Add(sessionId);
+        AddMember(sessionId, attachment.Silo);
     }
 
-    /// <summary>Records the object with the session; false when the session had it already.</summary>
-    private async Task<bool> AttachSession(string sessionId)
+    /// <summary>Makes the session a member; <paramref name="silo"/> null: it is one already.</summary>
+    private void AddMember(string sessionId, string? silo)
+    {
+        _sessions.Add(sessionId);
+        if (silo is not null)
+        {
+            _sessionSilos[sessionId] = silo;
+        }
+    }
+
+    /// <summary>Records the object with the session (Added false when the session had it already).</summary>
+    private async Task<SessionAttachment> AttachSession(string sessionId)
     {
         _attaching[sessionId] = _attaching.GetValueOrDefault(sessionId) + 1;
-        bool added;
+        SessionAttachment added;
         try
         {
             added = await _grains.GetGrain<ISessionGrain>(sessionId).Attached(Address);
