@@ -15,7 +15,7 @@ from .._errors import HostUnavailableError, ObjectLostError
 
 MAX_BATCH_ITEMS: Final = 1000
 MAX_BATCH_BYTES: Final = 1 << 20
-MAX_PREFETCH: Final = 256
+MAX_PREFETCH: Final = 512
 FAST_CONSUMER_GAP: Final = 0.002
 MAX_CREDITS: Final = 1024
 # A producer whose synchronous puts come less than this apart asks for more slots.
