@@ -118,6 +118,7 @@ internal static class HostingExtensions
 
     public static WebApplication MapBridgeServices(this WebApplication app)
     {
+        app.UseRequestFramingCheck();
         app.MapGrpcService<SessionsService>();
         app.MapGrpcService<SynchronizationService>();
         app.MapGrpcService<QueuesService>();

@@ -15,7 +15,7 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
 
     public override Task<SubmitTasksReply> SubmitTasks(SubmitTasksRequest request, ServerCallContext context)
     {
-        var pool = pools.Get(Requests.Session(request.SessionId), request.PoolId);
+        var pool = pools.Get(Requests.Session(request.SessionId), Requests.Pool(request.PoolId));
         foreach (var task in request.Tasks)
         {
             if (task.Function?.KindCase is null or Callable.KindOneofCase.None)
@@ -30,7 +30,7 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
 
     public override async Task WatchPool(WatchPoolRequest request, IServerStreamWriter<PoolEvent> responseStream, ServerCallContext context)
     {
-        var pool = pools.Get(Requests.Session(request.SessionId), request.PoolId);
+        var pool = pools.Get(Requests.Session(request.SessionId), Requests.Pool(request.PoolId));
         if (!pool.TryWatch())
         {
             throw BridgeException.Precondition("RuntimeError", $"pool '{request.PoolId}' is already being watched");
@@ -54,17 +54,17 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
     }
 
     public override Task<PoolState> ClosePool(PoolRequest request, ServerCallContext context) =>
-        Task.FromResult(pools.Close(pools.Get(Requests.Session(request.SessionId), request.PoolId)));
+        Task.FromResult(pools.Close(pools.Get(Requests.Session(request.SessionId), Requests.Pool(request.PoolId))));
 
     public override Task<PoolState> TerminatePool(PoolRequest request, ServerCallContext context) =>
-        Task.FromResult(pools.Terminate(pools.Get(Requests.Session(request.SessionId), request.PoolId)));
+        Task.FromResult(pools.Terminate(pools.Get(Requests.Session(request.SessionId), Requests.Pool(request.PoolId))));
 
     public override Task<PoolState> GetPoolState(PoolRequest request, ServerCallContext context) =>
-        Task.FromResult(pools.Get(Requests.Session(request.SessionId), request.PoolId).State());
+        Task.FromResult(pools.Get(Requests.Session(request.SessionId), Requests.Pool(request.PoolId)).State());
 
     public override Task<PoolState> SignalWorker(SignalWorkerRequest request, ServerCallContext context)
     {
-        var pool = pools.Get(Requests.Session(request.SessionId), request.PoolId);
+        var pool = pools.Get(Requests.Session(request.SessionId), Requests.Pool(request.PoolId));
         if (request.Signal is not (Signals.Terminate or Signals.Kill or 2))
         {
             throw BridgeException.InvalidArgument($"signal {request.Signal} is not one of 2 (SIGINT), 9 (SIGKILL), 15 (SIGTERM)");
@@ -90,7 +90,8 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
         var worker = launcher.FindByToken(hello.WorkerToken);
         if (worker is null || worker.Pid != hello.Pid)
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, "unknown worker token"));
+            // The caller did not prove it is a worker this host started: it cannot be identified.
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "unknown worker token"));
         }
 
         worker.KernelSlots = Math.Max(1, hello.KernelSlots);

@@ -42,10 +42,74 @@ internal static class Requests
         return seconds >= ForeverSeconds ? null : TimeSpan.FromSeconds(seconds);
     }
 
+    /// <summary>Ids the host issues (session and pool ids: 32 hex digits) are at most this long.</summary>
+    public const int MaxIdLength = 64;
+
+    /// <summary>
+    /// A session id as Sessions.Hello issued it; one that no host could have issued is
+    /// INVALID_ARGUMENT here, a well-formed one that is unknown or ended is NOT_FOUND later.
+    /// </summary>
     public static string Session(string sessionId) =>
         string.IsNullOrEmpty(sessionId)
             ? throw BridgeException.InvalidArgument("session_id is required: call Sessions.Hello first")
-            : sessionId;
+            : Id(sessionId, "session_id");
+
+    /// <summary>Free text a client describes itself with (HelloRequest's client_name, language) is cut to this.</summary>
+    public const int MaxFreeTextLength = 256;
+
+    /// <summary>
+    /// Free text shown in host logs and status, never refused: cut to
+    /// <see cref="MaxFreeTextLength"/> characters (an ellipsis marks the cut), with every
+    /// control character (C0, DEL, C1: a newline that would forge a log line, an escape
+    /// sequence) replaced by '?'.
+    /// </summary>
+    public static string FreeText(string text)
+    {
+        var cut = text.Length > MaxFreeTextLength;
+        var kept = cut ? text.AsSpan(0, MaxFreeTextLength - 1) : text.AsSpan();
+        if (!cut && !kept.ContainsAnyInRange('\0', '\u001f') && !kept.ContainsAnyInRange('\u007f', '\u009f'))
+        {
+            return text;
+        }
+
+        var clean = new System.Text.StringBuilder(kept.Length + 1);
+        foreach (var c in kept)
+        {
+            clean.Append(char.IsControl(c) ? '?' : c);
+        }
+
+        return cut ? clean.Append('\u2026').ToString() : clean.ToString();
+    }
+
+    /// <summary>A pool id as CreatePool issued it (see <see cref="Id"/>).</summary>
+    public static string Pool(string poolId) =>
+        string.IsNullOrEmpty(poolId)
+            ? throw BridgeException.InvalidArgument("pool_id is required: use the one CreatePool returned")
+            : Id(poolId, "pool_id");
+
+    /// <summary>
+    /// The rule for ids the host issues: 1..64 ASCII letters, digits, '-' and '_' (the host
+    /// issues 32 hex digits). Checked before any lookup so garbage never becomes a grain key,
+    /// and the refusal never echoes the id.
+    /// </summary>
+    private static string Id(string id, string field)
+    {
+        if (id.Length > MaxIdLength)
+        {
+            throw BridgeException.InvalidArgument($"{field} is {id.Length} characters long; the host issues ids of at most {MaxIdLength}");
+        }
+
+        for (var i = 0; i < id.Length; i++)
+        {
+            if (!(char.IsAsciiLetterOrDigit(id[i]) || id[i] is '-' or '_'))
+            {
+                throw BridgeException.InvalidArgument(
+                    $"{field} has character U+{(int)id[i]:X4} at index {i}; the host issues ids of ASCII letters, digits, '-' and '_' only");
+            }
+        }
+
+        return id;
+    }
 
     public static (string Session, string Name) Target(ObjectRef? target)
     {

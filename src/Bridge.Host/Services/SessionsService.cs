@@ -28,9 +28,9 @@ internal sealed class SessionsService(
     public override async Task<HelloReply> Hello(HelloRequest request, ServerCallContext context)
     {
         var sessionId = Guid.NewGuid().ToString("N");
-        var language = string.IsNullOrEmpty(request.Language) ? "unknown" : request.Language;
+        var language = string.IsNullOrEmpty(request.Language) ? "unknown" : Requests.FreeText(request.Language);
         await grains.GetGrain<ISessionGrain>(sessionId)
-            .Start(new SessionStart(request.ClientName, request.Pid, language, _options.Lease));
+            .Start(new SessionStart(Requests.FreeText(request.ClientName), request.Pid, language, _options.Lease));
         return new HelloReply { SessionId = sessionId, LeaseSeconds = _options.LeaseSeconds, Host = Info() };
     }
 
