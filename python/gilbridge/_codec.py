@@ -14,11 +14,17 @@ Rules (shared with every other client language, see design.md "Serialization"):
   item that other languages can recognise as such.
 
 Decoding maps ExtType 1 and 2 back; any other extension is returned as a
-``msgpack.ExtType`` untouched.
+``msgpack.ExtType`` untouched. Decoding is bounded as for untrusted data: no declared
+length beyond the document's own size, no nesting deeper than msgpack's 1024 levels or
+:data:`MAX_TUPLE_DEPTH` tuples; a document past these bounds raises ``ValueError`` (and
+no document overflows the decoding thread's stack).
+(A pickle, ext 1, runs code by design: the host accepts payloads only from
+authenticated sessions, see README "Trust model".)
 """
 
 from __future__ import annotations
 
+import functools
 import pickle
 from typing import Any, Final
 
@@ -28,6 +34,14 @@ __all__ = ["EXT_PICKLE", "EXT_TUPLE", "CannotPickle", "PayloadTooLarge", "decode
 
 EXT_PICKLE: Final = 1
 EXT_TUPLE: Final = 2
+
+# Tuples (ext 2) nest by recursion through the ext hook. ``unpackb`` keeps its parser
+# stack on the C stack (~32 KiB a call), so nested tuples decoded with it alone would
+# overflow the thread's stack -- a crash, not an error -- at ~250 levels (~30 on a 1 MiB
+# thread). Past _SHALLOW_TUPLES levels a heap-allocated ``Unpacker`` decodes instead; past
+# MAX_TUPLE_DEPTH (more than encode itself manages) decoding raises ValueError.
+MAX_TUPLE_DEPTH: Final = 100
+_SHALLOW_TUPLES: Final = 4
 
 
 class PayloadTooLarge(ValueError):
@@ -109,16 +123,36 @@ def _pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True, strict_types=True, default=_default)
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
+def _ext_hook(code: int, data: bytes, depth: int = 0) -> Any:
     if code == EXT_TUPLE:
-        return tuple(_unpack(data))
+        if depth >= MAX_TUPLE_DEPTH:
+            raise ValueError(f"MessagePack payload nests tuples deeper than {MAX_TUPLE_DEPTH} levels")
+        return tuple(_unpack(data, depth + 1))
     if code == EXT_PICKLE:
         return pickle.loads(data)
     return msgpack.ExtType(code, data)
 
 
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)
+def _unpack(data: bytes, depth: int = 0) -> Any:
+    # Untrusted-data bounds: every declared str/bin/array/map/ext length is bounded by
+    # len(data) (a short document cannot make it allocate more), nesting by msgpack's
+    # fixed parser stack (msgpack.StackError, a ValueError), tuples by _ext_hook.
+    hook = _HOOKS[depth]
+    if depth <= _SHALLOW_TUPLES:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=hook, max_buffer_size=max(len(data), 1))
+    unpacker.feed(data)
+    try:
+        value = unpacker.unpack()
+    except msgpack.OutOfData:
+        raise ValueError("Unpack failed: incomplete input") from None
+    if unpacker.tell() != len(data):
+        raise msgpack.ExtraData(value, data[unpacker.tell():])
+    return value
+
+
+# The ext hook for each tuple depth, made once (a starmap item is a tuple: no allocation per item).
+_HOOKS: Final = (_ext_hook, *(functools.partial(_ext_hook, depth=d) for d in range(1, MAX_TUPLE_DEPTH + 1)))
 
 
 def encode(obj: Any, limit: int | None = None) -> bytes:

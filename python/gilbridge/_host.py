@@ -131,6 +131,21 @@ def runtime_dir(create: bool = True) -> Path:
     return path
 
 
+def _check_owned(directory: Path) -> None:
+    """PermissionError when the default runtime directory exists but belongs to another
+    user: a host there is not ours, and a client would send it its pickles (and unpickle
+    its answers). Typically ``/tmp/gilbridge-<uid>`` made by someone else first."""
+    try:
+        owner = directory.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner != os.getuid():
+        raise PermissionError(
+            f"the runtime directory {directory} belongs to uid {owner}, not to this user "
+            f"(uid {os.getuid()}): not connecting to a host there"
+        )
+
+
 def configured_address() -> Address:
     """The address from ``GILBRIDGE_ADDRESS`` (``unix:/abs/path`` or ``host:port``, with
     ``GILBRIDGE_TOKEN`` and, for a TLS host, ``GILBRIDGE_TLS_CA``), else the default Unix
@@ -148,6 +163,8 @@ def configured_address() -> Address:
 def probe(address: Address, timeout: float = 2.0) -> sessions_pb2.HostInfo | None:
     """GetHostInfo from the host at ``address``, or None when nothing answers."""
     sock = address.socket_path
+    if sock is not None and address.is_default:
+        _check_owned(sock.parent)
     if sock is not None and not sock.exists():
         return None
     grpc = import_grpc()

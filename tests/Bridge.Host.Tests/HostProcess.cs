@@ -13,6 +13,7 @@ public sealed class HostProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly string _directory;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();
 
     private HostProcess(Process process, string directory, string socketPath, int? tcpPort, string? token)
     {
@@ -32,6 +33,9 @@ public sealed class HostProcess : IAsyncDisposable
     public int Pid => _process.Id;
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>What the host has written to stdout and stderr so far (its log), one line each.</summary>
+    public string Output => string.Join('\n', _output);
 
     public BridgeAddress Address => new("unix:" + SocketPath);
 
@@ -82,11 +86,11 @@ public sealed class HostProcess : IAsyncDisposable
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start Bridge.Host");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var host = new HostProcess(process, directory, socketPath, tcpPort, token);
+        process.OutputDataReceived += (_, line) => host.Keep(line.Data);
+        process.ErrorDataReceived += (_, line) => host.Keep(line.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var host = new HostProcess(process, directory, socketPath, tcpPort, token);
         await host.WaitReadyAsync(TimeSpan.FromSeconds(30));
         return host;
     }
@@ -129,6 +133,14 @@ public sealed class HostProcess : IAsyncDisposable
         if (Directory.Exists(_directory))
         {
             Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is not null)
+        {
+            _output.Enqueue(line);
         }
     }
 

@@ -13,6 +13,21 @@ public static class TestKernels
 
     public static Task<int> Later() => Task.FromResult(1);
 
+    /// <summary>How many one-element arrays are nested around the innermost value.</summary>
+    public static int Depth(object? value)
+    {
+        var depth = 0;
+        while (value is object?[] { Length: 1 } array)
+        {
+            value = array[0];
+            depth++;
+        }
+
+        return depth;
+    }
+
+    public static int Size(Dictionary<long, long> map) => map.Count;
+
     public static int Shout(string text)
     {
         Console.WriteLine(text);

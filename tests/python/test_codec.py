@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import enum
 import pickle
+from collections.abc import Callable
 from fractions import Fraction
 
 import msgpack
@@ -114,3 +115,79 @@ def test_limit_enforced_with_size_and_limit_in_message() -> None:
     with pytest.raises(ValueError, match=r"1003 bytes.*limit of 1000 bytes") as info:
         encode(payload, limit=1000)
     assert isinstance(info.value, PayloadTooLarge)
+
+
+# ------------------------------------------------------------------ untrusted documents
+
+
+def _nested_tuples(levels: int) -> bytes:
+    """``levels`` tuples (ext 2) around 1, built byte by byte (encode recurses in Python)."""
+    data = msgpack.packb(1)
+    for _ in range(levels):
+        data = msgpack.packb(msgpack.ExtType(EXT_TUPLE, b"\x91" + data))
+    return data
+
+
+def _on_a_small_stack(call: Callable[[], object]) -> object:
+    """Runs ``call`` on a thread with a 1 MiB stack; what it returned or raised. A C-stack
+    overflow would kill this test process instead (which is what these tests rule out)."""
+    import threading
+
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            outcome.append(exc)
+
+    previous = threading.stack_size(1 << 20)
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    thread.join(30)
+    assert outcome, "the decoding thread did not finish"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("document", [
+    pytest.param(b"\x91" * 10_000 + b"\x01", id="arrays-10000-deep"),
+    pytest.param(b"\x81\x01" * 10_000 + b"\x01", id="maps-10000-deep"),
+])
+def test_deep_nesting_is_a_value_error(document: bytes) -> None:
+    outcome = _on_a_small_stack(lambda: decode(document))
+    assert isinstance(outcome, ValueError), outcome
+
+
+def test_deeply_nested_tuples_are_a_value_error_not_a_crash() -> None:
+    # Before the bound each level took ~32 KiB of C stack: ~30 levels overflowed a 1 MiB
+    # thread (a segfault), and a RecursionError came later still.
+    assert _on_a_small_stack(lambda: decode(_nested_tuples(100))) == _nested_value(100)
+    for levels in (101, 10_000):
+        outcome = _on_a_small_stack(lambda: decode(_nested_tuples(levels)))
+        assert isinstance(outcome, ValueError) and "deeper than 100 levels" in str(outcome), outcome
+
+
+def _nested_value(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = (value,)
+    return value
+
+
+@pytest.mark.parametrize("document", [
+    pytest.param(b"\xdd\xff\xff\xff\xff", id="array-of-4G-elements"),
+    pytest.param(b"\xdf\xff\xff\xff\xff", id="map-of-4G-pairs"),
+    pytest.param(b"\xdb\x7f\xff\xff\xff", id="str-of-2GiB"),
+    pytest.param(b"\xc6\x7f\xff\xff\xff", id="bin-of-2GiB"),
+    pytest.param(msgpack.packb(msgpack.ExtType(EXT_TUPLE, b"\xdd\xff\xff\xff\xff")), id="tuple-of-4G-elements"),
+])
+def test_declared_lengths_beyond_the_document_are_a_value_error_at_once(document: bytes) -> None:
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ValueError):
+        decode(document)
+    assert time.perf_counter() - started < 0.5  # refused before allocating anything

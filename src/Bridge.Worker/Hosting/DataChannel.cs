@@ -20,6 +20,10 @@ internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, ILogg
     // Frames larger than this are refused (the host's payload limit is 64 MiB by default).
     public const int MaxFrameBytes = 1 << 30;
 
+    // The first frame, before the connection has shown its token: a token frame is ~40
+    // bytes, so a stranger cannot make the worker allocate (or wait for) a large one.
+    public const int MaxTokenFrameBytes = 1024;
+
     // How long a connection may wait for its assignment (the host sends it before it
     // answers the pool's creation, so this covers only the race between the two sockets).
     private static readonly TimeSpan AssignmentWait = TimeSpan.FromSeconds(10);
@@ -116,13 +120,18 @@ internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, ILogg
             // Read on a thread of its own, as every later frame is: one async operation
             // would put the socket in non-blocking mode for good, and .NET then emulates
             // blocking reads through its epoll thread (a second wake-up per chunk).
+            // A connection that does not show its token in time is dropped (it would hold
+            // this thread for good otherwise).
+            socket.ReceiveTimeout = (int)AssignmentWait.TotalMilliseconds;
             var first = await Task.Factory.StartNew(
-                () => ReadFrame(stream), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                () => ReadFrame(stream, MaxTokenFrameBytes), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             if (first?.FrameCase != DataFrame.FrameOneofCase.Token || await LeaseForAsync(first.Token, cancellationToken) is not { } lease)
             {
                 Log.DataConnectionRefused(logger);
                 return;
             }
+
+            socket.ReceiveTimeout = 0;
 
             await lease.ServeAsync(socket, stream, dispatch, cancellationToken);
         }
@@ -166,7 +175,7 @@ internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, ILogg
     }
 
     /// <summary>One frame, or null at a clean end of stream (blocks the calling thread).</summary>
-    public static DataFrame? ReadFrame(Stream stream)
+    public static DataFrame? ReadFrame(Stream stream, int maxBytes = MaxFrameBytes)
     {
         Span<byte> header = stackalloc byte[4];
         var read = stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
@@ -180,7 +189,7 @@ internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, ILogg
             throw new InvalidDataException("the data socket ended inside a frame");
         }
 
-        var body = new byte[CheckedLength(header)];
+        var body = new byte[CheckedLength(header, maxBytes)];
         stream.ReadExactly(body);
         return DataFrame.Parser.ParseFrom(body);
     }
@@ -200,15 +209,15 @@ internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, ILogg
             throw new InvalidDataException("the data socket ended inside a frame");
         }
 
-        var body = new byte[CheckedLength(header)];
+        var body = new byte[CheckedLength(header, MaxFrameBytes)];
         await stream.ReadExactlyAsync(body, cancellationToken); // an end inside the frame: EndOfStreamException, an IOException
         return DataFrame.Parser.ParseFrom(body);
     }
 
-    private static int CheckedLength(ReadOnlySpan<byte> header)
+    private static int CheckedLength(ReadOnlySpan<byte> header, int maxBytes)
     {
         var length = BinaryPrimitives.ReadInt32LittleEndian(header);
-        return length is < 0 or > MaxFrameBytes ? throw new InvalidDataException($"a data frame of {length} bytes") : length;
+        return length < 0 || length > maxBytes ? throw new InvalidDataException($"a data frame of {length} bytes") : length;
     }
 }
 

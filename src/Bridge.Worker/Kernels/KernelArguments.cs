@@ -11,8 +11,12 @@ namespace Bridge.Worker.Kernels;
 /// </summary>
 internal sealed class KernelArguments
 {
-    // Deeper nesting than any sensible argument; bounds the recursion of the rewrite.
-    private const int MaxDepth = 256;
+    /// <summary>
+    /// Deeper nesting than any sensible argument: bounds the recursion of the rewrite, of
+    /// splitting an item into arguments, and of their conversion (untrusted data: a deeper
+    /// document is a ValueError, not a stack overflow that would end the worker).
+    /// </summary>
+    public const int MaxDepth = 256;
 
     private KernelArguments(List<ReadOnlyMemory<byte>> positional, Dictionary<string, ReadOnlyMemory<byte>> named)
     {
@@ -78,7 +82,7 @@ internal sealed class KernelArguments
 
                         var key = reader.ReadString()!;
                         var start = (int)reader.Consumed;
-                        reader.Skip();
+                        Skip(ref reader, 0);
                         named[key] = plain[start..(int)reader.Consumed];
                     }
 
@@ -105,8 +109,46 @@ internal sealed class KernelArguments
         for (var i = 0; i < count; i++)
         {
             var start = (int)reader.Consumed;
-            reader.Skip();
+            Skip(ref reader, 0);
             into.Add(source[start..(int)reader.Consumed]);
+        }
+    }
+
+    /// <summary>Skips one value; <see cref="MessagePackReader.Skip"/> recurses into arrays and maps without a bound.</summary>
+    private static void Skip(ref MessagePackReader reader, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new KernelException("ValueError", $"arguments nested deeper than {MaxDepth} levels");
+        }
+
+        switch (reader.NextMessagePackType)
+        {
+            case MessagePackType.Array:
+            {
+                var count = reader.ReadArrayHeader();
+                for (var i = 0; i < count; i++)
+                {
+                    Skip(ref reader, depth + 1);
+                }
+
+                break;
+            }
+
+            case MessagePackType.Map:
+            {
+                var count = (long)reader.ReadMapHeader() * 2;
+                for (var i = 0L; i < count; i++)
+                {
+                    Skip(ref reader, depth + 1);
+                }
+
+                break;
+            }
+
+            default:
+                reader.Skip(); // a scalar, string, binary or extension: nothing nested to read
+                break;
         }
     }
 

@@ -18,7 +18,11 @@ namespace Bridge.Worker.Kernels;
 internal sealed class KernelInvoker(KernelCatalog catalog)
 {
     // Contractless: plain classes and records convert to and from maps without attributes.
-    private readonly MessagePackSerializerOptions _options = ContractlessStandardResolver.Options;
+    // Untrusted data: arguments come from clients, so nesting is bounded (an error, not a
+    // stack overflow that would end the worker) and dictionaries and sets hash their keys
+    // collision-resistantly (a map of colliding keys converts in linear time).
+    private readonly MessagePackSerializerOptions _options = ContractlessStandardResolver.Options
+        .WithSecurity(MessagePackSecurity.UntrustedData.WithMaximumObjectGraphDepth(KernelArguments.MaxDepth));
     private readonly int _pid = Environment.ProcessId;
 
     public TaskResult Run(TaskChunk chunk)
@@ -149,6 +153,11 @@ internal sealed class KernelInvoker(KernelCatalog catalog)
         try
         {
             return MessagePackSerializer.Deserialize(parameter.ParameterType, value, _options);
+        }
+        catch (MessagePackSerializationException exception) when (Innermost(exception) is InsufficientExecutionStackException)
+        {
+            throw new KernelException(
+                "ValueError", $"{kernel.Name}() argument '{parameter.Name}' is nested deeper than {KernelArguments.MaxDepth} levels");
         }
         catch (MessagePackSerializationException exception)
         {
