@@ -98,11 +98,29 @@ print(json.dumps({"qsize": q.qsize(), "item": q.get(timeout=5)}), flush=True)
 """
 
 
-def run_as(uid: int, gid: int, code: str, *args: str, env: dict[str, str]) -> dict[str, object]:
+def readable_package(base: Path) -> Path:
+    """A copy of the gilbridge package under ``base`` that any user can read: the second
+    user cannot enter a checkout in a private directory (a fresh clone in mkdtemp's
+    0700 directory), nor the venv inside it."""
+    import gilbridge
+
+    target = base / "pythonpath"
+    if not target.exists():
+        shutil.copytree(Path(gilbridge.__file__).parent, target / "gilbridge",
+                        ignore=shutil.ignore_patterns("__pycache__", "_bin"))
+        for path in [target, *target.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def run_as(uid: int, gid: int, code: str, *args: str, env: dict[str, str], base: Path) -> dict[str, object]:
+    """``code`` run as the second user by the system's interpreter (the venv's is a link
+    to it), importing the readable copy of gilbridge; its last stdout line as JSON."""
     done = subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--",
-         sys.executable, "-c", code, *args],
-        env=env, cwd="/", capture_output=True, text=True, timeout=60)
+         os.path.realpath(sys.executable), "-c", code, *args],
+        env=dict(env, PYTHONPATH=str(readable_package(base))), cwd="/", capture_output=True, text=True,
+        timeout=60)
     assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["uid"] == uid, result  # really the second user
@@ -147,7 +165,7 @@ def test_a_second_unix_user_is_refused_and_the_hosts_objects_are_untouched(share
 
         # 1. As the host made them: the 0700 directory stops the second user.
         started = time.monotonic()
-        refused = run_as(uid, gid, PROBE, *paths, env=env)
+        refused = run_as(uid, gid, PROBE, *paths, env=env, base=shared_base)
         assert refused["imported"] is True
         assert set(refused["raw"].values()) == {"PermissionError"}, refused  # type: ignore[union-attr]
         assert str(refused["queue"]).startswith(("PermissionError", "HostUnavailableError")), refused
@@ -155,14 +173,14 @@ def test_a_second_unix_user_is_refused_and_the_hosts_objects_are_untouched(share
 
         # 2. Directory opened to traversal (0711): the sockets' own 0600 still refuse.
         runtime.chmod(0o711)
-        refused = run_as(uid, gid, PROBE, *paths, env=env)
+        refused = run_as(uid, gid, PROBE, *paths, env=env, base=shared_base)
         assert set(refused["raw"].values()) == {"PermissionError"}, refused  # type: ignore[union-attr]
         assert str(refused["queue"]).startswith(("PermissionError", "HostUnavailableError")), refused
 
         # 3. Control: with the host socket opened up too, the same user does reach the
         # host -- so what refused it above was the modes, nothing else.
         host.socket.chmod(0o666)
-        reached = run_as(uid, gid, CONTROL, str(host.socket), env=env)
+        reached = run_as(uid, gid, CONTROL, str(host.socket), env=env, base=shared_base)
         assert reached["pid"] == host.pid, reached
         host.socket.chmod(0o600)
         runtime.chmod(0o700)
