@@ -13,13 +13,15 @@ Exit codes: 0 success; 3 "not running" (status); 1 errors; a script's own exit s
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import _host
+
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_NOT_RUNNING = 3
 
@@ -38,6 +40,8 @@ def _cmd_host_start(args: argparse.Namespace) -> int:
 
 
 def _cmd_host_status(args: argparse.Namespace) -> int:
+    import json
+
     address = _host.configured_address()
     info = _host.probe(address)
     if info is None:
@@ -103,6 +107,9 @@ def _is_local(address: _host.Address) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here: a script run (python -m gilbridge script.py) never parses options.
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=_program_name(),
         description="Bridge: multiprocessing objects served by a .NET host.",
