@@ -569,8 +569,12 @@ class PoolCore:
     def terminate(self, wait: bool = True) -> None:
         """TerminatePool now (queued and running tasks fail with BrokenProcessPool);
         with ``wait``, block until the host reports every worker gone (normally
-        milliseconds; at most 30 s)."""
+        milliseconds; at most 30 s) — unless no task was queued or running: then idle
+        workers have nothing to stop, and they return to the session's warm set while
+        the caller goes on (a next pool waits for them at the host, at most 250 ms)."""
+        idle = False
         if self.state != TERMINATE:
+            idle = self._idle()
             self.state = TERMINATE
             self.terminated_by_owner = True
             with self._lock:
@@ -583,8 +587,19 @@ class PoolCore:
                     terminate_pool(self.conn, self.pool_id)
                 except Exception:  # noqa: BLE001 - host gone: the stream ends anyway
                     pass
-        if wait:
+        if wait and not idle:
             self._wait_terminated(30.0)
+
+    def _idle(self) -> bool:
+        """No job unfinished, no chunk queued, sent or unanswered (``with Pool(n)``
+        leaving after its map returned)."""
+        with self._lock:
+            if self._routes or self._outstanding or self._submit_queue:
+                return False
+        with self._task_cond:
+            if any(seq is not None for seq in self.taskqueue):
+                return False
+        return not self.cache
 
     def _wait_terminated(self, timeout: float, on_interrupt: Callable[[], None] | None = None) -> None:
         """After TerminatePool: wait for the stream's end, asking the host every 0.5 s
