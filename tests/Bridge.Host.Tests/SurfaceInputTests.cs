@@ -547,6 +547,38 @@ public sealed class SurfaceInputTests(HostFixture fixture, ITestOutputHelper out
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task A_pools_interpreter_with_NUL_or_a_bad_variable_is_InvalidArgument_and_a_start_failure_is_printable()
+    {
+        await using var session = await OpenAsync();
+        foreach (var (label, python) in new (string, PythonEnvironment)[]
+        {
+            ("NUL in executable", new PythonEnvironment { Executable = "/usr/bin/python3\0x" }),
+            ("NUL in sys_path", new PythonEnvironment { Executable = "/usr/bin/python3", SysPath = { "/a\0b" } }),
+            ("NUL in argv", new PythonEnvironment { Executable = "/usr/bin/python3", Argv = { "\0" } }),
+            ("NUL in a variable", new PythonEnvironment { Executable = "/usr/bin/python3", Environment = { ["A"] = "\0" } }),
+            ("'=' in a variable's name", new PythonEnvironment { Executable = "/usr/bin/python3", Environment = { ["A=B"] = "c" } }),
+            ("empty variable name", new PythonEnvironment { Executable = "/usr/bin/python3", Environment = { [""] = "c" } }),
+        })
+        {
+            var error = await RefusedAsync(label, () => session.Execution.CreatePoolAsync(
+                new CreatePoolRequest { SessionId = session.SessionId, Processes = 1, Python = python }, cancellationToken: Token()).ResponseAsync);
+            Assert.True(error.StatusCode == StatusCode.InvalidArgument, $"{label}: {error.StatusCode} {error.Status.Detail}");
+            Assert.StartsWith("python.", error.Status.Detail, StringComparison.Ordinal);
+            Assert.DoesNotContain(error.Status.Detail, char.IsControl);
+        }
+
+        // An executable that does not exist: the reason names it, cut and printable.
+        var missing = "/nonexistent/\u001b[2J" + new string('p', 1024);
+        var failed = await RefusedAsync("missing executable", () => session.Execution.CreatePoolAsync(
+            new CreatePoolRequest { SessionId = session.SessionId, Processes = 1, Python = new PythonEnvironment { Executable = missing } }, cancellationToken: Token()).ResponseAsync);
+        AssertStatus(failed, StatusCode.FailedPrecondition, "RuntimeError");
+        Assert.StartsWith("a worker process did not start: ", failed.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(failed.Status.Detail, char.IsControl);
+        Assert.True(failed.Status.Detail.Length < 400, $"a {failed.Status.Detail.Length}-character message");
+        await AssertServingAsync();
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task A_client_name_with_control_characters_or_10_kB_long_is_kept_cut_and_printable()
     {
         using var channel = Host.Address.CreateChannel();
