@@ -168,6 +168,48 @@ public sealed class LifecycleTests(ClusterFixture fixture) : GrainTestBase(fixtu
         Assert.False(await Event(name).IsSet(a));
     }
 
+    /// <summary>
+    /// A session that detaches (frees) an object while one of its own calls waits on it: the
+    /// call fails at once with NotFound, whatever the family, instead of waiting out its
+    /// timeout (or for ever) on state nobody holds; found by the host's unary fuzz, where
+    /// such a call then failed with an InvalidOperationException (INTERNAL).
+    /// </summary>
+    [Fact(Timeout = 30000)]
+    public async Task A_call_waiting_on_an_object_its_session_frees_fails_with_NotFound_at_once()
+    {
+        var s = await NewSession();
+        var item = new PayloadBatch([[0x01]]);
+        var (lockName, eventName, barrier, empty, full, joinable) =
+            (NewName("lock"), NewName("ev"), NewName("barrier"), NewName("empty"), NewName("full"), NewName("joinable"));
+        await Lock(lockName).Open(s, OpenMode.Create, LockKind.Lock, 0);
+        Assert.True(await Lock(lockName).Acquire(s, "holder", 0, null, CancellationToken.None));
+        await Event(eventName).Open(s, OpenMode.Create);
+        await Barrier(barrier).Open(s, OpenMode.Create, 2);
+        await Queue(empty).Open(s, OpenMode.Create, QueueKind.Queue, 0);
+        await Queue(full).Open(s, OpenMode.Create, QueueKind.Queue, 1);
+        await Queue(full).Put(s, item, null, CancellationToken.None);
+        await Queue(joinable).Open(s, OpenMode.Create, QueueKind.Joinable, 0);
+        await Queue(joinable).Put(s, item, null, CancellationToken.None);
+
+        var timeout = TimeSpan.FromSeconds(20);
+        foreach (var (what, wait, free) in new (string, Func<Task>, Func<Task>)[]
+        {
+            ("Lock.acquire", () => Lock(lockName).Acquire(s, "waiter", 0, timeout, CancellationToken.None), () => Lock(lockName).Detach(s)),
+            ("Event.wait", () => Event(eventName).Wait(s, null, CancellationToken.None), () => Event(eventName).Detach(s)),
+            ("Barrier.wait", () => Barrier(barrier).Wait(s, timeout, false, CancellationToken.None), () => Barrier(barrier).Detach(s)),
+            ("Queue.get", () => Queue(empty).Get(s, 1, 0, null, CancellationToken.None), () => Queue(empty).Detach(s)),
+            ("Queue.put", () => Queue(full).Put(s, item, timeout, CancellationToken.None), () => Queue(full).Detach(s)),
+            ("JoinableQueue.join", () => Queue(joinable).Join(s, null, CancellationToken.None), () => Queue(joinable).Detach(s)),
+        })
+        {
+            var waiting = wait();
+            await AssertBlocked(waiting);
+            await free();
+            var error = await Assert.ThrowsAsync<BridgeException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(5)));
+            Assert.True(error.Code == BridgeErrorCode.NotFound && error.Message.Contains("freed", StringComparison.Ordinal), $"{what}: {error.Code} {error.Message}");
+        }
+    }
+
     [Fact(Timeout = 30000)]
     public async Task First_call_of_a_session_attaches_it()
     {

@@ -79,6 +79,69 @@ public sealed class HostStatusTests(HostFixture fixture) : IClassFixture<HostFix
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
     }
 
+    /// <summary>
+    /// One status is consistent in the direction clients read it: a session that an object
+    /// counts among its users (it attached before the object answered) is listed counting
+    /// that object. Sessions open an event one after another (none ends) while statuses are
+    /// read as fast as they come; in each, the event's user count is at most the listed
+    /// sessions that count an object. (With the sessions read before the objects, a session
+    /// attaching in between was listed at 0 objects: the "waiter at 0" of test_cli.)
+    /// </summary>
+    [Fact(Timeout = TestTimeout)]
+    public async Task A_session_that_an_object_counts_is_listed_counting_it_in_the_same_status()
+    {
+        var name = $"status-event-{Guid.NewGuid():N}";
+        var opened = new List<BridgeSession>();
+        await using var holder = await BridgeSession.OpenAsync(fixture.Host.Address, "status-consistency", Token);
+        opened.Add(holder);
+        await holder.EventAsync(name, Token);
+        try
+        {
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(Token);
+            var opener = Task.Run(async () =>
+            {
+                for (var i = 0; i < 60 && !stop.IsCancellationRequested; i++)
+                {
+                    var session = await BridgeSession.OpenAsync(fixture.Host.Address, "status-consistency", Token);
+                    lock (opened)
+                    {
+                        opened.Add(session);
+                    }
+
+                    await session.EventAsync(name, Token);
+                }
+            }, Token);
+
+            using var channel = fixture.Host.Address.CreateChannel();
+            var client = new Sessions.SessionsClient(channel);
+            var statuses = 0;
+            while (!opener.IsCompleted)
+            {
+                var status = await client.GetHostStatusAsync(new HostStatusRequest(), cancellationToken: Token);
+                statuses++;
+                if (Find(status, name) is not { } shown)
+                {
+                    continue;
+                }
+
+                var counting = status.Sessions.Count(s => s.ClientName == "status-consistency" && s.Objects >= 1);
+                Assert.True(shown.Sessions <= counting,
+                    $"status {statuses}: the event counts {shown.Sessions} sessions, but only {counting} listed sessions count an object: "
+                    + string.Join(", ", status.Sessions.Where(s => s.ClientName == "status-consistency").Select(s => s.Objects)));
+            }
+
+            await opener;
+            Assert.True(statuses >= 10, $"only {statuses} statuses read while the sessions opened");
+        }
+        finally
+        {
+            foreach (var session in opened.Skip(1))
+            {
+                await session.DisposeAsync();
+            }
+        }
+    }
+
     private async Task<HostStatus> StatusUntil(Func<HostStatus, bool> condition)
     {
         using var channel = fixture.Host.Address.CreateChannel();

@@ -488,6 +488,96 @@ public sealed class SurfaceInputTests(HostFixture fixture, ITestOutputHelper out
         await AssertKeptAsync(kept, extra: 1);
     }
 
+    /// <summary>Owners no call may name: longer than 64 characters, or with a character outside ASCII letters, digits and _ . - : /.</summary>
+    public static TheoryData<string, string> BadOwners() => new()
+    {
+        { "65 chars", new string('o', 65) },
+        { "10 kB", new string('o', 10 * 1024) },
+        { "newline", "a\nb" },
+        { "nul", "\0" },
+        { "escape", "\u001b[2J" },
+        { "space", "a b" },
+        { "non-ASCII letter", "caf\u00e9" },
+    };
+
+    [Theory(Timeout = TestTimeout)]
+    [MemberData(nameof(BadOwners))]
+    public async Task Owners_over_64_characters_or_with_other_characters_are_InvalidArgument_on_every_call(string label, string owner)
+    {
+        await using var session = await OpenAsync();
+        var (kept, _) = await KeptQueueAsync(session);
+        var id = session.SessionId;
+        var sync = session.Synchronization;
+        var rlock = (await sync.CreateLockAsync(new CreateLockRequest { SessionId = id, Kind = ObjectKind.Rlock }, cancellationToken: Token())).Name;
+        var condition = await sync.CreateConditionAsync(new CreateConditionRequest { SessionId = id }, cancellationToken: Token());
+
+        // The longest owner there may be holds the RLock: the bad owner's calls must not touch it.
+        var longest = new string('o', 64);
+        Assert.True((await sync.AcquireAsync(new AcquireRequest { Target = session.Ref(rlock), Owner = longest }, cancellationToken: Token())).Acquired);
+        var free = new WaitPolicy { Block = false };
+        foreach (var (call, run) in new (string, Func<Task>)[]
+        {
+            ("Acquire", () => sync.AcquireAsync(new AcquireRequest { Target = session.Ref(rlock), Owner = owner, Wait = free }, cancellationToken: Token()).ResponseAsync),
+            ("Release", () => sync.ReleaseAsync(new ReleaseRequest { Target = session.Ref(rlock), Owner = owner }, cancellationToken: Token()).ResponseAsync),
+            ("GetLockState", () => sync.GetLockStateAsync(new LockStateRequest { Target = session.Ref(rlock), Owner = owner }, cancellationToken: Token()).ResponseAsync),
+            ("SurrenderLock", () => sync.SurrenderLockAsync(new SurrenderLockRequest { Target = session.Ref(rlock), Owner = owner, CacheToken = 1, Held = true }, cancellationToken: Token()).ResponseAsync),
+            ("WaitCondition", () => sync.WaitConditionAsync(new WaitConditionRequest { Target = session.Ref(condition.Name), Owner = owner, Wait = free }, cancellationToken: Token()).ResponseAsync),
+            ("Notify", () => sync.NotifyAsync(new NotifyRequest { Target = session.Ref(condition.Name), Owner = owner, N = 1 }, cancellationToken: Token()).ResponseAsync),
+        })
+        {
+            var error = await RefusedAsync($"{label}, {call}", run);
+            Assert.True(error.StatusCode == StatusCode.InvalidArgument, $"{label}, {call}: {error.StatusCode} {error.Status.Detail}");
+            Assert.Equal("ValueError", error.Trailers.GetValue("bridge-exception"));
+            Assert.StartsWith("owner ", error.Status.Detail, StringComparison.Ordinal);
+            Assert.True(error.Status.Detail.Length < 200, $"{call}: a {error.Status.Detail.Length}-character message");
+            Assert.DoesNotContain(error.Status.Detail, char.IsControl);
+        }
+
+        // The holder still holds it once; an empty owner and every allowed character are owners.
+        var state = await sync.GetLockStateAsync(new LockStateRequest { Target = session.Ref(rlock), Owner = longest }, cancellationToken: Token());
+        Assert.True(state.OwnedByCaller && state.Count == 1, state.ToString());
+        await sync.ReleaseAsync(new ReleaseRequest { Target = session.Ref(rlock), Owner = longest }, cancellationToken: Token());
+        foreach (var allowed in new[] { "", "140234", "dotnet-42-1", "a_b.c-d:e/f" })
+        {
+            Assert.True((await sync.AcquireAsync(new AcquireRequest { Target = session.Ref(rlock), Owner = allowed, Wait = free }, cancellationToken: Token())).Acquired, allowed);
+            await sync.ReleaseAsync(new ReleaseRequest { Target = session.Ref(rlock), Owner = allowed }, cancellationToken: Token());
+        }
+
+        await AssertKeptAsync(kept);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task A_pools_interpreter_with_NUL_or_a_bad_variable_is_InvalidArgument_and_a_start_failure_is_printable()
+    {
+        await using var session = await OpenAsync();
+        foreach (var (label, python) in new (string, PythonEnvironment)[]
+        {
+            ("NUL in executable", new PythonEnvironment { Executable = "/usr/bin/python3\0x" }),
+            ("NUL in sys_path", new PythonEnvironment { Executable = "/usr/bin/python3", SysPath = { "/a\0b" } }),
+            ("NUL in argv", new PythonEnvironment { Executable = "/usr/bin/python3", Argv = { "\0" } }),
+            ("NUL in a variable", new PythonEnvironment { Executable = "/usr/bin/python3", Environment = { ["A"] = "\0" } }),
+            ("'=' in a variable's name", new PythonEnvironment { Executable = "/usr/bin/python3", Environment = { ["A=B"] = "c" } }),
+            ("empty variable name", new PythonEnvironment { Executable = "/usr/bin/python3", Environment = { [""] = "c" } }),
+        })
+        {
+            var error = await RefusedAsync(label, () => session.Execution.CreatePoolAsync(
+                new CreatePoolRequest { SessionId = session.SessionId, Processes = 1, Python = python }, cancellationToken: Token()).ResponseAsync);
+            Assert.True(error.StatusCode == StatusCode.InvalidArgument, $"{label}: {error.StatusCode} {error.Status.Detail}");
+            Assert.StartsWith("python.", error.Status.Detail, StringComparison.Ordinal);
+            Assert.DoesNotContain(error.Status.Detail, char.IsControl);
+        }
+
+        // An executable that does not exist: the reason names it, cut and printable.
+        var missing = "/nonexistent/\u001b[2J" + new string('p', 1024);
+        var failed = await RefusedAsync("missing executable", () => session.Execution.CreatePoolAsync(
+            new CreatePoolRequest { SessionId = session.SessionId, Processes = 1, Python = new PythonEnvironment { Executable = missing } }, cancellationToken: Token()).ResponseAsync);
+        AssertStatus(failed, StatusCode.FailedPrecondition, "RuntimeError");
+        Assert.StartsWith("a worker process did not start: ", failed.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(failed.Status.Detail, char.IsControl);
+        Assert.True(failed.Status.Detail.Length < 400, $"a {failed.Status.Detail.Length}-character message");
+        await AssertServingAsync();
+    }
+
     [Fact(Timeout = TestTimeout)]
     public async Task A_client_name_with_control_characters_or_10_kB_long_is_kept_cut_and_printable()
     {

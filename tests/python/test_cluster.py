@@ -101,7 +101,7 @@ def hosts(tmp_path: Path, redis: int) -> Iterator[list[tuple[str, int, str]]]:
                 _host.stop_host(pid, timeout=10)
 
 
-def test_three_hosts_form_one_cluster_and_a_killed_one_is_declared_dead(hosts) -> None:
+def test_three_hosts_form_one_cluster_and_a_killed_one_is_declared_dead(hosts, tmp_path: Path) -> None:
     ids = {host_id for _, _, host_id in hosts}
     assert len(ids) == 3
     first, second, third = hosts
@@ -118,6 +118,95 @@ def test_three_hosts_form_one_cluster_and_a_killed_one_is_declared_dead(hosts) -
     print(f"a SIGKILLed host was declared dead after {detected:.1f} s")
     assert members(second[0]).get(third[2]) == "Dead"
     assert {members(first[0])[i] for i in (first[2], second[2])} == {"Active"}
+    # A host that died is a warning (EventId 24), never "left" (a graceful stop's word).
+    for i in (0, 1):
+        runtime = tmp_path / f"runtime{i}"
+        assert wait_for(lambda r=runtime: any("declared dead" in ln for ln in host_log_lines(r, third[2])),
+                        timeout=30), f"runtime{i}: {host_log_lines(runtime, third[2])}"
+        lines = host_log_lines(runtime, third[2])
+        assert any("warn: Bridge.Host.Cluster.DeadHostSweep[24]" in ln for ln in lines), lines
+        assert not any("left the cluster" in ln for ln in lines), lines
+
+
+def host_log_lines(runtime: Path, host_id: str) -> list[str]:
+    """The lines of the logs in ``runtime`` about the cluster host ``host_id``."""
+    return [line for log in runtime.glob("host-*.log")
+            for line in log.read_text(errors="replace").splitlines() if f"Host {host_id} " in line]
+
+
+LEFT_KEEPER = """
+import sys
+import gilbridge.multiprocessing as mp
+lock = mp.Lock(name="left-lock")  # through the first host: its grain lives there
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+LEFT_HOLDER = """
+import sys
+import gilbridge.multiprocessing as mp
+lock = mp.Lock(name="left-lock", create=False)
+print("held", lock.acquire(timeout=10), flush=True)
+sys.stdin.readline()
+"""
+
+LEFT_WAITER = """
+import sys, time
+import gilbridge.multiprocessing as mp
+lock = mp.Lock(name="left-lock", create=False)
+print("while held", lock.acquire(timeout=0.5), flush=True)
+sys.stdin.readline()  # the holder's host is stopped meanwhile
+started = time.monotonic()
+print("after the stop", lock.acquire(timeout=60), f"{time.monotonic() - started:.1f}", flush=True)
+"""
+
+
+def test_a_host_stopped_gracefully_is_logged_as_left_and_its_sessions_end(hosts, tmp_path: Path) -> None:
+    (first, _, _), (second, _, _), (third, third_pid, third_id) = hosts
+    env = dict(os.environ, GILBRIDGE_TOKEN=TOKEN)
+
+    def client(address: str, source: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-c", source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=dict(env, GILBRIDGE_ADDRESS=address))
+
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        keeper = client(first, LEFT_KEEPER)
+        procs.append(keeper)
+        assert keeper.stdout is not None and keeper.stdout.readline().strip() == "ready"
+        holder = client(third, LEFT_HOLDER)  # its session lives on the host that will stop
+        procs.append(holder)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held True"
+        waiter = client(second, LEFT_WAITER)
+        procs.append(waiter)
+        assert waiter.stdout is not None and waiter.stdout.readline().strip() == "while held False"
+
+        stopped = gilbridge("host", "stop", address=third, runtime=tmp_path / "runtime2", timeout=60)
+        assert stopped.returncode == 0 and "(killed)" not in stopped.stdout, stopped.stdout + stopped.stderr
+        assert not _host.pid_alive(third_pid)
+
+        # The holder's session ended on the survivors' lock as it would for a dead host.
+        waiter.stdin.write("\n")  # type: ignore[union-attr]
+        waiter.stdin.flush()  # type: ignore[union-attr]
+        line = waiter.stdout.readline().strip()
+        assert line.startswith("after the stop True"), line
+        print(f"the lock held through the stopped host was free {line.split()[-1]} s after the stop")
+
+        # Each survivor logged that it left (Information, EventId 26), not that it was declared dead.
+        for i in (0, 1):
+            runtime = tmp_path / f"runtime{i}"
+            assert wait_for(lambda r=runtime: any("left the cluster" in ln for ln in host_log_lines(r, third_id)),
+                            timeout=30), f"runtime{i}: {host_log_lines(runtime, third_id)}"
+            lines = host_log_lines(runtime, third_id)
+            left = [ln for ln in lines if "left the cluster" in ln]
+            assert len(left) == 1 and "info: Bridge.Host.Cluster.DeadHostSweep[26]" in left[0], lines
+            assert "1 session(s) on 1 object(s)" in left[0] or i == 1, left[0]
+            assert not any("declared dead" in ln for ln in lines), lines
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
 
 
 def test_cluster_options_are_checked(tmp_path: Path) -> None:

@@ -211,7 +211,12 @@ internal sealed class BarrierGrain : ObjectGrain, IBarrierGrain
 
     protected override void ResetState()
     {
-        _arrivals = [];
+        _arrivals.EndAll(Membership.NotFound);
+        foreach (var round in _actionRounds.Values)
+        {
+            round.Waiters.EndAll(Membership.NotFound);
+        }
+
         _actionRounds.Clear();
     }
 

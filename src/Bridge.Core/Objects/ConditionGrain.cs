@@ -185,7 +185,7 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
         catch
         {
             waiter.TryWithdraw();
-            _waiters.Remove(node);
+            _waiters.RemoveIfListed(node);
             throw;
         }
 
@@ -195,7 +195,7 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
         }
 
         waiter.TryWithdraw();
-        _waiters.Remove(node);
+        _waiters.RemoveIfListed(node);
         cancellationToken.ThrowIfCancellationRequested();
         return new ConditionWaitOutcome(false, saved);
     }
@@ -238,7 +238,7 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
 
     protected override void ResetState()
     {
-        _waiters.Clear();
+        _waiters.EndAll(Membership.NotFound);
     }
 
     private sealed class ConditionWaiter(string sessionId) : Waiter<bool>(sessionId);

@@ -71,7 +71,7 @@ internal sealed class EventGrain : ObjectGrain, IEventGrain
         }
 
         waiter.TryWithdraw();
-        _waiters.Remove(node);
+        _waiters.RemoveIfListed(node);
         cancellationToken.ThrowIfCancellationRequested();
         return false;
     }
@@ -92,7 +92,7 @@ internal sealed class EventGrain : ObjectGrain, IEventGrain
 
     protected override void ResetState()
     {
-        _waiters.Clear();
+        _waiters.EndAll(Membership.NotFound);
         _flag = false;
     }
 

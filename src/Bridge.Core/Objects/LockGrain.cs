@@ -182,7 +182,7 @@ internal sealed class LockGrain : ObjectGrain, ILockGrain
         }
 
         waiter.TryWithdraw();
-        _waiters.Remove(node);
+        _waiters.RemoveIfListed(node);
         cancellationToken.ThrowIfCancellationRequested();
         return LockGrant.NotAcquired;
     }
@@ -545,7 +545,7 @@ internal sealed class LockGrain : ObjectGrain, ILockGrain
     protected override void ResetState()
     {
         EndCache();
-        _waiters.Clear();
+        _waiters.EndAll(Membership.NotFound);
         _holdings.Clear();
         _holder = null;
         _depth = 0;

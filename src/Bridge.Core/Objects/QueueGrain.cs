@@ -178,7 +178,7 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         if (!await putter.WaitAsync(timeout, cancellationToken))
         {
             putter.TryWithdraw();
-            _putters.Remove(node);
+            _putters.RemoveIfListed(node);
             cancellationToken.ThrowIfCancellationRequested();
         }
 
@@ -233,7 +233,7 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         }
 
         getter.TryWithdraw();
-        _getters.Remove(node);
+        _getters.RemoveIfListed(node);
         cancellationToken.ThrowIfCancellationRequested();
         return PayloadBatch.Empty;
     }
@@ -299,7 +299,7 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         }
 
         joiner.TryWithdraw();
-        _joiners.Remove(node);
+        _joiners.RemoveIfListed(node);
         cancellationToken.ThrowIfCancellationRequested();
         return false;
     }
@@ -521,9 +521,9 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
     {
         _items.Clear();
         _leases.Clear();
-        _getters.Clear();
-        _putters.Clear();
-        _joiners.Clear();
+        _getters.EndAll(Membership.NotFound);
+        _putters.EndAll(Membership.NotFound);
+        _joiners.EndAll(Membership.NotFound);
         _reservations.Clear();
         _leased = 0;
         _reserved = 0;

@@ -9,8 +9,20 @@ public static class Typecodes
         "h" or "H" => 2,
         "i" or "I" or "f" or "u" => 4,
         "l" or "L" or "q" or "Q" or "d" => 8,
-        _ => throw BridgeException.WrongType(
-            $"unknown typecode '{typecode}': use one of c b B ? h H i I l L q Q f d u"),
+        _ => throw BridgeException.WrongType($"unknown typecode {Describe(typecode)}: use one of c b B ? h H i I l L q Q f d u"),
+    };
+
+    /// <summary>
+    /// A typecode that is not one, as a refusal shows it: quoted when it is one printable
+    /// ASCII character, else by length or code point (never echoing a control character or
+    /// a long string back to a client's log).
+    /// </summary>
+    private static string Describe(string typecode) => typecode.Length switch
+    {
+        0 => "'' (empty)",
+        1 when typecode[0] is >= ' ' and <= '~' => $"'{typecode}'",
+        1 => $"U+{(int)typecode[0]:X4}",
+        _ => $"of {typecode.Length} characters (a typecode is one)",
     };
 
     /// <summary>

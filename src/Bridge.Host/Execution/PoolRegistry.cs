@@ -244,6 +244,52 @@ internal sealed class PoolRegistry : IDisposable
         {
             throw BridgeException.InvalidArgument("a direct pool has neither process_mode nor max_tasks_per_child");
         }
+
+        if (request.Python is { } python)
+        {
+            Validate(python);
+        }
+    }
+
+    /// <summary>
+    /// The interpreter's paths, arguments and variables become a process's executable,
+    /// argv, sys.path and environment, where no string can hold a NUL and no variable's
+    /// name can be empty or hold '=': those are refused here (INVALID_ARGUMENT), not met
+    /// by the worker. The refusal names the field, never the string.
+    /// </summary>
+    private static void Validate(PythonEnvironment python)
+    {
+        static void NoNul(string value, string field)
+        {
+            if (value.Contains('\0', StringComparison.Ordinal))
+            {
+                throw BridgeException.InvalidArgument($"python.{field} holds a NUL character, which no path, argument or variable can");
+            }
+        }
+
+        NoNul(python.Executable, "executable");
+        NoNul(python.WorkingDirectory, "working_directory");
+        NoNul(python.MainPath, "main_path");
+        foreach (var entry in python.SysPath)
+        {
+            NoNul(entry, "sys_path");
+        }
+
+        foreach (var argument in python.Argv)
+        {
+            NoNul(argument, "argv");
+        }
+
+        foreach (var (name, value) in python.Environment)
+        {
+            if (name.Length == 0 || name.Contains('=', StringComparison.Ordinal))
+            {
+                throw BridgeException.InvalidArgument("python.environment has a variable whose name is empty or holds '='");
+            }
+
+            NoNul(name, "environment");
+            NoNul(value, "environment");
+        }
     }
 
     private async Task<PoolInfo> CreateHereAsync(
@@ -311,7 +357,7 @@ internal sealed class PoolRegistry : IDisposable
         catch (Exception ex) when (ex is TimeoutException or InvalidOperationException)
         {
             pool.StartFailed(worker);
-            throw BridgeException.Precondition("RuntimeError", $"a worker process did not start: {ex.Message}");
+            throw BridgeException.Precondition("RuntimeError", $"a worker process did not start: {Services.Requests.FreeText(ex.Message)}");
         }
         catch
         {
@@ -355,7 +401,8 @@ internal sealed class PoolRegistry : IDisposable
         catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             // The executable could not be started (a missing interpreter, say).
-            throw BridgeException.Precondition("RuntimeError", $"a worker process did not start: {ex.Message}");
+            // The reason names the executable, which is the client's text: shown cut and printable.
+            throw BridgeException.Precondition("RuntimeError", $"a worker process did not start: {Services.Requests.FreeText(ex.Message)}");
         }
 
         pool.Starting(worker);

@@ -58,6 +58,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 24, Level = LogLevel.Warning, Message = "Host {Host} (silo {Silo}) was declared dead: its {Sessions} session(s) on {Objects} object(s) of this host ended (locks released, leased items returned)")]
     public static partial void HostDeclaredDead(ILogger logger, string host, string silo, int sessions, int objects);
 
+    [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "Host {Host} (silo {Silo}) left the cluster (it stopped): its {Sessions} session(s) on {Objects} object(s) of this host ended (locks released, leased items returned)")]
+    public static partial void HostLeft(ILogger logger, string host, string silo, int sessions, int objects);
+
     [LoggerMessage(EventId = 25, Level = LogLevel.Warning, Message = "{Family} '{Name}' could not end the sessions of the dead host {Host}: {Reason}")]
     public static partial void DeadHostSessionsNotEnded(ILogger logger, string family, string name, string host, string reason);
 

@@ -44,20 +44,6 @@ internal sealed class HostStatusReader(
             Workers = launcher.RunningWorkers,
             WorkersInPools = pools.WorkersInPools,
         };
-        var now = time.GetUtcNow();
-        foreach (var session in sessions.Sessions())
-        {
-            status.Sessions.Add(new SessionStatus
-            {
-                SessionId = session.Id,
-                ClientName = session.ClientName,
-                Pid = session.Pid,
-                Language = session.Language,
-                AgeSeconds = Math.Max(0, (now - session.StartedAt).TotalSeconds),
-                Objects = session.Objects,
-            });
-        }
-
         var addresses = catalog.Addresses()
             .OrderBy(address => ObjectNames.IsAnonymous(address.Name))
             .ThenBy(address => address.Family)
@@ -79,6 +65,24 @@ internal sealed class HostStatusReader(
             }
 
             // Else it was freed since the catalog was read: no longer this host's.
+        }
+
+        // The sessions are read after the objects answered: a session attaches to an object
+        // (and counts it) before the object lists it, so every session an object counts is
+        // listed here counting it. Read before, a session that attached in between was
+        // listed at 0 objects (or not at all) beside an object that counted it.
+        var now = time.GetUtcNow();
+        foreach (var session in sessions.Sessions())
+        {
+            status.Sessions.Add(new SessionStatus
+            {
+                SessionId = session.Id,
+                ClientName = session.ClientName,
+                Pid = session.Pid,
+                Language = session.Language,
+                AgeSeconds = Math.Max(0, (now - session.StartedAt).TotalSeconds),
+                Objects = session.Objects,
+            });
         }
 
         status.ObjectsOmitted = addresses.Count - listed.Count;

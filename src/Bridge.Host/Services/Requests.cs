@@ -81,6 +81,34 @@ internal static class Requests
         return cut ? clean.Append('\u2026').ToString() : clean.ToString();
     }
 
+    /// <summary>An owner (the calling thread within its session) is at most this long.</summary>
+    public const int MaxOwnerLength = 64;
+
+    /// <summary>
+    /// The owner a lock or condition call names: a client's label for its thread, compared
+    /// whole (so never cut): empty (the session's only thread) or 1..64 ASCII letters,
+    /// digits and <c>_ . - : /</c>. Anything else is INVALID_ARGUMENT, and the refusal never
+    /// echoes the owner (it names the first bad character by its code point).
+    /// </summary>
+    public static string Owner(string owner)
+    {
+        if (owner.Length > MaxOwnerLength)
+        {
+            throw BridgeException.InvalidArgument($"owner is {owner.Length} characters long; the limit is {MaxOwnerLength}");
+        }
+
+        for (var i = 0; i < owner.Length; i++)
+        {
+            if (!(char.IsAsciiLetterOrDigit(owner[i]) || owner[i] is '_' or '.' or '-' or ':' or '/'))
+            {
+                throw BridgeException.InvalidArgument(
+                    $"owner has character U+{(int)owner[i]:X4} at index {i}; use ASCII letters, digits and _ . - : / only");
+            }
+        }
+
+        return owner;
+    }
+
     /// <summary>A pool id as CreatePool issued it (see <see cref="Id"/>).</summary>
     public static string Pool(string poolId) =>
         string.IsNullOrEmpty(poolId)

@@ -30,21 +30,21 @@ internal sealed class SynchronizationService(IGrainFactory grains) : Synchroniza
         }
 
         var grant = await grains.GetGrain<ILockGrain>(name).AcquireGrant(
-            sessionId, request.Owner, Math.Max(1, request.Count), Requests.Timeout(request.Wait), request.Cacheable, context.CancellationToken);
+            sessionId, Requests.Owner(request.Owner), Math.Max(1, request.Count), Requests.Timeout(request.Wait), request.Cacheable, context.CancellationToken);
         return new AcquireReply { Acquired = grant.Acquired, CacheToken = grant.CacheToken };
     }
 
     public override async Task<ReleaseReply> Release(ReleaseRequest request, ServerCallContext context)
     {
         var (sessionId, name) = Requests.Target(request.Target);
-        await grains.GetGrain<ILockGrain>(name).Release(sessionId, request.Owner, context.CancellationToken);
+        await grains.GetGrain<ILockGrain>(name).Release(sessionId, Requests.Owner(request.Owner), context.CancellationToken);
         return new ReleaseReply();
     }
 
     public override async Task<LockState> GetLockState(LockStateRequest request, ServerCallContext context)
     {
         var (sessionId, name) = Requests.Target(request.Target);
-        var state = await grains.GetGrain<ILockGrain>(name).GetState(sessionId, request.Owner);
+        var state = await grains.GetGrain<ILockGrain>(name).GetState(sessionId, Requests.Owner(request.Owner));
         return new LockState { Value = state.Value, OwnedByCaller = state.OwnedByCaller, Count = state.Count, Cached = state.Cached };
     }
 
@@ -57,7 +57,7 @@ internal sealed class SynchronizationService(IGrainFactory grains) : Synchroniza
         }
 
         var applied = await grains.GetGrain<ILockGrain>(name)
-            .Surrender(sessionId, request.CacheToken, request.Held, request.Owner, request.Count);
+            .Surrender(sessionId, request.CacheToken, request.Held, Requests.Owner(request.Owner), request.Count);
         return new SurrenderLockReply { Applied = applied };
     }
 
@@ -117,14 +117,14 @@ internal sealed class SynchronizationService(IGrainFactory grains) : Synchroniza
     {
         var (sessionId, name) = Requests.Target(request.Target);
         var outcome = await grains.GetGrain<IConditionGrain>(name)
-            .Wait(sessionId, request.Owner, Requests.Timeout(request.Wait), context.CancellationToken);
+            .Wait(sessionId, Requests.Owner(request.Owner), Requests.Timeout(request.Wait), context.CancellationToken);
         return new WaitConditionReply { Notified = outcome.Notified, SavedCount = outcome.SavedCount };
     }
 
     public override async Task<NotifyReply> Notify(NotifyRequest request, ServerCallContext context)
     {
         var (sessionId, name) = Requests.Target(request.Target);
-        var woken = await grains.GetGrain<IConditionGrain>(name).Notify(sessionId, request.Owner, request.N);
+        var woken = await grains.GetGrain<IConditionGrain>(name).Notify(sessionId, Requests.Owner(request.Owner), request.N);
         return new NotifyReply { Woken = woken };
     }
 

@@ -11,6 +11,7 @@ internal abstract class Waiter<TOutcome> : ISessionWaiter
     private readonly TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private WaiterState _state;
     private TOutcome? _outcome;
+    private Func<BridgeException>? _endedBy;
 
     protected Waiter(string sessionId) => SessionId = sessionId;
 
@@ -50,6 +51,24 @@ internal abstract class Waiter<TOutcome> : ISessionWaiter
         }
 
         _state = WaiterState.SessionEnded;
+        _wake.TrySetResult();
+        return true;
+    }
+
+    /// <summary>
+    /// The object the call waits on is gone (freed: its last session detached while the
+    /// call waited): the call fails with <paramref name="reason"/> at once, rather than
+    /// waiting on state nobody holds any more (for ever, without a timeout).
+    /// </summary>
+    public bool TryEnd(Func<BridgeException> reason)
+    {
+        if (_state != WaiterState.Pending)
+        {
+            return false;
+        }
+
+        _state = WaiterState.Ended;
+        _endedBy = reason;
         _wake.TrySetResult();
         return true;
     }
@@ -95,6 +114,7 @@ internal abstract class Waiter<TOutcome> : ISessionWaiter
         {
             WaiterState.Completed => true,
             WaiterState.SessionEnded => throw BridgeException.SessionEnded(SessionId),
+            WaiterState.Ended => throw _endedBy!(),
             _ => false,
         };
     }
@@ -105,6 +125,7 @@ internal abstract class Waiter<TOutcome> : ISessionWaiter
         Completed,
         Withdrawn,
         SessionEnded,
+        Ended,
     }
 }
 

@@ -23,6 +23,34 @@ internal static class WaiterLists
         return completed;
     }
 
+    /// <summary>
+    /// The object was freed: every waiter still waiting fails with <paramref name="reason"/>
+    /// (see Waiter.TryEnd), and the list is emptied.
+    /// </summary>
+    public static void EndAll<TWaiter>(this ICollection<TWaiter> waiters, Func<BridgeException> reason)
+        where TWaiter : ISessionWaiter
+    {
+        foreach (var waiter in waiters)
+        {
+            waiter.TryEnd(reason);
+        }
+
+        waiters.Clear();
+    }
+
+    /// <summary>
+    /// Removes a waiting call's own node once it stops waiting, unless another call took it
+    /// out already (a grant, an ended session or a freed object, each in its own turn while
+    /// this call was suspended): removing a node twice throws.
+    /// </summary>
+    public static void RemoveIfListed<T>(this LinkedList<T> list, LinkedListNode<T> node)
+    {
+        if (node.List == list)
+        {
+            list.Remove(node);
+        }
+    }
+
     /// <summary>The waiters still waiting (not yet granted, withdrawn or ended).</summary>
     public static int Pending<TWaiter>(this IEnumerable<TWaiter> waiters)
         where TWaiter : ISessionWaiter => waiters.Count(waiter => waiter.IsPending);
@@ -36,4 +64,6 @@ internal interface ISessionWaiter
     bool IsPending { get; }
 
     bool TryEndSession();
+
+    bool TryEnd(Func<BridgeException> reason);
 }
