@@ -198,6 +198,37 @@ def test_missing_host_executable(runtime: tuple[Path, dict[str, str]]) -> None:
     assert rc == 1 and "does-not-exist" in out, out
 
 
+def test_a_dead_hosts_socket_file_is_seen_as_no_host_at_once(tmp_path: Path) -> None:
+    """A socket file nobody listens on (what a SIGKILLed host leaves) is no host: the probe
+    says so at once instead of waiting out its timeout (grpc did, ~1-2 s per probe, twice
+    before a client whose host died started another)."""
+    import socket
+
+    from gilbridge import _host
+
+    path = tmp_path / "host.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.listen(1)
+    stale.close()  # the file stays, refusing connections
+    assert path.exists()
+    address = _host.Address(f"unix:{path}", is_default=False)
+    # The client's own channel to the dead host stays open, reconnecting with backoff; grpc
+    # shares that connection attempt with every new channel to the same socket.
+    grpc = _host.import_grpc()
+    channel = address.open_channel(grpc)
+    try:
+        with pytest.raises(grpc.RpcError):
+            channel.unary_unary("/bridge.v1.Sessions/GetHostInfo")(b"", timeout=1)
+        started = time.monotonic()
+        for _ in range(6):
+            assert _host.probe(address, timeout=30) is None
+        # Each took ~1.7 s before (grpc's reconnect backoff); now each is one refused connect.
+        assert time.monotonic() - started < 5, "the probes waited for a host that cannot answer"
+    finally:
+        channel.close()
+
+
 STATUS_HOLDER = """
 import sys
 import gilbridge.multiprocessing as mp
