@@ -264,8 +264,10 @@ class Pool:
             self._core.close()
 
     def terminate(self) -> None:
-        """Stop now: the host kills the workers; unfinished results fail with
-        BrokenProcessPool. Blocks until the workers are gone (normally milliseconds)."""
+        """Stop now: the host kills the workers running or holding tasks; unfinished
+        results fail with BrokenProcessPool. Blocks until those workers are gone (normally
+        milliseconds); when no task was queued or running, returns once the host has the
+        order, and the idle workers rejoin the session's warm set meanwhile."""
         self._state = TERMINATE
         self._finalizer.detach()
         self._core.terminate(wait=True)
