@@ -363,6 +363,29 @@ class RLock(SemLock):
                 return
         SemLock.release(self)
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # release()'s cached fast path, written out again: leaving ``with`` through one
+        # Python call instead of two is ~0.1 µs of a shared counter's ~1.3 µs increment.
+        memo = self.__dict__.get("_cache_memo")
+        if memo is not None and memo[0] is _connection_module._connection:
+            entry = memo[2]
+            ident = get_ident()
+            if entry.token and memo[1].try_release_local(entry, OWNER_NAMES.get(ident) or owner()):
+                depths = self._depths if self._depths_generation == _base.fork_generation \
+                    else self._thread_depths()
+                depth = depths.get(ident, 0)
+                if depth > 1:
+                    depths[ident] = depth - 1
+                elif depth:
+                    del depths[ident]
+                return
+        SemLock.release(self)
+
 
 class Semaphore(SemLock):
     """A counting semaphore (``multiprocessing.Semaphore``)."""
