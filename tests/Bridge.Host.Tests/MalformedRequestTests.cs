@@ -253,14 +253,7 @@ public sealed class MalformedRequestTests(HostFixture fixture, ITestOutputHelper
                     continue;
                 }
 
-                if (field.IsRepeated)
-                {
-                    ((System.Collections.IList)field.Accessor.GetValue(message)).Add(value);
-                }
-                else
-                {
-                    field.Accessor.SetValue(message, value);
-                }
+                FuzzFields.Put(message, field, value);
             }
         }
 

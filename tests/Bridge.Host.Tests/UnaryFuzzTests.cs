@@ -246,14 +246,7 @@ public sealed class UnaryFuzzTests(HostFixture fixture, ITestOutputHelper output
                         continue;
                     }
 
-                    if (field.IsRepeated)
-                    {
-                        ((System.Collections.IList)field.Accessor.GetValue(message)).Add(value);
-                    }
-                    else
-                    {
-                        field.Accessor.SetValue(message, value);
-                    }
+                    FuzzFields.Put(message, field, value);
                 }
             }
 

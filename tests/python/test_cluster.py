@@ -161,14 +161,16 @@ print("after the stop", lock.acquire(timeout=60), f"{time.monotonic() - started:
 """
 
 
+def _script_client(address: str, source: str) -> subprocess.Popen[str]:
+    """A Python client running ``source`` against the cluster host at ``address`` (pipes
+    for its stdin and stdout; the caller stops it by PID)."""
+    return subprocess.Popen([sys.executable, "-c", source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=dict(os.environ, GILBRIDGE_TOKEN=TOKEN, GILBRIDGE_ADDRESS=address))
+
+
 def test_a_host_stopped_gracefully_is_logged_as_left_and_its_sessions_end(hosts, tmp_path: Path) -> None:
     (first, _, _), (second, _, _), (third, third_pid, third_id) = hosts
-    env = dict(os.environ, GILBRIDGE_TOKEN=TOKEN)
-
-    def client(address: str, source: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-c", source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, env=dict(env, GILBRIDGE_ADDRESS=address))
-
+    client = _script_client
     procs: list[subprocess.Popen[str]] = []
     try:
         keeper = client(first, LEFT_KEEPER)
@@ -329,12 +331,7 @@ sys.stdin.readline()  # the new objects live while this process references them
 
 def test_a_dead_hosts_objects_report_their_loss_by_name_and_the_others_work_on(hosts) -> None:
     (first, _, _), (second, _, _), (third, third_pid, third_id) = hosts
-    env = dict(os.environ, GILBRIDGE_TOKEN=TOKEN)
-
-    def client(address: str, source: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-c", source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, env=dict(env, GILBRIDGE_ADDRESS=address))
-
+    client = _script_client
     procs: list[subprocess.Popen[str]] = []
     try:
         # The objects are created through the third host, so its silo holds their grains.
