@@ -456,13 +456,12 @@ internal sealed class PoolRegistry : IDisposable
     /// </summary>
     public void OnWorkerReleased(WorkerProcess worker)
     {
-        if (worker.TryCompleteRelease(out var pool) && pool is not null)
+        // Back among the session's workers before the pool can finish: its owner's
+        // terminate() may return before (nothing was running) or when the pool's stream
+        // ends, and its next pool may ask for workers at once.
+        if (_launcher.TryReturnReleased(worker, out var pool))
         {
-            // Back among the session's workers before the pool can finish: its owner's
-            // terminate() returns when the pool's stream ends, and its next pool may ask
-            // for workers at once.
-            _launcher.Return(worker, pool.Spec.Python, pool.OwnerSession);
-            pool.OnReleased(worker);
+            pool!.OnReleased(worker);
         }
     }
 

@@ -146,8 +146,16 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         {
             // Read before counting: a return between the count and the wait completes it.
             var returned = Volatile.Read(ref _returned).Task;
-            var idle = _prepared.TryGetValue(preparedKey, out var queue) ? queue.Count(w => !w.Exited.IsCompleted) : 0;
-            if (idle >= count || !_byToken.Values.Any(w => w.IsReleasing && ReleasesInto(w, preparedKey)))
+            bool done;
+            // Under the lock TryReturnReleased holds: a worker is counted either as still
+            // releasing or as back among the prepared ones, never as neither.
+            lock (_replenishing)
+            {
+                var idle = _prepared.TryGetValue(preparedKey, out var queue) ? queue.Count(w => !w.Exited.IsCompleted) : 0;
+                done = idle >= count || !_byToken.Values.Any(w => w.IsReleasing && ReleasesInto(w, preparedKey));
+            }
+
+            if (done)
             {
                 return;
             }
@@ -173,6 +181,27 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         worker.Pool is { } pool && PreparedKey(pool.Spec.Python, pool.OwnerSession) == preparedKey;
 
     private void SignalReturned() => Interlocked.Exchange(ref _returned, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    /// <summary>
+    /// The worker answered a release: it leaves <paramref name="pool"/> and is taken back
+    /// (see <see cref="Return"/>) in one step under the lock <see cref="AwaitReturnsAsync"/>
+    /// counts under; between the two, a pool of its session starting meanwhile saw it
+    /// neither releasing nor back, and took another worker. False when no release was
+    /// asked for.
+    /// </summary>
+    public bool TryReturnReleased(WorkerProcess worker, out ExecutionPool? pool)
+    {
+        lock (_replenishing)
+        {
+            if (!worker.TryCompleteRelease(out pool) || pool is null)
+            {
+                return false;
+            }
+
+            Return(worker, pool.Spec.Python, pool.OwnerSession);
+            return true;
+        }
+    }
 
     /// <summary>
     /// Takes back a worker its pool released. A Python worker has applied the session's
