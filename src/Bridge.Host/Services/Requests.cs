@@ -3,6 +3,7 @@ using Bridge.Contracts.V1;
 using Bridge.Core.Objects;
 using Google.Protobuf;
 using Google.Protobuf.Collections;
+using System.Buffers;
 using System.Runtime.InteropServices;
 using CoreOpenMode = Bridge.Core.Objects.OpenMode;
 using WireOpenMode = Bridge.Contracts.V1.OpenMode;
@@ -90,24 +91,9 @@ internal static class Requests
     /// digits and <c>_ . - : /</c>. Anything else is INVALID_ARGUMENT, and the refusal never
     /// echoes the owner (it names the first bad character by its code point).
     /// </summary>
-    public static string Owner(string owner)
-    {
-        if (owner.Length > MaxOwnerLength)
-        {
-            throw BridgeException.InvalidArgument($"owner is {owner.Length} characters long; the limit is {MaxOwnerLength}");
-        }
-
-        for (var i = 0; i < owner.Length; i++)
-        {
-            if (!(char.IsAsciiLetterOrDigit(owner[i]) || owner[i] is '_' or '.' or '-' or ':' or '/'))
-            {
-                throw BridgeException.InvalidArgument(
-                    $"owner has character U+{(int)owner[i]:X4} at index {i}; use ASCII letters, digits and _ . - : / only");
-            }
-        }
-
-        return owner;
-    }
+    public static string Owner(string owner) =>
+        Checked(owner, "owner", MaxOwnerLength, OwnerCharacters,
+            $"the limit is {MaxOwnerLength}", "use ASCII letters, digits and _ . - : / only");
 
     /// <summary>A pool id as CreatePool issued it (see <see cref="Id"/>).</summary>
     public static string Pool(string poolId) =>
@@ -120,23 +106,35 @@ internal static class Requests
     /// issues 32 hex digits). Checked before any lookup so garbage never becomes a grain key,
     /// and the refusal never echoes the id.
     /// </summary>
-    private static string Id(string id, string field)
+    private static string Id(string id, string field) =>
+        Checked(id, field, MaxIdLength, IdCharacters,
+            $"the host issues ids of at most {MaxIdLength}", "the host issues ids of ASCII letters, digits, '-' and '_' only");
+
+    private const string AsciiLettersAndDigits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+    private static readonly SearchValues<char> IdCharacters = SearchValues.Create(AsciiLettersAndDigits + "-_");
+
+    private static readonly SearchValues<char> OwnerCharacters = SearchValues.Create(AsciiLettersAndDigits + "_.-:/");
+
+    /// <summary>
+    /// The shared rule of ids and owners: at most <paramref name="maxLength"/> characters,
+    /// each one of <paramref name="allowed"/>; else INVALID_ARGUMENT naming the length or
+    /// the first bad character by its code point, never echoing the value.
+    /// </summary>
+    private static string Checked(string value, string field, int maxLength, SearchValues<char> allowed, string lengthRule, string characterRule)
     {
-        if (id.Length > MaxIdLength)
+        if (value.Length > maxLength)
         {
-            throw BridgeException.InvalidArgument($"{field} is {id.Length} characters long; the host issues ids of at most {MaxIdLength}");
+            throw BridgeException.InvalidArgument($"{field} is {value.Length} characters long; {lengthRule}");
         }
 
-        for (var i = 0; i < id.Length; i++)
+        var bad = value.AsSpan().IndexOfAnyExcept(allowed);
+        if (bad >= 0)
         {
-            if (!(char.IsAsciiLetterOrDigit(id[i]) || id[i] is '-' or '_'))
-            {
-                throw BridgeException.InvalidArgument(
-                    $"{field} has character U+{(int)id[i]:X4} at index {i}; the host issues ids of ASCII letters, digits, '-' and '_' only");
-            }
+            throw BridgeException.InvalidArgument($"{field} has character U+{(int)value[bad]:X4} at index {bad}; {characterRule}");
         }
 
-        return id;
+        return value;
     }
 
     public static (string Session, string Name) Target(ObjectRef? target)
