@@ -27,6 +27,8 @@ __all__ = ["DirectDispatcher"]
 
 _HEADER: Final = struct.Struct("<I")
 _MAX_FRAME: Final = 1 << 30
+# What one recv of the reader thread takes at most; larger frames get a buffer of their own.
+_RECV_BYTES: Final = 1 << 16
 
 
 def _pb() -> Any:
@@ -89,43 +91,68 @@ class _WorkerLink:
         except OSError:
             pass
 
-    def _recv_exactly(self, n: int) -> bytes | None:
-        view = bytearray(n)
-        got = 0
-        while got < n:
-            k = self._sock.recv_into(memoryview(view)[got:])
-            if k == 0:
-                return None
-            got += k
-        return bytes(view)
-
     def _read(self) -> None:
+        """The reader thread: one ``recv`` takes whatever the worker sent (a result and
+        the credit after it usually arrive in one write), and every whole frame in it is
+        handled before the next ``recv``: each ``recv`` releases and retakes the GIL."""
         parse = _pb().DataFrame.FromString
+        unpack_from = _HEADER.unpack_from
+        recv_into = self._sock.recv_into
+        incoming = bytearray(_RECV_BYTES)
+        incoming_view = memoryview(incoming)
+        pending = bytearray()  # received, not yet handled: always the start of a frame
         error: BaseException | None = None
         try:
             while True:
-                header = self._recv_exactly(4)
-                if header is None:
+                k = recv_into(incoming_view)
+                if k == 0:
+                    if pending:
+                        raise ConnectionError("the worker's data socket ended inside a frame")
                     break
-                (length,) = _HEADER.unpack(header)
-                if length > _MAX_FRAME:
-                    raise ValueError(f"a data frame of {length} bytes")
-                body = self._recv_exactly(length)
-                if body is None:
-                    raise ConnectionError("the worker's data socket ended inside a frame")
-                frame = parse(body)
-                kind = frame.WhichOneof("frame")
-                if kind == "result":
-                    self._dispatcher._on_result(self, frame.result)
-                elif kind == "ready":
-                    self._dispatcher._on_ready(self, frame.ready.slots)
-                elif kind == "output":
-                    self._dispatcher._on_output_cb(frame.output)
+                pending += incoming_view[:k]
+                offset = 0
+                available = len(pending)
+                while available - offset >= 4:
+                    (length,) = unpack_from(pending, offset)
+                    if length > _MAX_FRAME:
+                        raise ValueError(f"a data frame of {length} bytes")
+                    end = offset + 4 + length
+                    if end > available:
+                        if length > _RECV_BYTES:
+                            # A large frame: read the rest of it straight into its own buffer.
+                            body = self._recv_rest(pending[offset + 4:], length)
+                            offset = available
+                            self._handle(parse(body))
+                        break
+                    self._handle(parse(bytes(pending[offset + 4:end])))
+                    offset = end
+                del pending[:offset]
         except BaseException as exc:  # noqa: BLE001 - reported as the link's end
             error = exc
         finally:
             self._sock.close()
             self._dispatcher._on_lost(self, error)
+
+    def _recv_rest(self, start: bytearray, length: int) -> bytes:
+        body = bytearray(length)
+        body[:len(start)] = start
+        view = memoryview(body)
+        got = len(start)
+        while got < length:
+            k = self._sock.recv_into(view[got:])
+            if k == 0:
+                raise ConnectionError("the worker's data socket ended inside a frame")
+            got += k
+        return bytes(body)
+
+    def _handle(self, frame: Any) -> None:
+        kind = frame.WhichOneof("frame")
+        if kind == "result":
+            self._dispatcher._on_result(self, frame.result)
+        elif kind == "ready":
+            self._dispatcher._on_ready(self, frame.ready.slots)
+        elif kind == "output":
+            self._dispatcher._on_output_cb(frame.output)
 
 
 class DirectDispatcher:

@@ -14,8 +14,10 @@ namespace Bridge.Worker.Hosting;
 /// that assignment to arrive from the host. Frames: a 4-byte little-endian length, then a
 /// DataFrame (protos/bridge/v1/execution.proto). A cluster host's worker also listens on
 /// TCP (<paramref name="tcp"/>), for owners on other machines; the token guards both.
+/// A worker with an interpreter has its main thread (<paramref name="reader"/>) read the
+/// owner's frames while idle.
 /// </summary>
-internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, ILogger logger) : IDisposable
+internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, Python.PythonMainThread? reader, ILogger logger) : IDisposable
 {
     // Frames larger than this are refused (the host's payload limit is 64 MiB by default).
     public const int MaxFrameBytes = 1 << 30;
@@ -133,7 +135,7 @@ internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, ILogg
 
             socket.ReceiveTimeout = 0;
 
-            await lease.ServeAsync(socket, stream, dispatch, cancellationToken);
+            await lease.ServeAsync(socket, stream, dispatch, reader, cancellationToken);
         }
         catch (Exception exception) when (exception is IOException or SocketException or InvalidProtocolBufferException or OperationCanceledException or InvalidDataException)
         {
@@ -313,7 +315,7 @@ internal sealed class DataLease(string token)
     }
 
     /// <summary>Serves the owner's connection: its task frames go to <paramref name="dispatch"/>; ends when the lease closes or the owner disconnects.</summary>
-    public async Task ServeAsync(Socket socket, Stream stream, Action<TaskChunk> dispatch, CancellationToken cancellationToken)
+    public async Task ServeAsync(Socket socket, Stream stream, Action<TaskChunk> dispatch, Python.PythonMainThread? reader, CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _served, 1) != 0)
         {
@@ -333,11 +335,23 @@ internal sealed class DataLease(string token)
         }
 
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        // A thread of its own that blocks in recv: a chunk reaches the interpreter's main
-        // thread with one wake-up, where an async read took two (the socket engine's
-        // epoll thread, then a thread-pool thread), ~60 µs of CPU per chunk here.
-        var reading = Task.Factory.StartNew(
-            () => Read(stream, dispatch), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var receiver = new FrameReceiver(socket);
+        void Handle(DataFrame frame)
+        {
+            if (frame.FrameCase == DataFrame.FrameOneofCase.Task)
+            {
+                dispatch(frame.Task);
+            }
+        }
+
+        // The interpreter's main thread reads while idle (no hand-over per chunk); without
+        // one, a thread of its own blocks in recv: an async read took two wake-ups per
+        // chunk (the socket engine's epoll thread, then a thread-pool thread), ~60 µs of CPU.
+        var reading = reader is { CanReadWhileIdle: true }
+            ? reader.ReadWhileIdle(socket, () => receiver.ReceiveOnce(Handle))
+            : Task.Factory.StartNew(
+                () => { while (receiver.ReceiveOnce(Handle)) { } },
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         using var unblock = ended.Token.Register(static state => ShutdownReceive((Socket)state!), socket);
         try
         {
@@ -419,14 +433,4 @@ internal sealed class DataLease(string token)
         }
     }
 
-    private static void Read(Stream stream, Action<TaskChunk> dispatch)
-    {
-        while (DataChannel.ReadFrame(stream) is { } frame)
-        {
-            if (frame.FrameCase == DataFrame.FrameOneofCase.Task)
-            {
-                dispatch(frame.Task);
-            }
-        }
-    }
 }

@@ -106,7 +106,7 @@ internal sealed class WorkerSession(
         });
         if (options.DataSocket is { } dataSocket)
         {
-            _data = new DataChannel(dataSocket, options.DataTcp, logger);
+            _data = new DataChannel(dataSocket, options.DataTcp, python?.Thread, logger);
             _data.Listen();
             _ = _data.AcceptAsync(chunk => Dispatch(chunk, lifetime.Token), lifetime.Token);
         }
