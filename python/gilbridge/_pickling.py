@@ -153,6 +153,31 @@ class _SpawningWorker:
 _SPAWNING: Final = _SpawningWorker()
 
 
+def pickled_by_reference(obj: Any, main_names: frozenset[str] | None = None) -> bool:
+    """Whether :func:`dumps` names the function ``obj`` (module and qualified name)
+    instead of copying it: its pickle then stays the same while ``obj`` lives, and may be
+    reused. False for anything it copies (lambdas, closures, ``__main__`` functions the
+    workers do not re-run, modules registered with cloudpickle to go by value)."""
+    if type(obj) is not types.FunctionType and type(obj) is not types.BuiltinFunctionType:
+        return False
+    qualname = getattr(obj, "__qualname__", "")
+    if not isinstance(qualname, str) or "<" in qualname:
+        return False
+    if getattr(obj, "__module__", None) == "__main__":
+        return bool(main_names) and qualname.split(".", 1)[0] in main_names \
+            and _lookup_main(qualname) is obj  # type: ignore[operator]
+    if type(obj) is types.BuiltinFunctionType:
+        # pickle names these itself (cloudpickle's check refuses them): module and name.
+        module = sys.modules.get(getattr(obj, "__module__", None) or "")
+        return module is not None and getattr(module, qualname, None) is obj
+    from cloudpickle import cloudpickle as _cloudpickle
+
+    try:
+        return bool(_cloudpickle._should_pickle_by_reference(obj))
+    except Exception:  # noqa: BLE001 - an object cloudpickle cannot place is copied
+        return False
+
+
 def dumps(obj: Any, main_names: frozenset[str] | None = None) -> bytes:
     """cloudpickle ``obj`` (protocol 5) for a worker; ``main_names``: see
     :func:`gilbridge._environment.main_info`."""

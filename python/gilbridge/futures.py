@@ -33,7 +33,7 @@ from concurrent.futures import as_completed, wait
 from typing import Any
 
 from ._execution import CALL, STARMAP
-from ._poolcore import FunctionRef, PoolCore, Task
+from ._poolcore import PoolCore, Task
 from ._progress import ProgressOption, check_option, track_futures
 from ._remote import BrokenProcessPool
 
@@ -213,7 +213,7 @@ class ProcessPoolExecutor(Executor):
         future = _BridgeFuture()
         future._executor_core = core
         job = _FutureJob(future, core.cache)
-        core.put_one(Task(job, 0, FunctionRef(fn), style, items, single, prepare=job.prepare))
+        core.put_one(Task(job, 0, core.function_ref(fn), style, items, single, prepare=job.prepare))
         return future
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
@@ -237,7 +237,7 @@ class ProcessPoolExecutor(Executor):
             if self._shutdown_thread:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             core = self._ensure_core()
-            function = FunctionRef(fn)
+            function = core.function_ref(fn)
             futures = []
             sizes = []
             it = zip(*iterables)

@@ -101,6 +101,31 @@ def test_lambdas_closures_and_builtins(pool: Pool) -> None:
     assert pool.map(abs, [-1, -2]) == [1, 2]
 
 
+_SHIFT = {"by": 1}
+
+
+def test_functions_by_reference_are_pickled_once_and_closures_each_time(pool: Pool) -> None:
+    core = pool._core
+    # A module-level function and a builtin are named, not copied: one pickle serves every call.
+    assert core.function_ref(t.square) is core.function_ref(t.square)
+    assert core.function_ref(divmod) is core.function_ref(divmod)
+    assert [pool.apply(t.square, (x,)) for x in range(3)] == [0, 1, 4]
+    # A closure travels by value: each submission carries what it captured then.
+    factor = [2]
+
+    def scale(x: int) -> int:
+        return x * factor[0]
+
+    assert core.function_ref(scale) is not core.function_ref(scale)
+    assert pool.apply(scale, (5,)) == 10
+    factor[0] = 7
+    assert pool.apply(scale, (5,)) == 35
+    shift = lambda x: x + _SHIFT["by"]  # noqa: E731 - the point is a lambda
+    assert pool.apply(shift, (1,)) == 2
+    _SHIFT["by"] = 10
+    assert pool.apply(shift, (1,)) == 11
+
+
 def test_callbacks_run_in_the_result_handler_thread(pool: Pool) -> None:
     seen: list[tuple[str, object]] = []
     done = threading.Event()

@@ -170,7 +170,7 @@ class Pool:
         """Asynchronous :meth:`apply`: returns at once with an :class:`ApplyResult`."""
         self._check_running()
         result = ApplyResult(self, callback, error_callback)
-        task = Task(result, 0, FunctionRef(func), CALL, [[list(args), dict(kwds)]], single=True)
+        task = Task(result, 0, self._core.function_ref(func), CALL, [[list(args), dict(kwds)]], single=True)
         self._core.put_one(task)
         return result
 
@@ -220,7 +220,7 @@ class Pool:
                 chunksize += 1
         if len(items) == 0:
             chunksize = 0
-        function = FunctionRef(func)
+        function = self._core.function_ref(func)
         bar = open_progress(progress, len(items))
         result = MapResult(self, chunksize, len(items), callback, error_callback=error_callback,
                            progress=bar)
@@ -242,7 +242,7 @@ class Pool:
     def _imap(self, cls: type[IMapIterator], func: Callable[[Any], Any], iterable: Iterable[Any],
               chunksize: int, progress: ProgressOption) -> Iterator[Any]:
         self._check_running()
-        function = FunctionRef(func)
+        function = self._core.function_ref(func)
         if chunksize == 1:
             result = cls(self, progress=open_progress(progress, sized=iterable))
             self._core.put(_SetLength(
