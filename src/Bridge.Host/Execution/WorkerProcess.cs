@@ -201,8 +201,10 @@ internal sealed class WorkerProcess(Process process, string token, string enviro
 
         var code = _reportedExitCode ?? StdlibExitCode(Process.ExitCode);
         Commands.Writer.TryComplete();
-        _connected.TrySetException(new InvalidOperationException($"worker {Pid} exited with code {code} before it connected"));
+        // Exited first: whoever wakes on the failed connection reads the exit code from it
+        // (a Process terminated while its worker started must end with -15, not 1).
         _exited.TrySetResult(code);
+        _connected.TrySetException(new InvalidOperationException($"worker {Pid} exited with code {code} before it connected"));
     }
 
     /// <summary>.NET reports a signal death as 128 + N; multiprocessing says -N.</summary>
