@@ -185,6 +185,60 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
         Assert.Equal(1, released);
     }
 
+    [Fact(Timeout = 90_000)]
+    public async Task A_python_workers_main_thread_reads_frames_split_across_writes_joined_in_one_and_larger_than_its_buffer()
+    {
+        await using var session = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests", _timeout.Token);
+        var execution = new Bridge.Contracts.V1.Execution.ExecutionClient(CreateChannel());
+        var python = Environment.GetEnvironmentVariable("GILBRIDGE_PYTHON");
+        var environment = new PythonEnvironment { Executable = string.IsNullOrEmpty(python) ? Path.Combine(HostProcess.RepositoryRoot(), ".venv", "bin", "python") : python };
+        // The worker's sys.path is exactly the pool's: the interpreter's own, as it reports it.
+        using (var report = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(environment.Executable, ["-c", "import json, sys; print(json.dumps(sys.path[1:]))"]) { RedirectStandardOutput = true })!)
+        {
+            environment.SysPath.Add(System.Text.Json.JsonSerializer.Deserialize<string[]>(await report.StandardOutput.ReadToEndAsync(_timeout.Token))!);
+            await report.WaitForExitAsync(_timeout.Token);
+        }
+
+        var request = new CreatePoolRequest { SessionId = session.SessionId, Processes = 1, Direct = true, Name = "frames", Python = environment };
+        var pool = await execution.CreatePoolAsync(request, cancellationToken: _timeout.Token);
+        using var data = await ConnectDataAsync(Assert.Single(pool.Workers).DataAddress, pool.DataToken);
+        Assert.True((await ReadFrameAsync(data))!.Ready.Slots >= 1);
+
+        // builtins.len, pickled by reference; each chunk maps it over one bytes item.
+        var length = new Callable { Python = ByteString.CopyFromUtf8("cbuiltins\nlen\n.") };
+        byte[] Frame(int taskId, int size)
+        {
+            var chunk = new TaskChunk { TaskId = taskId, Function = length, Style = CallStyle.Map };
+            chunk.Items.Add(ByteString.CopyFrom(MessagePackSerializer.Serialize(new byte[size])));
+            var body = new DataFrame { Task = chunk }.ToByteArray();
+            return [.. BitConverter.GetBytes(body.Length), .. body];
+        }
+
+        // One frame in three writes (inside the header, then inside the body), then two
+        // frames in one write, the second over the worker's 64 KiB receive buffer.
+        var split = Frame(1, 10);
+        foreach (var (start, count) in new[] { (0, 2), (2, 8), (10, split.Length - 10) })
+        {
+            await data.WriteAsync(split.AsMemory(start, count), _timeout.Token);
+            await data.FlushAsync(_timeout.Token);
+            await System.Threading.Tasks.Task.Delay(100, _timeout.Token);
+        }
+
+        await data.WriteAsync((byte[])[.. Frame(2, 20), .. Frame(3, 300_000)], _timeout.Token);
+        var lengths = new Dictionary<long, long>();
+        while (lengths.Count < 3 && await ReadFrameAsync(data) is { } frame)
+        {
+            if (frame.FrameCase == DataFrame.FrameOneofCase.Result)
+            {
+                Assert.Null(frame.Result.Error);
+                lengths[frame.Result.TaskId] = MessagePackSerializer.Deserialize<long>(frame.Result.Values[0].Memory);
+            }
+        }
+
+        Assert.Equal(new Dictionary<long, long> { [1] = 10, [2] = 20, [3] = 300_000 }, lengths);
+        await execution.TerminatePoolAsync(new PoolRequest { SessionId = session.SessionId, PoolId = pool.PoolId }, cancellationToken: _timeout.Token);
+    }
+
     public void Dispose() => _timeout.Dispose();
 
     private async Task<System.Net.Sockets.NetworkStream> ConnectDataAsync(string address, string token)
