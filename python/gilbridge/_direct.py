@@ -63,9 +63,6 @@ class _WorkerLink:
         self.pid = pid
         self.address = address
         self.credits = 0
-        # Whether the worker has granted a credit yet: one still taking up its assignment
-        # is not an idle sibling whose credit is on its way (see DirectDispatcher._choose).
-        self.granted = False
         self.running: set[int] = set()
         self.closed = False
         self._sock = _connect(address)
@@ -241,7 +238,7 @@ class DirectDispatcher:
         best: _WorkerLink | None = None
         any_idle = False
         for link in self._links.values():
-            any_idle |= link.granted and not link.running
+            any_idle |= not link.running
             if link.credits > 0 and (best is None or len(link.running) < len(best.running)):
                 best = link
         # Never queue a chunk behind a running one while a sibling idles: the idle one's
@@ -253,7 +250,6 @@ class DirectDispatcher:
     def _on_ready(self, link: _WorkerLink, slots: int) -> None:
         with self._cond:
             link.credits += max(0, slots)
-            link.granted = True
             self._cond.notify_all()
 
     def _on_result(self, link: _WorkerLink, result: Any) -> None:
