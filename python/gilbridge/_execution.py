@@ -30,6 +30,7 @@ __all__ = [
     "current_runtime",
     "runtime",
     "terminate_pool",
+    "terminate_pool_soon",
     "wait_event",
     "write_output",
 ]
@@ -41,6 +42,8 @@ SUBMIT_MAX_CHUNKS: Final = 1000
 SUBMIT_MAX_BYTES: Final = 4 << 20
 # How long a finished direct pool waits for each worker's data socket to deliver its last results.
 DIRECT_DRAIN_SECONDS: Final = 5.0
+# How long a CreatePool waits for this process's TerminatePool calls still in flight.
+_TERMINATION_WAIT: Final = 5.0
 # The largest chunk a caller sends itself (PoolCore.put_one): well under a Unix socket's
 # buffer, so the send cannot block on a worker that is slow to read.
 INLINE_SEND_MAX_BYTES: Final = 64 << 10
@@ -160,6 +163,9 @@ class ExecutionRuntime:
         self.lock = threading.Lock()
         self.children: set[Any] = set()
         self.pools: weakref.WeakSet[_ExitParticipant] = weakref.WeakSet()
+        # TerminatePool calls sent without waiting (terminate_pool_soon): the next
+        # CreatePool waits for them, so the host reuses what they released.
+        self.pending_terminations: list[Any] = []
         atexit.register(self._at_exit)
 
     def add_child(self, process: Any) -> None:
@@ -228,8 +234,11 @@ def current_runtime() -> ExecutionRuntime | None:
 
 def create_pool(conn: Connection, request: Any) -> Any:
     """CreatePool; blocks until the workers are connected (warm: milliseconds; cold:
-    the interpreter starting and loading .NET, up to the host's WorkerStartSeconds). Ctrl-C while waiting
-    terminates the pool if it got created anyway."""
+    the interpreter starting and loading .NET, up to the host's WorkerStartSeconds), and
+    first until this process's earlier TerminatePool calls are answered (see
+    :func:`terminate_pool_soon`; at most 5 s). Ctrl-C while waiting terminates the pool
+    if it got created anyway."""
+    _settle_terminations(conn)
 
     def undo(future: Any) -> None:
         try:
@@ -250,6 +259,40 @@ def terminate_pool(conn: Connection, pool_id: str) -> Any:
                          pb.PoolRequest(session_id=conn.session_id, pool_id=pool_id))
     except (FileNotFoundError, ConnectionResetError):
         return None
+
+
+def terminate_pool_soon(conn: Connection, pool_id: str) -> None:
+    """TerminatePool without waiting for the answer (an idle pool's: nothing of the
+    caller's is running, its workers only go back to the warm set). The caller goes on
+    at once; this process's next CreatePool waits for the answer first, so a pool made
+    right after still finds the workers this one releases. Failures are ignored, as
+    :func:`terminate_pool` ignores a finished pool: the session's end stops its pools."""
+    pb = _pb()
+    guard = conn.guard
+    guard.enter()
+    try:
+        future = conn.execution.TerminatePool.future(
+            pb.PoolRequest(session_id=conn.session_id, pool_id=pool_id), metadata=conn.metadata)
+    finally:
+        guard.exit()
+    execution = runtime(conn)
+    with execution.lock:
+        # Answered ones are dropped as new ones come: the list is as long as the calls in flight.
+        execution.pending_terminations = [f for f in execution.pending_terminations if not f.done()]
+        execution.pending_terminations.append(future)
+
+
+def _settle_terminations(conn: Connection) -> None:
+    execution = conn._attachments.get("execution")
+    if execution is None or not execution.pending_terminations:
+        return
+    with execution.lock:
+        pending, execution.pending_terminations = execution.pending_terminations, []
+    deadline = time.monotonic() + _TERMINATION_WAIT
+    for future in pending:
+        answered = threading.Event()
+        future.add_done_callback(lambda _f, answered=answered: answered.set())
+        answered.wait(max(0.0, deadline - time.monotonic()))  # never blocks inside grpc
 
 
 class PoolWatch:

@@ -69,6 +69,7 @@ from ._execution import (
     join_thread,
     runtime,
     terminate_pool,
+    terminate_pool_soon,
     wait_event,
     write_output,
 )
@@ -611,7 +612,12 @@ class PoolCore:
                 self._task_cond.notify_all()
             if not self._finished.is_set():
                 try:
-                    terminate_pool(self.conn, self.pool_id)
+                    if idle:
+                        # Nothing of the caller's to stop: the workers only go back to
+                        # the warm set, so the caller need not wait for the host's answer.
+                        terminate_pool_soon(self.conn, self.pool_id)
+                    else:
+                        terminate_pool(self.conn, self.pool_id)
                 except Exception:  # noqa: BLE001 - host gone: the stream ends anyway
                     pass
         if wait and not idle:

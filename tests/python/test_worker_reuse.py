@@ -167,6 +167,22 @@ def test_pools_made_back_to_back_get_the_workers_the_last_one_released(tmp_path:
     assert len(set(cycles[1:])) == 1, out
 
 
+def test_an_idle_pools_terminate_is_answered_before_the_next_pool_is_made() -> None:
+    """Leaving `with Pool(n)` with nothing running sends TerminatePool without waiting
+    for the answer; the process's next CreatePool waits for it first (so the host knows
+    what this pool released: see the back-to-back test above)."""
+    from gilbridge._execution import runtime
+
+    with mp.Pool(2) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+    pending = runtime().pending_terminations
+    assert len(pending) == 1  # sent, its answer not waited for
+    with mp.Pool(2) as pool:
+        assert runtime().pending_terminations == [] and pending[0].done()
+        assert pending[0].exception() is None
+        assert pool.map(abs, [-3]) == [3]
+
+
 ORDER = """
     import gilbridge.multiprocessing as mp
 
