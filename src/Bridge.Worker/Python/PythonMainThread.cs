@@ -95,8 +95,11 @@ internal sealed class PythonMainThread
     /// Has the main thread read <paramref name="socket"/> whenever it has no call to run:
     /// <paramref name="receiveOnce"/> runs on it (without the GIL) each time the socket is
     /// readable, and may queue calls. Completes when <paramref name="receiveOnce"/> returns
-    /// false (the end of the stream), faults with what it threw; one socket at a time. A
-    /// long call delays the reads (and the end's notice) until it returns.
+    /// false (the end of the stream), faults with what it threw, or completes when another
+    /// socket takes its place: one socket at a time, the newest. (A released pool's
+    /// connection is shut down before the worker reports the release, but the main thread
+    /// may not have seen its end yet when the next pool's owner connects.) A long call
+    /// delays the reads (and the end's notice) until it returns.
     /// </summary>
     public Task ReadWhileIdle(System.Net.Sockets.Socket socket, Func<bool> receiveOnce)
     {
@@ -106,17 +109,15 @@ internal sealed class PythonMainThread
         }
 
         var source = new IdleSource((int)socket.Handle, receiveOnce);
+        IdleSource? replaced;
         lock (_gate)
         {
-            if (_source is not null)
-            {
-                throw new InvalidOperationException("the main thread reads one socket at a time");
-            }
-
+            replaced = _source;
             _source = source;
             WakeUnderLock();
         }
 
+        replaced?.Ended.TrySetResult();
         return source.Ended.Task;
     }
 
