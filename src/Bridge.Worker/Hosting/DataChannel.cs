@@ -216,7 +216,8 @@ internal sealed class DataChannel(string path, System.Net.IPEndPoint? tcp, Pytho
         return DataFrame.Parser.ParseFrom(body);
     }
 
-    private static int CheckedLength(ReadOnlySpan<byte> header, int maxBytes)
+    /// <summary>A frame's length from its 4-byte header; <see cref="InvalidDataException"/> when negative or over <paramref name="maxBytes"/>.</summary>
+    internal static int CheckedLength(ReadOnlySpan<byte> header, int maxBytes)
     {
         var length = BinaryPrimitives.ReadInt32LittleEndian(header);
         return length < 0 || length > maxBytes ? throw new InvalidDataException($"a data frame of {length} bytes") : length;

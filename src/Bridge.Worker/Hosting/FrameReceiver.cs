@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net.Sockets;
 using Bridge.Contracts.V1;
 
@@ -39,12 +38,7 @@ internal sealed class FrameReceiver(Socket socket)
         _end += read;
         while (_end - _start >= 4)
         {
-            var length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start, 4));
-            if (length < 0 || length > DataChannel.MaxFrameBytes)
-            {
-                throw new InvalidDataException($"a data frame of {length} bytes");
-            }
-
+            var length = DataChannel.CheckedLength(_buffer.AsSpan(_start, 4), DataChannel.MaxFrameBytes);
             if (_end - _start - 4 < length)
             {
                 MakeRoomFor(4 + length);
