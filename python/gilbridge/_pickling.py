@@ -68,6 +68,17 @@ def _lookup_main(qualname: str) -> Any:
         return None
 
 
+def _main_reference(obj: Any, main_names: frozenset[str] | None) -> str | None:
+    """The qualified name ``obj`` travels by, when it is a function or class defined at
+    the top level of a main script the workers re-run (``main_names``); None otherwise."""
+    if not main_names or getattr(obj, "__module__", None) != "__main__":
+        return None
+    qualname = getattr(obj, "__qualname__", "")
+    if not isinstance(qualname, str) or "<" in qualname or qualname.split(".", 1)[0] not in main_names:
+        return None
+    return qualname if _lookup_main(qualname) is obj else None
+
+
 _Pickler: type | None = None
 
 
@@ -99,12 +110,9 @@ def _pickler_class() -> type:
                     stood_in = _stood_in_reference(obj)
                     if stood_in is not None:
                         return stood_in
-                    names = self._main_names
-                    if names and getattr(obj, "__module__", None) == "__main__":
-                        qualname = getattr(obj, "__qualname__", "")
-                        if "<" not in qualname and qualname.split(".", 1)[0] in names \
-                                and _lookup_main(qualname) is obj:
-                            return main_attribute, (qualname,)
+                    qualname = _main_reference(obj, self._main_names)
+                    if qualname is not None:
+                        return main_attribute, (qualname,)
                 return super().reducer_override(obj)
 
         _Pickler = BridgePickler
@@ -164,8 +172,7 @@ def pickled_by_reference(obj: Any, main_names: frozenset[str] | None = None) -> 
     if not isinstance(qualname, str) or "<" in qualname:
         return False
     if getattr(obj, "__module__", None) == "__main__":
-        return bool(main_names) and qualname.split(".", 1)[0] in main_names \
-            and _lookup_main(qualname) is obj  # type: ignore[operator]
+        return _main_reference(obj, main_names) is not None
     if type(obj) is types.BuiltinFunctionType:
         # pickle names these itself (cloudpickle's check refuses them): module and name.
         module = sys.modules.get(getattr(obj, "__module__", None) or "")
