@@ -359,8 +359,10 @@ class Connection:
         finally:
             guard.exit()
 
-    def _wait_future(self, method: Any, request: Any,
-                     on_interrupt: Callable[[Any], None] | None) -> Any:
+    def start_call(self, method: Any, request: Any) -> tuple[Any, threading.Event]:
+        """Starts one unary call without waiting (fork-guarded, as :meth:`invoke`): its
+        grpc future, and an Event set once it is answered or failed. Wait on the Event,
+        which holds no grpc lock; read the future (under the guard) once it is set."""
         done = threading.Event()
         guard = self.guard
         guard.enter()
@@ -369,6 +371,12 @@ class Connection:
             future.add_done_callback(lambda _f: done.set())
         finally:
             guard.exit()
+        return future, done
+
+    def _wait_future(self, method: Any, request: Any,
+                     on_interrupt: Callable[[Any], None] | None) -> Any:
+        future, done = self.start_call(method, request)
+        guard = self.guard
         try:
             while not done.wait(_POLL_SLICE):  # interruptible; holds no grpc lock
                 pass

@@ -163,9 +163,10 @@ class ExecutionRuntime:
         self.lock = threading.Lock()
         self.children: set[Any] = set()
         self.pools: weakref.WeakSet[_ExitParticipant] = weakref.WeakSet()
-        # TerminatePool calls sent without waiting (terminate_pool_soon): the next
-        # CreatePool waits for them, so the host reuses what they released.
-        self.pending_terminations: list[Any] = []
+        # TerminatePool calls sent without waiting (terminate_pool_soon), each a grpc
+        # future and the Event set when it is answered: the next CreatePool waits for
+        # them, so the host reuses what they released.
+        self.pending_terminations: list[tuple[Any, threading.Event]] = []
         atexit.register(self._at_exit)
 
     def add_child(self, process: Any) -> None:
@@ -268,18 +269,14 @@ def terminate_pool_soon(conn: Connection, pool_id: str) -> None:
     right after still finds the workers this one releases. Failures are ignored, as
     :func:`terminate_pool` ignores a finished pool: the session's end stops its pools."""
     pb = _pb()
-    guard = conn.guard
-    guard.enter()
-    try:
-        future = conn.execution.TerminatePool.future(
-            pb.PoolRequest(session_id=conn.session_id, pool_id=pool_id), metadata=conn.metadata)
-    finally:
-        guard.exit()
+    call = conn.start_call(conn.execution.TerminatePool,
+                           pb.PoolRequest(session_id=conn.session_id, pool_id=pool_id))
     execution = runtime(conn)
     with execution.lock:
         # Answered ones are dropped as new ones come: the list is as long as the calls in flight.
-        execution.pending_terminations = [f for f in execution.pending_terminations if not f.done()]
-        execution.pending_terminations.append(future)
+        execution.pending_terminations = [
+            (future, answered) for future, answered in execution.pending_terminations if not answered.is_set()]
+        execution.pending_terminations.append(call)
 
 
 def _settle_terminations(conn: Connection) -> None:
@@ -289,9 +286,7 @@ def _settle_terminations(conn: Connection) -> None:
     with execution.lock:
         pending, execution.pending_terminations = execution.pending_terminations, []
     deadline = time.monotonic() + _TERMINATION_WAIT
-    for future in pending:
-        answered = threading.Event()
-        future.add_done_callback(lambda _f, answered=answered: answered.set())
+    for _future, answered in pending:
         answered.wait(max(0.0, deadline - time.monotonic()))  # never blocks inside grpc
 
 

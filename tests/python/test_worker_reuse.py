@@ -177,9 +177,10 @@ def test_an_idle_pools_terminate_is_answered_before_the_next_pool_is_made() -> N
         assert pool.map(abs, [-1, -2]) == [1, 2]
     pending = runtime().pending_terminations
     assert len(pending) == 1  # sent, its answer not waited for
+    future, answered = pending[0]
     with mp.Pool(2) as pool:
-        assert runtime().pending_terminations == [] and pending[0].done()
-        assert pending[0].exception() is None
+        assert runtime().pending_terminations == [] and answered.is_set() and future.done()
+        assert future.exception() is None
         assert pool.map(abs, [-3]) == [3]
 
 
