@@ -126,6 +126,41 @@ def test_the_script_sees_the_bridge_modules_and_its_arguments(tmp_path: Path) ->
     assert "threads [1, 2]" in out
 
 
+def test_the_runner_imports_the_stdlib_modules_a_script_uses_when_it_uses_them(tmp_path: Path) -> None:
+    # Start-up cost: the swap imports neither concurrent.futures nor the stdlib's
+    # managers/shared_memory up front; each comes (as the stdlib's, or gilbridge's
+    # executor) when the script imports it, in any of the ways a script can.
+    rc, out, err = run_gilbridge(tmp_path, """
+        import sys
+        import multiprocessing
+
+        print("before", [name for name in ("concurrent.futures", "gilbridge.futures", "multiprocessing.managers",
+                                           "multiprocessing.shared_memory") if name in sys.modules])
+        from concurrent.futures import ProcessPoolExecutor
+        import concurrent.futures.process as process_module
+        from multiprocessing.managers import BaseManager
+        from multiprocessing import shared_memory
+        import multiprocessing.dummy.connection
+
+        print("executor", ProcessPoolExecutor.__module__, process_module.ProcessPoolExecutor is ProcessPoolExecutor)
+        print("managers", BaseManager.__module__, sys.modules["multiprocessing.managers"].__file__.endswith(
+            "/multiprocessing/managers.py") and "gilbridge" not in sys.modules["multiprocessing.managers"].__file__)
+        print("shared_memory", shared_memory.__name__, shared_memory.SharedMemory.__module__)
+        print("dummy", multiprocessing.dummy.connection.Pipe.__module__)
+        try:
+            multiprocessing.no_such_module
+        except AttributeError as exc:
+            print("missing", exc)
+    """)
+    assert rc == 0, err
+    assert "before []" in out, out
+    assert "executor gilbridge.futures True" in out, out
+    assert "managers multiprocessing.managers True" in out, out
+    assert "shared_memory multiprocessing.shared_memory multiprocessing.shared_memory" in out, out
+    assert "dummy multiprocessing.dummy.connection" in out, out
+    assert "missing module 'multiprocessing' has no attribute 'no_such_module'" in out, out
+
+
 GUARDED = """
 import concurrent.futures
 import multiprocessing
