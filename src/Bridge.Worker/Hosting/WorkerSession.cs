@@ -217,6 +217,18 @@ internal sealed class WorkerSession(
                 return;
             }
 
+            if (commands.Current.CommandCase == WorkerCommand.CommandOneofCase.None)
+            {
+                // The host's empty first command: the stream is read; warm the rest of the
+                // first assignment's path too while nothing waits for this worker.
+                python?.WarmUp();
+                if (!await commands.MoveNext(cancellationToken))
+                {
+                    HostLost("the stream ended before the assignment");
+                    return;
+                }
+            }
+
             if (commands.Current.CommandCase == WorkerCommand.CommandOneofCase.Prepare)
             {
                 if (!await PrepareAsync(commands.Current.Prepare, cancellationToken))

@@ -80,6 +80,21 @@ internal sealed class InterpreterCalls(PythonMainThread thread)
     public Task FlushOutputAsync(CancellationToken cancellationToken) => Thread.CallAsync(PythonCall.FlushOutput, [], cancellationToken);
 
     /// <summary>
+    /// Runs, once, the serialization an assignment and a chunk need (protobuf's string
+    /// and map codecs, the JSON writer's encoder), so that their one-time costs are paid
+    /// while the worker is idle. Touches no Python.
+    /// </summary>
+    public void WarmUp()
+    {
+        var environment = new PythonEnvironment { SysPath = { "/" }, WorkingDirectory = "/", MainPath = "/m.py", Argv = { "m.py" } };
+        environment.Environment["A"] = "é";
+        var assignment = Assignment.Parser.ParseFrom(new Assignment { Python = environment, Name = "warm-up" }.ToByteArray());
+        _ = EnvironmentJson(assignment.Python);
+        _ = TaskChunk.Parser.ParseFrom(new TaskChunk { TaskId = 1, Items = { ByteString.CopyFromUtf8("x") } }.ToByteArray());
+        _ = TaskResult.Parser.ParseFrom(new TaskResult { TaskId = 1, Values = { ByteString.CopyFromUtf8("x") } }.ToByteArray());
+    }
+
+    /// <summary>
     /// The environment as JSON: the first call reaches the interpreter before it can
     /// import anything but the standard library (gilbridge comes from this sys.path).
     /// </summary>
