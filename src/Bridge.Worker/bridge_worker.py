@@ -48,7 +48,9 @@ EXIT_NO_RUNTIME = 3
 _PREPARE = 1
 # Warm-up while waiting for the first call: what every assignment needs from the
 # interpreter's own standard library.
-_STDLIB = ("typing", "pickle", "traceback", "codecs", "runpy", "json", "multiprocessing", "multiprocessing.spawn")
+# (gilbridge._worker.prepare patches shared_memory: ~6-10 ms of imports, hashlib's among them.)
+_STDLIB = ("typing", "pickle", "traceback", "codecs", "runpy", "json", "multiprocessing", "multiprocessing.spawn",
+           "multiprocessing.resource_tracker", "multiprocessing.shared_memory")
 # Then, if this interpreter finds them on its own sys.path: the worker's Python half and
 # the client-side package a pickled Process or task refers to (~0.1 s of imports a
 # Process would otherwise wait for). Not grpc: ~0.15 s and ~15 MB more per worker, for
