@@ -103,6 +103,17 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
                 new CreatePoolRequest { SessionId = session.SessionId, Processes = 0 }, cancellationToken: _timeout.Token).ResponseAsync);
             Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
 
+            // A task with CreatePool: only a process-mode pool's, and named by its function as SubmitTasks wants.
+            var tasksWithoutProcessMode = new CreatePoolRequest { SessionId = session.SessionId, Processes = 1 };
+            tasksWithoutProcessMode.Tasks.Add(Task(session, new PoolInfo(), 1, "Bridge.Kernels.Primes.Count", 0L, 10L).Tasks);
+            var processTaskWithoutFunction = new CreatePoolRequest { SessionId = session.SessionId, Processes = 1, ProcessMode = true };
+            processTaskWithoutFunction.Tasks.Add(new TaskChunk { TaskId = 1, Style = CallStyle.RunProcess });
+            foreach (var request in new[] { tasksWithoutProcessMode, processTaskWithoutFunction })
+            {
+                Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() =>
+                    execution.CreatePoolAsync(request, cancellationToken: _timeout.Token).ResponseAsync)).StatusCode);
+            }
+
             var pool = await execution.CreatePoolAsync(new CreatePoolRequest { SessionId = session.SessionId, Processes = 1 }, cancellationToken: _timeout.Token);
             var noFunction = new SubmitTasksRequest { SessionId = session.SessionId, PoolId = pool.PoolId };
             noFunction.Tasks.Add(new TaskChunk { TaskId = 1 });

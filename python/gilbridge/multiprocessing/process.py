@@ -40,7 +40,6 @@ from .._execution import (
     create_pool,
     current_runtime,
     runtime,
-    terminate_pool,
     wait_event,
     write_output,
 )
@@ -111,8 +110,12 @@ class _BridgePopen:
         main = main_info()
         # Pickle first: an unpicklable target fails here, before a worker is taken.
         payload = ItemEncoder(main.names if main else None, conn.max_payload).pickled(process_obj)
+        # The Process's chunk travels with CreatePool: the worker gets it right behind its
+        # assignment, and start() makes no SubmitTasks call.
+        chunk = pb.TaskChunk(task_id=1, function=pb.Callable(python=b""), style=RUN_PROCESS,
+                             items=[payload])
         request = pb.CreatePoolRequest(session_id=conn.session_id, processes=1, process_mode=True,
-                                       name=process_obj.name)
+                                       name=process_obj.name, tasks=[chunk])
         request.python.CopyFrom(python_environment(conn, main))
         info = create_pool(conn, request)
         self.pool_id: str = info.pool_id
@@ -127,14 +130,6 @@ class _BridgePopen:
         self._fd_finalizer.atexit = False
         self._name = process_obj.name
         self._watch = PoolWatch(conn, self.pool_id, process_obj.name, self._on_event, self._on_end)
-        chunk = pb.TaskChunk(task_id=1, function=pb.Callable(python=b""), style=RUN_PROCESS,
-                             items=[payload])
-        try:
-            conn.call(conn.execution.SubmitTasks,
-                      pb.SubmitTasksRequest(session_id=conn.session_id, pool_id=self.pool_id, tasks=[chunk]))
-        except BaseException:
-            terminate_pool(conn, self.pool_id)
-            raise
 
     # ------------------------------------------------------------------ events
 
@@ -218,7 +213,7 @@ class Process(_stdlib_process.BaseProcess):
         return _BridgePopen(process_obj)
 
     def start(self) -> None:
-        """Start the child on a Bridge worker. Blocks for two calls to the host (a few
+        """Start the child on a Bridge worker. Blocks for one call to the host (a few
         ms), not for the worker: one still starting runs the child once it is ready, as
         a spawned child runs once its interpreter is up. Raises what pickling the object
         raises."""

@@ -245,9 +245,27 @@ internal sealed class PoolRegistry : IDisposable
             throw BridgeException.InvalidArgument("a direct pool has neither process_mode nor max_tasks_per_child");
         }
 
+        if (request.Tasks.Count > 0 && !request.ProcessMode)
+        {
+            throw BridgeException.InvalidArgument("only a process-mode pool takes its task with CreatePool; submit the others with SubmitTasks");
+        }
+
+        ValidateTasks(request.Tasks);
         if (request.Python is { } python)
         {
             Validate(python);
+        }
+    }
+
+    /// <summary>Tasks as SubmitTasks and a process-mode CreatePool take them: each names its function.</summary>
+    public static void ValidateTasks(IEnumerable<TaskChunk> tasks)
+    {
+        foreach (var task in tasks)
+        {
+            if (task.Function?.KindCase is null or Callable.KindOneofCase.None)
+            {
+                throw BridgeException.InvalidArgument($"task {task.TaskId} has no function");
+            }
         }
     }
 
@@ -303,6 +321,7 @@ internal sealed class PoolRegistry : IDisposable
             // As the stdlib's start() returns once the child is spawned, not once it runs:
             // the Process's chunk waits in the pool for a worker still starting, and a
             // worker that never connects ends the Process with its exit code.
+            pool.Submit(request.Tasks);
             var worker = AcquireWorker(pool);
             _ = AttachInBackgroundAsync(pool, worker);
             Log.PoolCreated(_logger, pool.Id, request.Name, request.SessionId, request.Processes, " (process)");

@@ -16,14 +16,7 @@ internal sealed class ExecutionService(PoolRegistry pools, WorkerLauncher launch
     public override Task<SubmitTasksReply> SubmitTasks(SubmitTasksRequest request, ServerCallContext context)
     {
         var pool = pools.Get(Requests.Session(request.SessionId), Requests.Pool(request.PoolId));
-        foreach (var task in request.Tasks)
-        {
-            if (task.Function?.KindCase is null or Callable.KindOneofCase.None)
-            {
-                throw BridgeException.InvalidArgument($"task {task.TaskId} has no function");
-            }
-        }
-
+        PoolRegistry.ValidateTasks(request.Tasks);
         pool.Submit(request.Tasks);
         return Task.FromResult(new SubmitTasksReply());
     }
