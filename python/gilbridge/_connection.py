@@ -468,6 +468,10 @@ class Connection:
         with self._refs_lock:
             return self._refs.get((kind, name), 0)
 
+    def existing_attachment(self, key: str) -> Any:
+        """The singleton :meth:`attachment` made under ``key``, or None (makes nothing)."""
+        return self._attachments.get(key)
+
     def attachment(self, key: str, factory: Callable[[Connection], _R]) -> _R:
         """The per-connection singleton stored under ``key``, made by ``factory(self)``
         on first use (thread-safe; ``factory`` runs at most once per connection)."""

@@ -227,7 +227,7 @@ def current_runtime() -> ExecutionRuntime | None:
     conn = current_connection()
     if conn is None:
         return None
-    return conn._attachments.get("execution")
+    return conn.existing_attachment("execution")  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------- pools
@@ -280,7 +280,7 @@ def terminate_pool_soon(conn: Connection, pool_id: str) -> None:
 
 
 def _settle_terminations(conn: Connection) -> None:
-    execution = conn._attachments.get("execution")
+    execution = conn.existing_attachment("execution")
     if execution is None or not execution.pending_terminations:
         return
     with execution.lock:

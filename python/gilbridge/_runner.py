@@ -141,8 +141,8 @@ def install() -> None:
     sys.meta_path.insert(0, submodules)
     bridge.__getattr__ = submodules.attribute  # type: ignore[method-assign]
     sys.modules["multiprocessing"] = bridge
-    sys.modules["multiprocessing.pool"] = gilbridge.multiprocessing.pool
-    sys.modules["multiprocessing.sharedctypes"] = gilbridge.multiprocessing.sharedctypes
+    for name in SWAPPED_SUBMODULES:
+        sys.modules[f"multiprocessing.{name}"] = sys.modules[f"gilbridge.multiprocessing.{name}"]
     if _ExecutorSwap.MODULE in sys.modules:
         _use_bridge_executor(sys.modules[_ExecutorSwap.MODULE])
     else:
