@@ -114,14 +114,7 @@ class Connection:
     def __init__(self, address: _host.Address) -> None:
         grpc = _host.import_grpc()
 
-        from ._proto.bridge.v1 import (
-            execution_pb2_grpc,
-            queues_pb2_grpc,
-            sessions_pb2,
-            sessions_pb2_grpc,
-            synchronization_pb2_grpc,
-            values_pb2_grpc,
-        )
+        from ._proto.bridge.v1 import execution_pb2_grpc, sessions_pb2, sessions_pb2_grpc
 
         self._grpc = grpc
         self._pb = sessions_pb2
@@ -130,9 +123,6 @@ class Connection:
         self.metadata = address.metadata()
         self.channel = address.open_channel(grpc)
         self.sessions = sessions_pb2_grpc.SessionsStub(self.channel)
-        self.sync = synchronization_pb2_grpc.SynchronizationStub(self.channel)
-        self.queues = queues_pb2_grpc.QueuesStub(self.channel)
-        self.values = values_pb2_grpc.SharedValuesStub(self.channel)
         self.execution = execution_pb2_grpc.ExecutionStub(self.channel)
         self._attachments: dict[str, Any] = {}
         self._attachments_lock = threading.Lock()
@@ -169,6 +159,27 @@ class Connection:
             target=self._background, name="gilbridge-keepalive", daemon=True
         )
         self._thread.start()
+
+    # The other services' stubs, made on first use: a script that only runs Processes or
+    # pools never imports their messages.
+
+    @functools.cached_property
+    def sync(self) -> Any:
+        from ._proto.bridge.v1 import synchronization_pb2_grpc
+
+        return synchronization_pb2_grpc.SynchronizationStub(self.channel)
+
+    @functools.cached_property
+    def queues(self) -> Any:
+        from ._proto.bridge.v1 import queues_pb2_grpc
+
+        return queues_pb2_grpc.QueuesStub(self.channel)
+
+    @functools.cached_property
+    def values(self) -> Any:
+        from ._proto.bridge.v1 import values_pb2_grpc
+
+        return values_pb2_grpc.SharedValuesStub(self.channel)
 
     # ------------------------------------------------------------------ session
 

@@ -154,10 +154,6 @@ class ExecutionRuntime:
     """
 
     def __init__(self, conn: Connection) -> None:
-        # Imported now: result handlers need it and may first run during interpreter
-        # shutdown, when concurrent.futures.process can no longer be imported.
-        from . import _remote  # noqa: F401
-
         self.conn = conn
         self.pid = os.getpid()
         self.lock = threading.Lock()

@@ -104,7 +104,10 @@ def import_grpc() -> Any:
         from . import _grpc_fork
 
         _grpc_fork.install()  # before grpc registers its own fork handlers
-    import grpc
+    from ._deferred import import_deferring
+
+    # The synchronous client never uses asyncio, which grpc's core and grpc.aio import.
+    grpc = import_deferring("grpc", ("asyncio", "grpc.aio"))
 
     if fork_support:
         _grpc_fork.adopt(grpc)

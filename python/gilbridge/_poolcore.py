@@ -175,6 +175,12 @@ class PoolCore:
                  initargs: Iterable[Any] = (), maxtasksperchild: int | None = None,
                  name: str = "", python: bool = True, max_outstanding: int = POOL_MAX_OUTSTANDING,
                  for_executor: bool = False, exit_action: str = "terminate") -> None:
+        # Imported now, by the thread making the pool: result handlers need it and may
+        # first run during interpreter shutdown, when a module can no longer be imported
+        # (or one a daemon thread was importing stays locked). Not on a Process's path:
+        # concurrent.futures.process and what it imports take ~12 ms.
+        from . import _remote  # noqa: F401
+
         pb = _pb()
         conn = get_connection()
         self.conn = conn

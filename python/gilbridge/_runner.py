@@ -43,41 +43,96 @@ SWAPPED_SUBMODULES: Final = ("pool", "sharedctypes")
 class _StdlibSubmodules:
     """A meta-path finder for ``multiprocessing.X`` once ``multiprocessing`` is
     gilbridge's package: X is found in the stdlib's package directory (the path finder
-    would look in gilbridge's). Deeper names (``multiprocessing.dummy.connection``) follow
-    their parent's ``__path__``, already the stdlib's."""
+    would look in gilbridge's), except the SWAPPED_SUBMODULES, which are gilbridge's
+    modules under the stdlib's name, imported when first asked for. Deeper names
+    (``multiprocessing.dummy.connection``) follow their parent's ``__path__``, already
+    the stdlib's.
 
-    def __init__(self, directory: str) -> None:
-        self._path = [directory]
+    gilbridge's swapped modules build on the stdlib's module of the same name, which
+    they import as ``multiprocessing.X``: while one of them runs its code (however it
+    was imported), ``multiprocessing`` is the stdlib's package again and this finder
+    stands aside. A thread importing ``multiprocessing`` meanwhile (~5 ms, once per
+    module) would get the stdlib's."""
+
+    def __init__(self, stdlib: ModuleType, bridge: ModuleType) -> None:
+        self._stdlib = stdlib
+        self._bridge = bridge
+        self._path = [os.path.dirname(stdlib.__file__ or "")]
+        self._stdlib_mode = 0  # nesting depth (a swapped module importing the other one)
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None) -> ModuleSpec | None:
+        if self._stdlib_mode:
+            return None
         parent, _, child = fullname.rpartition(".")
-        if parent != "multiprocessing" or child in SWAPPED_SUBMODULES:
+        if child in SWAPPED_SUBMODULES:
+            if parent == "multiprocessing":
+                return ModuleSpec(fullname, _BridgeSubmodule())  # type: ignore[arg-type]
+            if parent == "gilbridge.multiprocessing":
+                spec = PathFinder.find_spec(fullname, path)
+                if spec is not None and spec.loader is not None:
+                    spec.loader = _WrappedLoader(spec.loader, self._run_in_stdlib_mode)  # type: ignore[assignment]
+                return spec
+        if parent != "multiprocessing":
             return None
         return PathFinder.find_spec(fullname, self._path)
 
     def attribute(self, name: str) -> ModuleType:
         """``multiprocessing.<name>`` as a module attribute (``from multiprocessing import
         shared_memory``, and the stdlib's own ``from . import util``): the stdlib's
-        submodule, imported now. The import system would otherwise look for it under
-        the package's ``__name__``, gilbridge's."""
+        submodule (gilbridge's for a swapped one), imported now. The import system would
+        otherwise look for it under the package's ``__name__``, gilbridge's."""
         if name.startswith("__") or PathFinder.find_spec(f"multiprocessing.{name}", self._path) is None:
             raise AttributeError(f"module 'multiprocessing' has no attribute {name!r}")
         return importlib.import_module(f"multiprocessing.{name}")
 
+    def _run_in_stdlib_mode(self, exec_module: Callable[[ModuleType], None], module: ModuleType) -> None:
+        self._stdlib_mode += 1
+        sys.modules["multiprocessing"] = self._stdlib
+        try:
+            exec_module(module)
+        finally:
+            self._stdlib_mode -= 1
+            if not self._stdlib_mode:
+                sys.modules["multiprocessing"] = self._bridge
+                _swap_loaded_submodules()
 
-class _ThenPatch:
-    """The stdlib's loader of one module, then ``patch(module)`` once it has run."""
 
-    def __init__(self, loader: Loader, patch: Callable[[ModuleType], None]) -> None:
+def _swap_loaded_submodules() -> None:
+    """``multiprocessing.X`` for each swapped X: gilbridge's module once it is imported,
+    else nothing (the finder swaps it when it is), never the stdlib's."""
+    for name in SWAPPED_SUBMODULES:
+        bridge_module = sys.modules.get(f"gilbridge.multiprocessing.{name}")
+        if bridge_module is not None:
+            sys.modules[f"multiprocessing.{name}"] = bridge_module
+        else:
+            sys.modules.pop(f"multiprocessing.{name}", None)
+
+
+class _BridgeSubmodule:
+    """Loads ``multiprocessing.X`` as gilbridge's ``gilbridge.multiprocessing.X``, the
+    same module object."""
+
+    @staticmethod
+    def create_module(spec: ModuleSpec) -> ModuleType:
+        return importlib.import_module(f"gilbridge.{spec.name}")
+
+    @staticmethod
+    def exec_module(module: ModuleType) -> None:
+        pass
+
+
+class _WrappedLoader:
+    """A module's own loader, its ``exec_module`` run through ``run(exec_module, module)``."""
+
+    def __init__(self, loader: Loader, run: Callable[[Callable[[ModuleType], None], ModuleType], None]) -> None:
         self._loader = loader
-        self._patch = patch
+        self._run = run
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)
-        self._patch(module)
+        self._run(self._loader.exec_module, module)
 
     def __getattr__(self, name: str) -> Any:  # get_source, is_package ... for tracebacks and pkgutil
         return getattr(self._loader, name)
@@ -95,8 +150,13 @@ class _ExecutorSwap:
             return None
         spec = PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _ThenPatch(spec.loader, _use_bridge_executor)  # type: ignore[assignment]
+            spec.loader = _WrappedLoader(spec.loader, _then_use_bridge_executor)  # type: ignore[assignment]
         return spec
+
+
+def _then_use_bridge_executor(exec_module: Callable[[ModuleType], None], module: ModuleType) -> None:
+    exec_module(module)
+    _use_bridge_executor(module)
 
 
 def _use_bridge_executor(process_module: ModuleType) -> None:
@@ -126,23 +186,21 @@ def install() -> None:
     if getattr(sys.modules.get("multiprocessing"), "__name__", "") == "gilbridge.multiprocessing":
         return
     import gilbridge.multiprocessing as bridge
-    import gilbridge.multiprocessing.pool
     import gilbridge.multiprocessing.process  # noqa: F401
-    import gilbridge.multiprocessing.sharedctypes
 
     # Stdlib submodules imported so far stay reachable as attributes (import_from looks
     # them up on the module object, whose __name__ is gilbridge's); the hook adds later ones.
     prefix = "multiprocessing."
     for name, module in list(sys.modules.items()):
         child = name[len(prefix):]
-        if name.startswith(prefix) and "." not in child and not hasattr(bridge, child):
+        if (name.startswith(prefix) and "." not in child and child not in SWAPPED_SUBMODULES
+                and not hasattr(bridge, child)):
             setattr(bridge, child, module)
-    submodules = _StdlibSubmodules(os.path.dirname(stdlib.__file__ or ""))
+    submodules = _StdlibSubmodules(stdlib, bridge)
     sys.meta_path.insert(0, submodules)
     bridge.__getattr__ = submodules.attribute  # type: ignore[method-assign]
     sys.modules["multiprocessing"] = bridge
-    for name in SWAPPED_SUBMODULES:
-        sys.modules[f"multiprocessing.{name}"] = sys.modules[f"gilbridge.multiprocessing.{name}"]
+    _swap_loaded_submodules()
     if _ExecutorSwap.MODULE in sys.modules:
         _use_bridge_executor(sys.modules[_ExecutorSwap.MODULE])
     else:

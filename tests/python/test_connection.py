@@ -29,9 +29,50 @@ def test_imports_are_lazy(children) -> None:
         print(sorted(m for m in sys.modules if m == "grpc" or m.startswith("grpc.")))
         mp.Lock()
         print("grpc" in sys.modules)
+        # grpc's core imports asyncio; the client never uses it, so it has not run...
+        print("asyncio ran", "asyncio.base_events" in sys.modules, "ssl" in sys.modules)
+        # ...until the script uses it, as it would without gilbridge.
+        import asyncio
+
+        async def answer():
+            await asyncio.sleep(0)
+            return 42
+
+        print("asyncio", asyncio.run(answer()), type(sys.modules["asyncio"]).__name__)
+        import grpc.aio
+        print("grpc.aio", callable(grpc.aio.insecure_channel))
         """
     )
-    assert out.splitlines() == ["[]", "True"]
+    assert out.splitlines() == ["[]", "True", "asyncio ran False False", "asyncio 42 module", "grpc.aio True"]
+
+
+def test_a_deferred_module_runs_once_on_first_use_from_any_thread(tmp_path: Path) -> None:
+    # import_deferring: the deferred module is created empty while its importer loads,
+    # runs at its first attribute read, once, even when two threads read at once (the
+    # second waits for the first: Python 3.11's LazyLoader raises AttributeError there).
+    (tmp_path / "slowpkg").mkdir()
+    (tmp_path / "slowpkg" / "__init__.py").write_text(
+        "import time\nimport builtins\nbuiltins.SLOW_RUNS = getattr(builtins, 'SLOW_RUNS', 0) + 1\n"
+        "time.sleep(0.3)\nfrom .part import VALUE\n")
+    (tmp_path / "slowpkg" / "part.py").write_text("VALUE = 7\n")
+    (tmp_path / "user.py").write_text("import slowpkg\nHELD = slowpkg\n")
+    code = """
+import builtins, sys, threading
+sys.path.insert(0, sys.argv[1])
+from gilbridge._deferred import import_deferring
+user = import_deferring("user", ("slowpkg",))
+print("ran at import", getattr(builtins, "SLOW_RUNS", 0))
+seen = []
+threads = [threading.Thread(target=lambda: seen.append(user.HELD.VALUE)) for _ in range(2)]
+for t in threads: t.start()
+for t in threads: t.join(10)
+print("seen", seen, "runs", builtins.SLOW_RUNS, type(sys.modules["slowpkg"]).__name__)
+import slowpkg.part
+print("same", sys.modules["slowpkg"] is user.HELD, slowpkg.part.VALUE)
+"""
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["ran at import 0", "seen [7, 7] runs 1 module", "same True 7"]
 
 
 def test_module_surface_matches_stdlib() -> None:

@@ -127,15 +127,27 @@ def test_the_script_sees_the_bridge_modules_and_its_arguments(tmp_path: Path) ->
 
 
 def test_the_runner_imports_the_stdlib_modules_a_script_uses_when_it_uses_them(tmp_path: Path) -> None:
-    # Start-up cost: the swap imports neither concurrent.futures nor the stdlib's
-    # managers/shared_memory up front; each comes (as the stdlib's, or gilbridge's
-    # executor) when the script imports it, in any of the ways a script can.
+    # Start-up cost: the swap imports neither concurrent.futures, the stdlib's
+    # managers/shared_memory nor either pool or sharedctypes module up front; each comes
+    # (as the stdlib's, or gilbridge's module or executor) when the script imports it, in
+    # any of the ways a script can, gilbridge's pool also when gilbridge imports it itself.
     rc, out, err = run_gilbridge(tmp_path, """
         import sys
         import multiprocessing
 
         print("before", [name for name in ("concurrent.futures", "gilbridge.futures", "multiprocessing.managers",
-                                           "multiprocessing.shared_memory") if name in sys.modules])
+                                           "multiprocessing.shared_memory", "multiprocessing.pool",
+                                           "gilbridge.multiprocessing.pool", "multiprocessing.sharedctypes",
+                                           "gilbridge.multiprocessing.sharedctypes") if name in sys.modules])
+        pool_class = multiprocessing.Pool  # gilbridge imports its pool module itself
+        from multiprocessing.pool import ThreadPool, Pool
+        import multiprocessing.sharedctypes
+        from multiprocessing import sharedctypes
+        print("pool", sys.modules["multiprocessing.pool"].__name__, Pool.__module__, ThreadPool.__module__,
+              multiprocessing.pool is sys.modules["gilbridge.multiprocessing.pool"])
+        print("sharedctypes", sharedctypes.__name__, sharedctypes is multiprocessing.sharedctypes,
+              sharedctypes.RawArray.__module__)
+        print("package", sys.modules["multiprocessing"].__name__)
         from concurrent.futures import ProcessPoolExecutor
         import concurrent.futures.process as process_module
         from multiprocessing.managers import BaseManager
@@ -154,6 +166,9 @@ def test_the_runner_imports_the_stdlib_modules_a_script_uses_when_it_uses_them(t
     """)
     assert rc == 0, err
     assert "before []" in out, out
+    assert "pool gilbridge.multiprocessing.pool gilbridge.multiprocessing.pool multiprocessing.pool True" in out, out
+    assert "sharedctypes gilbridge.multiprocessing.sharedctypes True gilbridge.multiprocessing.sharedctypes" in out, out
+    assert "package gilbridge.multiprocessing" in out, out
     assert "executor gilbridge.futures True" in out, out
     assert "managers multiprocessing.managers True" in out, out
     assert "shared_memory multiprocessing.shared_memory multiprocessing.shared_memory" in out, out
