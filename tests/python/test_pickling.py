@@ -240,3 +240,43 @@ def test_grpc_fork_child_handler_is_taken_over_where_grpc_has_the_flaw(children)
         """
     )
     assert out.splitlines() == ["True", "0 ['child', 'parent']"]
+
+
+def test_what_plain_pickle_sends_right_skips_cloudpickle_and_the_rest_does_not(children) -> None:
+    # dumps tries the stdlib's pickler first (cloudpickle's import was ~8 ms of a script's
+    # first start()); objects only cloudpickle sends right (a lambda, a __main__ function
+    # the workers do not re-run, a class made at run time) go to cloudpickle, and an
+    # object carrying a descriptor is shared once, not once per pass.
+    out = children.run(
+        """
+        import os, pickle, sys
+        from multiprocessing import Pipe
+        from gilbridge import _fdshare
+        from gilbridge._pickling import dumps
+
+        plain = dumps((os.path.join, [1, 2.5, "x"], {"k": b"v"}, ValueError("e")))
+        print("plain", "cloudpickle" in sys.modules, pickle.loads(plain)[0] is os.path.join)
+
+        def in_main(x):
+            return x + 1
+
+        for name, obj in (("lambda", lambda x: x * 2), ("main", in_main),
+                          ("dynamic", type("Made", (), {"twice": lambda self, x: 2 * x}))):
+            data = dumps(obj)
+            print(name, "cloudpickle" in sys.modules, b"cloudpickle" in data)
+        print("values", pickle.loads(dumps(lambda x: x * 2))(4), pickle.loads(dumps(in_main))(4))
+
+        reader, writer = Pipe(duplex=False)
+        assert _fdshare._sharer is None  # nothing shared yet
+        dumps((writer, lambda: None))  # the first pass stops at the descriptor, not later
+        print("shared", len(_fdshare._sharer._fds))
+        """
+    )
+    assert out.splitlines() == [
+        "plain False True",
+        "lambda True True",
+        "main True True",
+        "dynamic True True",
+        "values 8 5",
+        "shared 1",
+    ], out
