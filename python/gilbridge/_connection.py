@@ -695,8 +695,8 @@ def _hello_running_default(address: _host.Address) -> Connection | None:
     """A session with the default host when it already runs, without probing it first
     (a probe is a channel and a call more, ~10 ms of a script's start); None when
     nothing answers there, so the caller starts the host."""
-    sock = address.socket_path
-    if sock is None or not sock.exists():
+    sock = address.socket_file
+    if sock is None or not os.path.exists(sock):
         return None
     try:
         return Connection(address)
