@@ -42,7 +42,9 @@ SUBMIT_MAX_CHUNKS: Final = 1000
 SUBMIT_MAX_BYTES: Final = 4 << 20
 # How long a finished direct pool waits for each worker's data socket to deliver its last results.
 DIRECT_DRAIN_SECONDS: Final = 5.0
-# How long a CreatePool waits for this process's TerminatePool calls still in flight.
+# How many of this process's unanswered TerminatePool calls a CreatePool names
+# (CreatePoolRequest.ends_pools, the host's limit); it waits for any older ones.
+_ENDS_POOLS_MAX: Final = 64
 _TERMINATION_WAIT: Final = 5.0
 # The largest chunk a caller sends itself (PoolCore.put_one): well under a Unix socket's
 # buffer, so the send cannot block on a worker that is slow to read.
@@ -159,10 +161,10 @@ class ExecutionRuntime:
         self.lock = threading.Lock()
         self.children: set[Any] = set()
         self.pools: weakref.WeakSet[_ExitParticipant] = weakref.WeakSet()
-        # TerminatePool calls sent without waiting (terminate_pool_soon), each a grpc
-        # future and the Event set when it is answered: the next CreatePool waits for
-        # them, so the host reuses what they released.
-        self.pending_terminations: list[tuple[Any, threading.Event]] = []
+        # TerminatePool calls sent without waiting (terminate_pool_soon): the pool id, the
+        # grpc future (kept: a collected future cancels its call) and the Event set when
+        # it is answered. The next CreatePool names the unanswered ones (ends_pools).
+        self.pending_terminations: list[tuple[str, Any, threading.Event]] = []
         atexit.register(self._at_exit)
 
     def add_child(self, process: Any) -> None:
@@ -231,11 +233,12 @@ def current_runtime() -> ExecutionRuntime | None:
 
 def create_pool(conn: Connection, request: Any) -> Any:
     """CreatePool; blocks until the workers are connected (warm: milliseconds; cold:
-    the interpreter starting and loading .NET, up to the host's WorkerStartSeconds), and
-    first until this process's earlier TerminatePool calls are answered (see
-    :func:`terminate_pool_soon`; at most 5 s). Ctrl-C while waiting terminates the pool
-    if it got created anyway."""
-    _settle_terminations(conn)
+    the interpreter starting and loading .NET, up to the host's WorkerStartSeconds).
+    This process's TerminatePool calls still unanswered (see :func:`terminate_pool_soon`)
+    are named in the request, so the host ends those pools first and this one finds
+    their workers, without waiting here for the answers. Ctrl-C while waiting
+    terminates the pool if it got created anyway."""
+    request.ends_pools.extend(_unanswered_terminations(conn))
 
     def undo(future: Any) -> None:
         try:
@@ -261,29 +264,35 @@ def terminate_pool(conn: Connection, pool_id: str) -> Any:
 def terminate_pool_soon(conn: Connection, pool_id: str) -> None:
     """TerminatePool without waiting for the answer (an idle pool's: nothing of the
     caller's is running, its workers only go back to the warm set). The caller goes on
-    at once; this process's next CreatePool waits for the answer first, so a pool made
-    right after still finds the workers this one releases. Failures are ignored, as
-    :func:`terminate_pool` ignores a finished pool: the session's end stops its pools."""
+    at once; this process's next CreatePool names the pool while the answer is
+    outstanding (see :func:`create_pool`), so a pool made right after still finds the
+    workers this one releases. Failures are ignored, as :func:`terminate_pool` ignores a
+    finished pool: the session's end stops its pools."""
     pb = _pb()
-    call = conn.start_call(conn.execution.TerminatePool,
-                           pb.PoolRequest(session_id=conn.session_id, pool_id=pool_id))
+    future, answered = conn.start_call(conn.execution.TerminatePool,
+                                       pb.PoolRequest(session_id=conn.session_id, pool_id=pool_id))
     execution = runtime(conn)
     with execution.lock:
         # Answered ones are dropped as new ones come: the list is as long as the calls in flight.
         execution.pending_terminations = [
-            (future, answered) for future, answered in execution.pending_terminations if not answered.is_set()]
-        execution.pending_terminations.append(call)
+            pending for pending in execution.pending_terminations if not pending[2].is_set()]
+        execution.pending_terminations.append((pool_id, future, answered))
 
 
-def _settle_terminations(conn: Connection) -> None:
+def _unanswered_terminations(conn: Connection) -> list[str]:
+    """The pools of this process's unanswered TerminatePool calls, at most
+    _ENDS_POOLS_MAX of them, after waiting (at most 5 s) for any older ones."""
     execution = conn.existing_attachment("execution")
     if execution is None or not execution.pending_terminations:
-        return
+        return []
     with execution.lock:
-        pending, execution.pending_terminations = execution.pending_terminations, []
+        pending = [entry for entry in execution.pending_terminations if not entry[2].is_set()]
+        execution.pending_terminations = pending
+    older, named = pending[:-_ENDS_POOLS_MAX], pending[-_ENDS_POOLS_MAX:]
     deadline = time.monotonic() + _TERMINATION_WAIT
-    for _future, answered in pending:
+    for _pool_id, _future, answered in older:
         answered.wait(max(0.0, deadline - time.monotonic()))  # never blocks inside grpc
+    return [pool_id for pool_id, _future, answered in named if not answered.is_set()]
 
 
 class PoolWatch:

@@ -134,6 +134,56 @@ public sealed class ExecutionTests(HostFixture fixture) : IClassFixture<HostFixt
     }
 
     [Fact(Timeout = 90_000)]
+    public async Task A_pool_named_in_ends_pools_is_terminated_first_and_only_by_its_own_session()
+    {
+        var execution = new Bridge.Contracts.V1.Execution.ExecutionClient(CreateChannel());
+        await using var session = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests", _timeout.Token);
+        await using var stranger = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests-other", _timeout.Token);
+        var busy = await execution.CreatePoolAsync(new CreatePoolRequest { SessionId = session.SessionId, Processes = 1 }, cancellationToken: _timeout.Token);
+        await execution.SubmitTasksAsync(Task(session, busy, 1, "Bridge.Kernels.Timing.Sleep", 60.0), cancellationToken: _timeout.Token);
+        await WaitUntilRunningAsync(execution, session, busy);
+        var worker = System.Diagnostics.Process.GetProcessById(busy.WorkerPids[0]);
+
+        // Malformed or too many ids are refused before anything is ended.
+        foreach (var ids in new[] { new[] { "not/an id" }, Enumerable.Range(0, 65).Select(i => $"p{i}").ToArray() })
+        {
+            var request = new CreatePoolRequest { SessionId = session.SessionId, Processes = 1 };
+            request.EndsPools.Add(ids);
+            Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() =>
+                execution.CreatePoolAsync(request, cancellationToken: _timeout.Token).ResponseAsync)).StatusCode);
+        }
+
+        // Another session cannot end it; an unknown id is skipped.
+        var strangers = new CreatePoolRequest { SessionId = stranger.SessionId, Processes = 1 };
+        strangers.EndsPools.Add([busy.PoolId, "0123456789abcdef0123456789abcdef"]);
+        var other = await execution.CreatePoolAsync(strangers, cancellationToken: _timeout.Token);
+        var state = await execution.GetPoolStateAsync(new PoolRequest { SessionId = session.SessionId, PoolId = busy.PoolId }, cancellationToken: _timeout.Token);
+        Assert.False(state.Closed);
+        Assert.Equal(1, state.TasksRunning);
+        await execution.TerminatePoolAsync(new PoolRequest { SessionId = stranger.SessionId, PoolId = other.PoolId }, cancellationToken: _timeout.Token);
+
+        // Its own session's next CreatePool ends it as TerminatePool would: the worker
+        // running its task is stopped.
+        var next = new CreatePoolRequest { SessionId = session.SessionId, Processes = 1 };
+        next.EndsPools.Add(busy.PoolId);
+        var created = await execution.CreatePoolAsync(next, cancellationToken: _timeout.Token);
+        Assert.DoesNotContain(worker.Id, created.WorkerPids);
+        using var exited = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await worker.WaitForExitAsync(exited.Token);
+        try
+        {
+            state = await execution.GetPoolStateAsync(new PoolRequest { SessionId = session.SessionId, PoolId = busy.PoolId }, cancellationToken: _timeout.Token);
+            Assert.True(state.Closed);
+        }
+        catch (RpcException gone) when (gone.StatusCode == StatusCode.NotFound)
+        {
+            // Finished and forgotten: as ended as it gets.
+        }
+
+        await execution.TerminatePoolAsync(new PoolRequest { SessionId = session.SessionId, PoolId = created.PoolId }, cancellationToken: _timeout.Token);
+    }
+
+    [Fact(Timeout = 90_000)]
     public async Task A_direct_pool_is_fed_over_the_workers_data_sockets_and_only_with_its_token()
     {
         await using var session = await BridgeSession.OpenAsync(fixture.Host.Address, "execution-tests", _timeout.Token);

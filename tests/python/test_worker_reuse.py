@@ -167,21 +167,42 @@ def test_pools_made_back_to_back_get_the_workers_the_last_one_released(tmp_path:
     assert len(set(cycles[1:])) == 1, out
 
 
-def test_an_idle_pools_terminate_is_answered_before_the_next_pool_is_made() -> None:
+def test_an_idle_pools_terminate_unanswered_is_named_in_the_next_create_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """Leaving `with Pool(n)` with nothing running sends TerminatePool without waiting
-    for the answer; the process's next CreatePool waits for it first (so the host knows
-    what this pool released: see the back-to-back test above)."""
-    from gilbridge._execution import runtime
+    for the answer; the process's next CreatePool names that pool while its answer is
+    outstanding (ends_pools), so the host ends it first and the new pool gets its
+    workers (see the back-to-back test above) without the caller waiting here."""
+    import threading
+
+    from gilbridge import _execution, _poolcore
 
     with mp.Pool(2) as pool:
         assert pool.map(abs, [-1, -2]) == [1, 2]
-    pending = runtime().pending_terminations
+        first_pids = sorted(pool.worker_pids)
+    pending = _execution.runtime().pending_terminations
     assert len(pending) == 1  # sent, its answer not waited for
-    future, answered = pending[0]
+    pool_id, future, answered = pending[0]
+    assert future.result(timeout=10) is not None  # the host answers it
+    # As if the answer were still on its way: the next pool names it.
+    still_waiting = threading.Event()
+    pending[0] = (pool_id, future, still_waiting)
+    named: list[list[str]] = []
+    create_pool = _poolcore.create_pool
+
+    def recording(conn: object, request: object) -> object:
+        info = create_pool(conn, request)
+        named.append(list(request.ends_pools))  # type: ignore[attr-defined]
+        return info
+
+    monkeypatch.setattr(_poolcore, "create_pool", recording)
     with mp.Pool(2) as pool:
-        assert runtime().pending_terminations == [] and answered.is_set() and future.done()
-        assert future.exception() is None
+        assert named == [[pool_id]]
+        assert sorted(pool.worker_pids) == first_pids
         assert pool.map(abs, [-3]) == [3]
+    still_waiting.set()
+    # Answered ones are not named again.
+    with mp.Pool(2) as pool:
+        assert pool_id not in named[-1]
 
 
 ORDER = """

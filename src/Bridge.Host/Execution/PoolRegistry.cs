@@ -20,6 +20,9 @@ internal sealed class PoolRegistry : IDisposable
 {
     private const int MaxProcesses = 1024;
 
+    // How many pools one CreatePool may end first (CreatePoolRequest.ends_pools).
+    private const int MaxEndedPools = 64;
+
     private readonly ConcurrentDictionary<string, ExecutionPool> _pools = new();
     private readonly WorkerLauncher _launcher;
     private readonly SessionTracker _sessions;
@@ -71,6 +74,7 @@ internal sealed class PoolRegistry : IDisposable
         }
 
         Validate(request);
+        EndPools(request.SessionId, request.EndsPools);
         var id = Guid.NewGuid().ToString("N");
         var parts = request.Direct ? await CreatePartsAsync(id, request, cancellationToken) : [];
         var remote = parts.Sum(part => part.Info.Workers.Count);
@@ -167,6 +171,21 @@ internal sealed class PoolRegistry : IDisposable
         return state;
     }
 
+    /// <summary>
+    /// Terminates the session's pools a CreatePool names (<see cref="CreatePoolRequest.EndsPools"/>):
+    /// ones that finished meanwhile (their TerminatePool came first) are skipped.
+    /// </summary>
+    private void EndPools(string sessionId, IEnumerable<string> poolIds)
+    {
+        foreach (var poolId in poolIds)
+        {
+            if (_pools.TryGetValue(poolId, out var pool) && pool.OwnerSession == sessionId)
+            {
+                Terminate(pool);
+            }
+        }
+    }
+
     /// <summary>Terminates a pool of this host and its parts on others.</summary>
     public PoolState Terminate(ExecutionPool pool)
     {
@@ -251,6 +270,16 @@ internal sealed class PoolRegistry : IDisposable
         }
 
         ValidateTasks(request.Tasks);
+        if (request.EndsPools.Count > MaxEndedPools)
+        {
+            throw BridgeException.InvalidArgument($"ends_pools names {request.EndsPools.Count} pools; at most {MaxEndedPools}");
+        }
+
+        foreach (var poolId in request.EndsPools)
+        {
+            Services.Requests.Pool(poolId);
+        }
+
         if (request.Python is { } python)
         {
             Validate(python);
