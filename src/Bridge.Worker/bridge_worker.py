@@ -34,6 +34,7 @@ _APP = "Bridge.Worker.dll"
 # Beside the app only when it was published self-contained.
 _SELF_CONTAINED_HOSTFXR = "libhostfxr.so"
 _NO_DEBUGGER = "DOTNET_EnableDiagnostics_Debugger"
+_NO_WXORX = "DOTNET_EnableWriteXorExecute"
 _ENTRY_TYPE = b"Bridge.Worker.NativeEntry, Bridge.Worker"
 # hostfxr_delegate_type.hdt_get_function_pointer (.NET 5+): methods of the app's own
 # (default) load context.
@@ -265,23 +266,28 @@ def main(argv: list[str]) -> int:
         # A self-contained publish (scripts/setup.sh): the runtime is the app's own, its
         # composite ReadyToRun image compiled together with the framework.
         dotnet_root = here
-    # The runtime's debugger transport keeps a thread blocked in open() on a FIFO for the
-    # process's life, and Linux reserves the descriptor number of an open() in progress:
-    # a task's dup2() onto that number fails with EBUSY (CPython's test_large_fd_transfer
-    # fills every free descriptor below 256). A worker is not debugged with a managed
-    # debugger; the diagnostics port (dotnet-counters, dotnet-trace) stays. Unset again
-    # once the runtime has read it, so the tasks' own child processes do not inherit it.
-    quiet_debugger = _NO_DEBUGGER not in os.environ
-    if quiet_debugger:
-        os.environ[_NO_DEBUGGER] = "0"
+    # Runtime settings for the runtime's start, unless the environment already has them;
+    # unset again once the runtime has read them, so the tasks' own child processes do
+    # not inherit them.
+    # - The runtime's debugger transport keeps a thread blocked in open() on a FIFO for
+    #   the process's life, and Linux reserves the descriptor number of an open() in
+    #   progress: a task's dup2() onto that number fails with EBUSY (CPython's
+    #   test_large_fd_transfer fills every free descriptor below 256). A worker is not
+    #   debugged with a managed debugger; the diagnostics port (dotnet-counters,
+    #   dotnet-trace) stays.
+    # - W^X double-maps every page of JIT-compiled code (a shared-memory file per worker,
+    #   and CPU at start); a worker runs its owner's own code anyway.
+    added = [name for name in (_NO_DEBUGGER, _NO_WXORX) if name not in os.environ]
+    for name in added:
+        os.environ[name] = "0"
     try:
         native = Native(dotnet_root, app)
     except (OSError, AttributeError) as exc:
         print(f"bridge_worker: cannot load .NET into {sys.executable}: {exc}", file=sys.stderr)
         return EXIT_NO_RUNTIME
     finally:
-        if quiet_debugger:
-            del os.environ[_NO_DEBUGGER]
+        for name in added:
+            del os.environ[name]
     rc = native.start(options)
     if rc != 0:
         return rc

@@ -169,3 +169,13 @@ def send_log_level(conn: Any) -> None:
 
     conn.send(util.get_logger().getEffectiveLevel())
     conn.close()
+
+
+def dotnet_start_settings(_: object = None) -> tuple[str | None, str | None, bool]:
+    """What a task sees of how its worker started .NET: the two runtime settings
+    bridge_worker.py sets for the runtime's start only, and whether JIT-compiled code is
+    double-mapped (W^X)."""
+    with open("/proc/self/maps") as maps:
+        double_mapped = "doublemapper" in maps.read()
+    return (os.environ.get("DOTNET_EnableDiagnostics_Debugger"),
+            os.environ.get("DOTNET_EnableWriteXorExecute"), double_mapped)

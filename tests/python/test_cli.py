@@ -90,6 +90,12 @@ def test_host_cli_and_auto_start(runtime: tuple[Path, dict[str, str]]) -> None:
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE((directory / "host.sock").stat().st_mode) == 0o600
     assert (directory / "host.log").exists()
+    # An auto-started host runs .NET without W^X (unless the user's environment says
+    # otherwise): no double-mapped code pages.
+    host_environment = Path(f"/proc/{host_pid}/environ").read_bytes().split(b"\0")
+    if "DOTNET_EnableWriteXorExecute" not in env:
+        assert b"DOTNET_EnableWriteXorExecute=0" in host_environment
+        assert "doublemapper" not in Path(f"/proc/{host_pid}/maps").read_text()
 
     rc, out = cli(env, "host", "status")
     assert rc == 0, out

@@ -573,3 +573,12 @@ def test_a_pool_whose_interpreter_cannot_start_is_a_runtime_error() -> None:
             create_pool(conn, request)
     with mp.Pool(1) as pool:
         assert pool.apply(int, ("3",)) == 3
+
+
+def test_a_worker_starts_dotnet_without_wxorx_or_its_debugger_and_its_tasks_inherit_neither(pool: Pool) -> None:
+    # bridge_worker.py sets both for the runtime's start only (a host started by
+    # gilbridge passes W^X off down to its workers too; this one, started by the tests,
+    # does not).
+    if "DOTNET_EnableWriteXorExecute" in os.environ:
+        pytest.skip("the tests' host inherits DOTNET_EnableWriteXorExecute from this environment")
+    assert pool.map(t.dotnet_start_settings, [0]) == [(None, None, False)]
