@@ -200,13 +200,55 @@ def _changed_since(module: object, when: float) -> bool:
         return False
 
 
+def _registered_file_of(path: str) -> bytes | None:
+    """The serialized file descriptor a protobuf-generated module at ``path`` registers
+    (the bytes its ``AddSerializedFile`` call is given); None when there is no such
+    file or call."""
+    import ast
+
+    try:
+        with open(path, "rb") as source:
+            tree = ast.parse(source.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "AddSerializedFile" and node.args
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, bytes)):
+            return node.args[0].value
+    return None
+
+
+def _defines_other_messages(names: list[str], found: object) -> list[str]:
+    """The protobuf-generated modules among the preloaded ``names`` whose file at the
+    package's new location (``found``, its spec) registers another definition than the
+    one loaded: protobuf keeps one definition per file name in a process, so importing
+    the new one would fail ("A file with this name is already in the pool")."""
+    locations = list(getattr(found, "submodule_search_locations", None) or ())
+    differing = []
+    for name in names:
+        module = sys.modules.get(name)
+        loaded = getattr(getattr(module, "DESCRIPTOR", None), "serialized_pb", None)
+        if not name.endswith("_pb2") or not isinstance(loaded, bytes):
+            continue
+        relative = os.path.join(*name.split(".")[1:]) + ".py"
+        new = next((data for data in (_registered_file_of(os.path.join(location, relative))
+                                      for location in locations) if data is not None), None)
+        if new != loaded:
+            differing.append(name)
+    return differing
+
+
 def _forget_moved_packages(preloaded: frozenset[str], preloaded_at: float) -> None:
     """Once the client's ``sys.path`` is in place: a preloaded pure-Python package that
     it finds at other files (a gilbridge checkout on ``PYTHONPATH``, say), or whose files
     changed since (an upgrade while the host ran), is forgotten, so the client's own
     copy is imported instead. A package with extension modules
     (protobuf, msgpack) stays as loaded: a loaded extension cannot be swapped in a
-    running interpreter, and the worker runs the client's own interpreter anyway."""
+    running interpreter, and the worker runs the client's own interpreter anyway. So
+    does one whose new copy defines other protocol messages than the loaded one
+    (protobuf cannot hold both): the worker keeps the copy it loaded, consistent with
+    itself, and says so on its stderr (the host's log)."""
     import importlib.machinery
 
     packages: dict[str, list[str]] = {}
@@ -225,6 +267,13 @@ def _forget_moved_packages(preloaded: frozenset[str], preloaded_at: float) -> No
             else list(loaded.submodule_search_locations) == list(found.submodule_search_locations or ())
         )
         if not same or any(_changed_since(sys.modules.get(name), preloaded_at) for name in names):
+            differing = _defines_other_messages(names, found)
+            if differing:
+                print(f"bridge_worker: keeping the {top} loaded from {loaded.origin}: the copy the client's "
+                      f"sys.path finds defines other protocol messages ({', '.join(sorted(differing))}), "
+                      f"which cannot be loaded beside these; a host started after the change serves it",
+                      file=sys.stderr)
+                continue
             for name in names:
                 del sys.modules[name]
 
