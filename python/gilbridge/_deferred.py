@@ -8,7 +8,8 @@ though Bridge's synchronous client never touches them.
 
 A deferred module is the module itself, not a proxy: its first attribute read runs its
 code in that same module object (under a lock, so two threads cannot both run it, and
-the second waits for the first) and from then on it is an ordinary module.
+the second waits for the first, at most a second: see _WAIT_FOR_RUN) and from then on
+it is an ordinary module.
 ``importlib.util.LazyLoader`` does the same, but in Python 3.11 a thread reading an
 attribute while another thread's read is running the module gets ``AttributeError``.
 """
@@ -27,6 +28,11 @@ __all__ = ["import_deferring"]
 # Module code runs under it; re-entrant because running a package imports its submodules,
 # which read the package's attributes.
 _RUNNING = threading.RLock()
+# How long a thread waits for another thread's run of a deferred module. Bounded because
+# that thread may be waiting for an import this one holds (this thread's first touch is
+# importing one of the package's submodules, whose module lock the run needs): past the
+# bound this thread reads what the module has so far, and the import system goes on.
+_WAIT_FOR_RUN = 1.0
 # Deferred modules the import system has finished creating (it reads missing attributes
 # while it sets a module up; those must not run it) and that have not run yet.
 _armed: set[str] = set()
@@ -38,15 +44,18 @@ class _DeferredModule(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         # Reached only for names the namespace lacks: before the module ran, or while it
         # runs (its own code, in this thread, reading what it has not defined yet).
-        with _RUNNING:
-            spec = self.__dict__.get("__spec__")
-            if type(self) is _DeferredModule and spec is not None and spec.name in _armed:
-                _armed.discard(spec.name)
-                real = spec.loader_state
-                self.__loader__ = spec.loader = real
-                spec.loader_state = None
-                real.exec_module(self)
-                self.__class__ = types.ModuleType
+        if _RUNNING.acquire(timeout=_WAIT_FOR_RUN):
+            try:
+                spec = self.__dict__.get("__spec__")
+                if type(self) is _DeferredModule and spec is not None and spec.name in _armed:
+                    _armed.discard(spec.name)
+                    real = spec.loader_state
+                    self.__loader__ = spec.loader = real
+                    spec.loader_state = None
+                    real.exec_module(self)
+                    self.__class__ = types.ModuleType
+            finally:
+                _RUNNING.release()
         return types.ModuleType.__getattribute__(self, name)
 
 

@@ -219,3 +219,37 @@ def test_the_descriptor_sharer_hands_each_descriptor_once_to_its_authkey_and_cle
                          "registry unchanged: True"], out
     directory = Path(lines[4])
     assert directory.name.startswith("gilbridge-fds-") and not directory.exists(), out
+
+
+def test_a_deferred_package_run_never_deadlocks_with_an_import_of_its_submodule(tmp_path: Path) -> None:
+    # Thread A's attribute read runs the deferred package, whose code imports its
+    # submodule; thread B is importing that submodule meanwhile (holding its module
+    # lock), and the submodule reads the package. Each waits for the other: B's wait for
+    # the run is bounded, so both finish (with an unbounded wait this hangs for good).
+    (tmp_path / "deferredpkg").mkdir()
+    (tmp_path / "deferredpkg" / "__init__.py").write_text(
+        "import time\ntime.sleep(0.4)\nfrom .sub import VALUE\n")
+    (tmp_path / "deferredpkg" / "sub.py").write_text(
+        "import sys\nhasattr(sys.modules['deferredpkg'], 'anything')\nVALUE = 3\n")
+    (tmp_path / "holder.py").write_text("import deferredpkg\n")
+    code = """
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from gilbridge._deferred import import_deferring
+holder = import_deferring("holder", ("deferredpkg",))
+seen = []
+first = threading.Thread(target=lambda: seen.append(holder.deferredpkg.VALUE))
+def importing_the_submodule():
+    import deferredpkg.sub
+    seen.append(deferredpkg.sub.VALUE)
+second = threading.Thread(target=importing_the_submodule)
+first.start()
+time.sleep(0.1)
+second.start()
+first.join(20)
+second.join(20)
+print("seen", sorted(seen), first.is_alive() or second.is_alive())
+"""
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "seen [3, 3] False", result.stdout
