@@ -337,6 +337,9 @@ def main(argv: list[str]) -> int:
     finally:
         for name in added:
             del os.environ[name]
+        # W^X's setting is for this process's runtime, whether set here or handed down by
+        # a host that gilbridge launched: the tasks' own child processes get .NET's default.
+        os.environ.pop(_NO_WXORX, None)
     rc = native.start(options)
     if rc != 0:
         return rc

@@ -60,6 +60,17 @@ print("pid", conn.host_info.pid, conn.address.target)
 """
 
 
+WORKER_SETTINGS_CLIENT = """
+import sys
+sys.path.insert(0, %r)
+import _exec_targets
+import gilbridge.multiprocessing as mp
+if __name__ == "__main__":
+    with mp.Pool(1) as pool:
+        print("settings", pool.map(_exec_targets.dotnet_start_settings, [0]))
+""" % str(Path(__file__).parent)
+
+
 def test_host_cli_and_auto_start(runtime: tuple[Path, dict[str, str]]) -> None:
     directory, env = runtime
     rc, out = cli(env, "host", "status")
@@ -96,6 +107,9 @@ def test_host_cli_and_auto_start(runtime: tuple[Path, dict[str, str]]) -> None:
     if "DOTNET_EnableWriteXorExecute" not in env:
         assert b"DOTNET_EnableWriteXorExecute=0" in host_environment
         assert "doublemapper" not in Path(f"/proc/{host_pid}/maps").read_text()
+        # Its workers inherit the setting for their own runtime; their tasks do not.
+        done = run_command([sys.executable, "-c", WORKER_SETTINGS_CLIENT], 90, merge_stderr=True, env=env)
+        assert done.returncode == 0 and "settings [(None, None, False)]" in done.stdout, done.stdout
 
     rc, out = cli(env, "host", "status")
     assert rc == 0, out
