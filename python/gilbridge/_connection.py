@@ -108,6 +108,31 @@ class _ForkGuard:
         self._cond.release()
 
 
+class _LazyStub:
+    """A service stub of a Connection, made on its first use and then a plain attribute
+    (a non-data descriptor: the instance's own attribute wins from then on). No lock, so
+    a fork can never leave one held in the child (``functools.cached_property`` holds a
+    class-wide lock while it computes): two threads may both make a stub, either does."""
+
+    def __init__(self, module: str, stub_type: str) -> None:
+        self._module = module
+        self._stub_type = stub_type
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, conn: Connection | None, owner: type | None = None) -> Any:
+        if conn is None:
+            return self
+        import importlib
+
+        module = importlib.import_module(f"{__package__}._proto.bridge.v1.{self._module}")
+        stub = getattr(module, self._stub_type)(conn.channel)
+        conn.__dict__[self._name] = stub
+        return stub
+
+
 class Connection:
     """A session with the Bridge host over one gRPC channel. Thread-safe."""
 
@@ -162,24 +187,9 @@ class Connection:
 
     # The other services' stubs, made on first use: a script that only runs Processes or
     # pools never imports their messages.
-
-    @functools.cached_property
-    def sync(self) -> Any:
-        from ._proto.bridge.v1 import synchronization_pb2_grpc
-
-        return synchronization_pb2_grpc.SynchronizationStub(self.channel)
-
-    @functools.cached_property
-    def queues(self) -> Any:
-        from ._proto.bridge.v1 import queues_pb2_grpc
-
-        return queues_pb2_grpc.QueuesStub(self.channel)
-
-    @functools.cached_property
-    def values(self) -> Any:
-        from ._proto.bridge.v1 import values_pb2_grpc
-
-        return values_pb2_grpc.SharedValuesStub(self.channel)
+    sync = _LazyStub("synchronization_pb2_grpc", "SynchronizationStub")
+    queues = _LazyStub("queues_pb2_grpc", "QueuesStub")
+    values = _LazyStub("values_pb2_grpc", "SharedValuesStub")
 
     # ------------------------------------------------------------------ session
 
