@@ -79,6 +79,26 @@ def _main_reference(obj: Any, main_names: frozenset[str] | None) -> str | None:
     return qualname if _lookup_main(qualname) is obj else None
 
 
+def _bridge_reduction(obj: Any, main_names: frozenset[str] | None,
+                      forking_reducers: dict[type, Callable[[Any], Any]]) -> Any:
+    """What both of dumps' picklers reduce ``obj`` to before their own rules, or None:
+    multiprocessing's own reducers (Connection, socket, a RawArray's arena: their
+    descriptors travel as _SharedFd, see _SpawningWorker), a stdlib name gilbridge
+    stands in for, and a function or class of a main script the workers re-run (by
+    reference)."""
+    reducer = forking_reducers.get(type(obj))
+    if reducer is not None:
+        return reducer(obj)
+    if isinstance(obj, (type, types.FunctionType)):
+        stood_in = _stood_in_reference(obj)
+        if stood_in is not None:
+            return stood_in
+        qualname = _main_reference(obj, main_names)
+        if qualname is not None:
+            return main_attribute, (qualname,)
+    return None
+
+
 _Pickler: type | None = None
 
 
@@ -101,19 +121,8 @@ def _pickler_class() -> type:
                 self._main_names = main_names
 
             def reducer_override(self, obj: Any) -> Any:
-                # multiprocessing's own reducers (Connection, socket, a RawArray's arena:
-                # their descriptors travel as _SharedFd, see _SpawningWorker).
-                reducer = forking_reducers.get(type(obj))
-                if reducer is not None:
-                    return reducer(obj)
-                if isinstance(obj, (type, types.FunctionType)):
-                    stood_in = _stood_in_reference(obj)
-                    if stood_in is not None:
-                        return stood_in
-                    qualname = _main_reference(obj, self._main_names)
-                    if qualname is not None:
-                        return main_attribute, (qualname,)
-                return super().reducer_override(obj)
+                reduction = _bridge_reduction(obj, self._main_names, forking_reducers)
+                return reduction if reduction is not None else super().reducer_override(obj)
 
         _Pickler = BridgePickler
     return _Pickler
@@ -225,18 +234,11 @@ def _plain_pickler_class() -> type:
                 self._main_names = main_names
 
             def reducer_override(self, obj: Any) -> Any:
-                reducer = forking_reducers.get(type(obj))
-                if reducer is not None:
-                    return reducer(obj)
-                if isinstance(obj, (type, types.FunctionType)):
-                    stood_in = _stood_in_reference(obj)
-                    if stood_in is not None:
-                        return stood_in
-                    qualname = _main_reference(obj, self._main_names)
-                    if qualname is not None:
-                        return main_attribute, (qualname,)
-                    if getattr(obj, "__module__", None) == "__main__":
-                        raise _NeedsCloudpickle
+                reduction = _bridge_reduction(obj, self._main_names, forking_reducers)
+                if reduction is not None:
+                    return reduction
+                if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+                    raise _NeedsCloudpickle
                 return NotImplemented
 
         _PlainPickler = PlainPickler

@@ -267,9 +267,8 @@ if __name__ == "__main__":
 """
 
 
-def test_workers_import_gilbridge_from_the_clients_sys_path_not_their_own(tmp_path: Path) -> None:
-    # Warm workers import gilbridge early from the interpreter's own sys.path; a client
-    # whose sys.path finds another copy (a checkout on PYTHONPATH) must get that copy.
+def _marked_copy_of_gilbridge(tmp_path: Path) -> Path:
+    """A copy of this gilbridge under tmp_path/copy, whose package sets COPY_MARKER."""
     import shutil
 
     copy = tmp_path / "copy"
@@ -277,6 +276,13 @@ def test_workers_import_gilbridge_from_the_clients_sys_path_not_their_own(tmp_pa
                     ignore=shutil.ignore_patterns("__pycache__"))
     with open(copy / "gilbridge" / "__init__.py", "a", encoding="utf-8") as init:
         init.write('\nCOPY_MARKER = "copy"\n')
+    return copy
+
+
+def test_workers_import_gilbridge_from_the_clients_sys_path_not_their_own(tmp_path: Path) -> None:
+    # Warm workers import gilbridge early from the interpreter's own sys.path; a client
+    # whose sys.path finds another copy (a checkout on PYTHONPATH) must get that copy.
+    copy = _marked_copy_of_gilbridge(tmp_path)
     rc, out, err = run_script(tmp_path, OWN_COPY, str(copy))
     assert rc == 0, err
     assert f"POOL {copy / 'gilbridge' / '__init__.py'} copy" in out, out
@@ -290,17 +296,11 @@ def test_a_copy_with_other_protocol_messages_leaves_the_workers_gilbridge_loaded
     # definition per file in a process, so a worker keeps the gilbridge it loaded
     # instead of failing its preparation with "already in the pool" (which, before,
     # reached the script's stderr and stopped the host preparing workers for it).
-    import shutil
-
     from google.protobuf import descriptor_pb2
 
     from gilbridge._proto.bridge.v1 import execution_pb2
 
-    copy = tmp_path / "copy"
-    shutil.copytree(Path(gilbridge.__file__).parent, copy / "gilbridge",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    with open(copy / "gilbridge" / "__init__.py", "a", encoding="utf-8") as init:
-        init.write('\nCOPY_MARKER = "copy"\n')
+    copy = _marked_copy_of_gilbridge(tmp_path)
     generated = copy / "gilbridge" / "_proto" / "bridge" / "v1" / "execution_pb2.py"
     original = execution_pb2.DESCRIPTOR.serialized_pb
     file_proto = descriptor_pb2.FileDescriptorProto.FromString(original)
