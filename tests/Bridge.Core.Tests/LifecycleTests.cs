@@ -210,6 +210,49 @@ public sealed class LifecycleTests(ClusterFixture fixture) : GrainTestBase(fixtu
         }
     }
 
+    /// <summary>
+    /// A forked child uses the proxies it inherited (counted in its parent's connection), so
+    /// its own connection can detach from an object while the child still holds a unit, the
+    /// lock or leased items there. The session then stays a member while others use the
+    /// object, and its end gives them back; before, they were lost for good (a CI failure).
+    /// </summary>
+    [Fact(Timeout = 30000)]
+    public async Task A_session_detaching_while_it_holds_something_gives_it_back_when_it_ends()
+    {
+        var parent = await NewSession();
+        var child = await NewSession();
+        var (semaphore, mutex, queue) = (NewName("sem"), NewName("lock"), NewName("q"));
+        await Lock(semaphore).Open(parent, OpenMode.Create, LockKind.Semaphore, 1);
+        await Lock(mutex).Open(parent, OpenMode.Create, LockKind.Lock, 0);
+        await Queue(queue).Open(parent, OpenMode.Create, QueueKind.Queue, 0);
+        await Queue(queue).Put(parent, new PayloadBatch([[7]]), null, CancellationToken.None);
+
+        Assert.True(await Lock(semaphore).Acquire(child, "child", 1, TimeSpan.Zero, CancellationToken.None));
+        Assert.True(await Lock(mutex).Acquire(child, "child", 1, TimeSpan.Zero, CancellationToken.None));
+        Assert.Single((await Queue(queue).Get(child, 1, 0, TimeSpan.Zero, CancellationToken.None)).Items);
+        Assert.False(await Lock(semaphore).Detach(child));
+        Assert.False(await Lock(mutex).Detach(child));
+        Assert.False(await Queue(queue).Detach(child));
+
+        // Still held while the child lives...
+        Assert.False(await Lock(semaphore).Acquire(parent, "parent", 1, TimeSpan.Zero, CancellationToken.None));
+        Assert.False(await Lock(mutex).Acquire(parent, "parent", 1, TimeSpan.Zero, CancellationToken.None));
+        Assert.Equal(0, (await Queue(queue).GetState(parent)).Size);
+
+        // ...and given back when it ends.
+        await Session(child).End();
+        Assert.True(await Lock(semaphore).Acquire(parent, "parent", 1, TimeSpan.Zero, CancellationToken.None));
+        Assert.True(await Lock(mutex).Acquire(parent, "parent", 1, TimeSpan.Zero, CancellationToken.None));
+        Assert.Equal(1, (await Queue(queue).GetState(parent)).Size);
+
+        // A session holding nothing detaches at once; the last member always does (and frees).
+        var idle = await NewSession();
+        await Lock(semaphore).Open(idle, OpenMode.Attach, LockKind.Semaphore, 0);
+        Assert.True(await Lock(semaphore).Detach(idle));
+        Assert.True(await Lock(mutex).Detach(parent));
+        await AssertBridgeError(() => Lock(mutex).Open(idle, OpenMode.Attach, LockKind.Lock, 0), BridgeErrorCode.NotFound, "FileNotFoundError");
+    }
+
     [Fact(Timeout = 30000)]
     public async Task First_call_of_a_session_attaches_it()
     {

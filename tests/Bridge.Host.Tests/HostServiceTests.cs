@@ -135,6 +135,26 @@ public sealed class HostServiceTests(HostFixture fixture) : IClassFixture<HostFi
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task A_unit_held_by_a_session_that_detached_goes_back_at_its_goodbye()
+    {
+        // A forked child holds the unit through the proxy it inherited while its own copy,
+        // collected, detaches: its Goodbye must still give the unit back.
+        await using var parent = await OpenAsync();
+        await using var child = await OpenAsync();
+        var name = (await parent.Synchronization.CreateLockAsync(new CreateLockRequest
+        {
+            SessionId = parent.SessionId, Kind = ObjectKind.Semaphore, InitialValue = 1,
+        })).Name;
+        var noWait = new WaitPolicy { Block = false };
+        Assert.True((await child.Synchronization.AcquireAsync(new AcquireRequest { Target = child.Ref(name), Owner = "c", Wait = noWait })).Acquired);
+        await child.Sessions.DetachAsync(new DetachRequest { SessionId = child.SessionId, Kind = ObjectKind.Semaphore, Name = name });
+        Assert.False((await parent.Synchronization.AcquireAsync(new AcquireRequest { Target = parent.Ref(name), Owner = "p", Wait = noWait })).Acquired);
+
+        await child.Sessions.GoodbyeAsync(new GoodbyeRequest { SessionId = child.SessionId });
+        Assert.True((await parent.Synchronization.AcquireAsync(new AcquireRequest { Target = parent.Ref(name), Owner = "p", Wait = noWait })).Acquired);
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task A_lock_held_by_a_session_whose_lease_lapses_goes_to_the_waiter()
     {
         await using var waiter = await OpenAsync();

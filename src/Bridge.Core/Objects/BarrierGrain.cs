@@ -149,15 +149,13 @@ internal sealed class BarrierGrain : ObjectGrain, IBarrierGrain
         return Snapshot();
     }
 
+    protected override bool Holds(string sessionId) =>
+        _arrivals.HasPending(sessionId)
+        || _actionRounds.Values.Any(round => round.ActionSession == sessionId || round.Waiters.HasPending(sessionId));
+
     public override Task SessionEnded(string sessionId)
     {
-        var takingPart = _arrivals.Exists(w => w.IsPending && w.SessionId == sessionId);
-        foreach (var round in _actionRounds.Values)
-        {
-            takingPart |= round.ActionSession == sessionId || round.Waiters.Exists(w => w.IsPending && w.SessionId == sessionId);
-        }
-
-        if (takingPart)
+        if (Holds(sessionId))
         {
             // threading has no notion of a party dying; the others would wait for it (or
             // its action) forever. Breaking is the choice that never hangs: they get

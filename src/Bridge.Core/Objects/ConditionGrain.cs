@@ -139,8 +139,10 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
     /// <summary>Frees an unused own lock (only this session references it), as a Detach would.</summary>
     private async Task DropOwnLock(string sessionId, string lockName)
     {
-        await _grains.GetGrain<ISessionGrain>(sessionId).Detached(new ObjectAddress(ObjectFamily.Lock, lockName));
-        await _grains.GetGrain<ILockGrain>(lockName).Detach(sessionId);
+        if (await _grains.GetGrain<ILockGrain>(lockName).Detach(sessionId))
+        {
+            await _grains.GetGrain<ISessionGrain>(sessionId).Detached(new ObjectAddress(ObjectFamily.Lock, lockName));
+        }
     }
 
     private void Created(string sessionId, string lockName, LockKind lockKind)
@@ -221,6 +223,8 @@ internal sealed class ConditionGrain : ObjectGrain, IConditionGrain
 
         return woken;
     }
+
+    protected override bool Holds(string sessionId) => _waiters.HasPending(sessionId);
 
     public override Task SessionEnded(string sessionId)
     {

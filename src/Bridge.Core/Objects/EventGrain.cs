@@ -76,6 +76,8 @@ internal sealed class EventGrain : ObjectGrain, IEventGrain
         return false;
     }
 
+    protected override bool Holds(string sessionId) => _waiters.HasPending(sessionId);
+
     public override Task SessionEnded(string sessionId)
     {
         _waiters.EndSession(sessionId);

@@ -27,9 +27,13 @@ public interface IBridgeObjectGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<int> HostDied(string silo);
 
-    /// <summary>The session no longer uses the object: drop its reference only.</summary>
+    /// <summary>
+    /// The session no longer uses the object: drop its reference only. False when the
+    /// session stays a member until it ends, because it still holds something here that
+    /// its end must give back (see <c>ObjectGrain.Detach</c>).
+    /// </summary>
     [AlwaysInterleave]
-    Task Detach(string sessionId);
+    Task<bool> Detach(string sessionId);
 
     /// <summary>
     /// The object's state for an operator, read without waiting and without attaching

@@ -305,6 +305,11 @@ internal sealed class LockGrain : ObjectGrain, ILockGrain
         };
     }
 
+    protected override bool Holds(string sessionId) =>
+        _holdings.ContainsKey(sessionId)
+        || (_value == 0 && _holder?.SessionId == sessionId && !IsSemaphore)
+        || _waiters.HasPending(sessionId);
+
     public override Task SessionEnded(string sessionId)
     {
         if (Membership.IsCreated)

@@ -304,6 +304,13 @@ internal sealed class QueueGrain : ObjectGrain, IQueueGrain
         return false;
     }
 
+    protected override bool Holds(string sessionId) =>
+        (_leases.TryGetValue(sessionId, out var leased) && leased.Count > 0)
+        || _reservations.ContainsKey(sessionId)
+        || _getters.HasPending(sessionId)
+        || _putters.HasPending(sessionId)
+        || _joiners.HasPending(sessionId);
+
     public override Task SessionEnded(string sessionId)
     {
         _getters.EndSession(sessionId);

@@ -51,8 +51,13 @@ internal sealed class SessionsService(
         var sessionId = Requests.Session(request.SessionId);
         ObjectNames.Validate(request.Name, creating: false);
         var address = new ObjectAddress(Requests.FamilyOf(request.Kind), request.Name);
-        await grains.GetGrain<ISessionGrain>(sessionId).Detached(address);
-        await ObjectGrains.Get(grains, address).Detach(sessionId);
+        // The object first: a session that still holds something there stays its member,
+        // and its grain must then keep the address to end it there.
+        if (await ObjectGrains.Get(grains, address).Detach(sessionId))
+        {
+            await grains.GetGrain<ISessionGrain>(sessionId).Detached(address);
+        }
+
         return new DetachReply();
     }
 

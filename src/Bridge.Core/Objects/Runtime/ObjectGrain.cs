@@ -69,12 +69,27 @@ internal abstract class ObjectGrain : Grain
         return sessions.Count;
     }
 
-    /// <summary>The session stops referencing the object (its proxy was collected).</summary>
-    public Task Detach(string sessionId)
+    /// <summary>
+    /// The session stops referencing the object (its last proxy was collected). A session
+    /// can still hold a unit, a lock, leased items or a waiting call here through a proxy
+    /// counted elsewhere (a forked child uses the proxies it inherited, counted in its
+    /// parent's connection): while other sessions use the object it then stays a member,
+    /// so that its end gives back what it holds instead of leaking it (false). The last
+    /// member leaving frees the object and everything held with it.
+    /// </summary>
+    public Task<bool> Detach(string sessionId)
     {
+        if (Membership.IsCreated && Membership.SessionCount > 1 && Membership.IsMember(sessionId) && Holds(sessionId))
+        {
+            return Task.FromResult(false);
+        }
+
         Membership.Leave(sessionId, ended: false);
-        return Task.CompletedTask;
+        return Task.FromResult(true);
     }
+
+    /// <summary>Whether the session holds something here that must be given back when it ends.</summary>
+    protected virtual bool Holds(string sessionId) => false;
 
     public Task<ObjectStatus?> GetStatus()
     {

@@ -51,6 +51,10 @@ internal static class WaiterLists
         }
     }
 
+    /// <summary>Whether a call of the session still waits here.</summary>
+    public static bool HasPending<TWaiter>(this IEnumerable<TWaiter> waiters, string sessionId)
+        where TWaiter : ISessionWaiter => waiters.Any(waiter => waiter.IsPending && waiter.SessionId == sessionId);
+
     /// <summary>The waiters still waiting (not yet granted, withdrawn or ended).</summary>
     public static int Pending<TWaiter>(this IEnumerable<TWaiter> waiters)
         where TWaiter : ISessionWaiter => waiters.Count(waiter => waiter.IsPending);
