@@ -23,6 +23,11 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
 
     private static readonly TimeSpan ReplenishDelay = TimeSpan.FromMilliseconds(250);
 
+    // Replacements start once half a core is idle, or after SpareCpuWait regardless: a
+    // pool that keeps every core busy for longer can spare a worker's start-up by then.
+    private const double SpareCoresToStart = 0.5;
+    private static readonly TimeSpan SpareCpuWait = TimeSpan.FromSeconds(3);
+
     // How long a new pool waits for its session's workers still answering a release (a
     // flush of buffered output and queue puts: usually a few ms). Taking another worker
     // instead costs far more: an unprepared one applies the environment on the pool's
@@ -38,6 +43,7 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     private readonly ILogger<WorkerLauncher> _logger;
     private readonly ConcurrentDictionary<string, WorkerProcess> _byToken = new();
     private readonly string _dotnetRoot = RuntimePaths.DotnetRoot();
+    private readonly SpareCpu _spareCpu = new();
 
     // Idle workers with Python initialized, by EnvironmentKey.
     private readonly ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> _warm = new();
@@ -349,15 +355,20 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     }
 
     /// <summary>
-    /// Replenishes once the pool that took workers has got going: starting a worker costs
-    /// a few hundred ms of CPU (.NET, CPython, the environment), which on a small machine
-    /// would be taken from the new pool's first tasks.
+    /// Replenishes once the pool that took workers has got going and the machine has CPU
+    /// to spare: starting a worker costs a few hundred ms of CPU (.NET, CPython, the
+    /// environment), which on a small machine would be taken from the running pools' tasks.
     /// </summary>
     private async Task ReplenishLaterAsync(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target)
     {
         try
         {
             await Task.Delay(ReplenishDelay, _lifetime.ApplicationStopping);
+            var started = TimeProvider.System.GetTimestamp();
+            if (!await _spareCpu.WaitAsync(SpareCoresToStart, SpareCpuWait, _lifetime.ApplicationStopping))
+            {
+                Log.ReplenishingOnBusyMachine(_logger, key, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
+            }
         }
         catch (OperationCanceledException)
         {
