@@ -3,72 +3,88 @@ using System.Globalization;
 namespace Bridge.Host.Execution;
 
 /// <summary>
-/// Whether the machine has CPU to spare, read from the kernel's counters (/proc/stat).
-/// Starting a worker costs a few hundred ms of CPU (.NET, CPython, imports); while the
-/// pools already running keep every core busy, that time would be taken from their tasks
-/// (measured on 2 cores: a warm pool's 100k-item map 13 ms alone, 30-40 ms while two
-/// replacement workers started).
+/// Whether starting a worker now would take CPU from work that is running, read from the
+/// kernel's counters (/proc/stat, /proc/PID/stat). Starting a worker costs a few hundred
+/// ms of CPU (.NET, CPython, imports); while the pool that just took workers keeps every
+/// core busy, that time would come out of its tasks (measured on 2 cores: a warm pool's
+/// 100k-item map 8–20 ms alone, 30–45 ms while two replacement workers started).
 /// </summary>
 internal sealed class SpareCpu
 {
     private const string StatPath = "/proc/stat";
 
-    // Idleness is judged over slices this long: a program's short pauses between bursts
-    // of work (a loop of maps, each waiting for its results) are not spare CPU; longer
-    // delays a start the machine could afford.
+    // Judged over slices this long: a program's short pauses between bursts of work (a
+    // loop of maps, each waiting for its results) are not spare CPU; longer delays a
+    // start the machine could afford.
     private static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(300);
 
+    // A worker using less than this share of a core over a slice is not computing (it
+    // waits for tasks, or its task sleeps or waits on I/O).
+    private const double BusyWorker = 0.5;
+
     /// <summary>
-    /// Waits until at least <paramref name="cores"/> cores' worth of CPU went unused over
-    /// one slice, or <paramref name="limit"/> has passed: true when spare CPU was seen (or
-    /// cannot be measured here), false at the limit.
+    /// Waits until starting a worker takes nothing from running work: at least
+    /// <paramref name="cores"/> cores' worth of CPU went unused over one slice, or the
+    /// worker <paramref name="workerPid"/> (the one just taken, whose work a start would
+    /// slow) was not computing over it; or until <paramref name="limit"/> has passed.
+    /// True when spare CPU was seen (or cannot be measured here), false at the limit.
     /// </summary>
-    public async Task<bool> WaitAsync(double cores, TimeSpan limit, CancellationToken cancellationToken)
+    public async Task<bool> WaitAsync(int workerPid, double cores, TimeSpan limit, CancellationToken cancellationToken)
     {
-        if (Read() is not { } before)
+        if (ReadMachine() is not { } before)
         {
             return true;
         }
 
+        var workerBefore = ReadProcess(workerPid);
         var started = TimeProvider.System.GetTimestamp();
         while (TimeProvider.System.GetElapsedTime(started) < limit)
         {
             await Task.Delay(Slice, cancellationToken);
-            if (Read() is not { } now)
+            if (ReadMachine() is not { } now || workerBefore is not { } workerThen || ReadProcess(workerPid) is not { } workerNow)
             {
-                return true;
+                return true; // unmeasurable here, or the worker is gone: nothing to slow down
             }
 
-            if (now.IdleCoresSince(before) >= cores)
+            if (now.IdleCoresSince(before) >= cores || now.CoresUsedSince(before, workerNow - workerThen) < BusyWorker)
             {
                 return true;
             }
 
             before = now;
+            workerBefore = workerNow;
         }
 
         return false;
     }
 
-    private static CpuTimes? Read()
+    private static CpuTimes? ReadMachine()
     {
         try
         {
             using var reader = new StreamReader(StatPath);
             return CpuTimes.Parse(reader.ReadLine());
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
-        catch (UnauthorizedAccessException)
+    }
+
+    private static long? ReadProcess(int pid)
+    {
+        try
+        {
+            return CpuTimes.ProcessTicks(File.ReadAllText($"/proc/{pid}/stat"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
     }
 }
 
-/// <summary>The machine's CPU time counters: all of it and the idle part, in ticks.</summary>
+/// <summary>The machine's CPU time counters: all of it and the idle part, in clock ticks.</summary>
 internal readonly record struct CpuTimes(long Total, long Idle)
 {
     /// <summary>
@@ -89,25 +105,50 @@ internal readonly record struct CpuTimes(long Total, long Idle)
             return null;
         }
 
-        long total = 0;
-        for (var i = 1; i < Math.Min(fields.Length, 9); i++)
+        var ticks = new long[Math.Min(fields.Length, 9)];
+        for (var i = 1; i < ticks.Length; i++)
         {
-            if (!long.TryParse(fields[i], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks))
+            if (!long.TryParse(fields[i], NumberStyles.None, CultureInfo.InvariantCulture, out ticks[i]))
             {
                 return null;
             }
-
-            total += ticks;
         }
 
-        var idle = long.Parse(fields[4], CultureInfo.InvariantCulture) + long.Parse(fields[5], CultureInfo.InvariantCulture);
-        return new CpuTimes(total, idle);
+        return new CpuTimes(ticks.Sum(), ticks[4] + ticks[5]);
+    }
+
+    /// <summary>
+    /// A process's CPU time (user + system, in clock ticks) from its /proc/PID/stat line;
+    /// null when malformed. The command name (field 2) may hold spaces and parentheses, so
+    /// fields are counted after its last ')'.
+    /// </summary>
+    public static long? ProcessTicks(string stat)
+    {
+        var end = stat.LastIndexOf(')');
+        if (end < 0)
+        {
+            return null;
+        }
+
+        // After the name: state (3), ppid (4) ... utime (14), stime (15).
+        var fields = stat[(end + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return fields.Length > 12
+            && long.TryParse(fields[11], NumberStyles.None, CultureInfo.InvariantCulture, out var user)
+            && long.TryParse(fields[12], NumberStyles.None, CultureInfo.InvariantCulture, out var system)
+            ? user + system
+            : null;
     }
 
     /// <summary>How many cores were idle on average between <paramref name="earlier"/> and these counts.</summary>
-    public double IdleCoresSince(CpuTimes earlier)
+    public double IdleCoresSince(CpuTimes earlier) => CoresUsedSince(earlier, Idle - earlier.Idle);
+
+    /// <summary>
+    /// How many cores <paramref name="ticks"/> of CPU time (spent between
+    /// <paramref name="earlier"/> and these counts) kept busy on average.
+    /// </summary>
+    public double CoresUsedSince(CpuTimes earlier, long ticks)
     {
         var total = Total - earlier.Total;
-        return total <= 0 ? 0 : (double)(Idle - earlier.Idle) / total * Environment.ProcessorCount;
+        return total <= 0 ? 0 : (double)ticks / total * Environment.ProcessorCount;
     }
 }

@@ -23,8 +23,9 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
 
     private static readonly TimeSpan ReplenishDelay = TimeSpan.FromMilliseconds(250);
 
-    // Replacements start once half a core is idle, or after SpareCpuWait regardless: a
-    // pool that keeps every core busy for longer can spare a worker's start-up by then.
+    // Replacements start once half a core is idle or the worker just taken is not
+    // computing, or after SpareCpuWait regardless: a pool that keeps every core busy for
+    // longer can spare a worker's start-up by then.
     private const double SpareCoresToStart = 0.5;
     private static readonly TimeSpan SpareCpuWait = TimeSpan.FromSeconds(3);
 
@@ -120,13 +121,13 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         worker ??= TakeIdle(_warm, key) ?? Launch(python, key, preparedFor: null);
         if (!tookPrepared)
         {
-            _ = ReplenishLaterAsync(_warm, key, python, preparedFor: null, warmTarget);
+            _ = ReplenishLaterAsync(_warm, key, python, preparedFor: null, warmTarget, worker.Pid);
         }
 
         if (preparedKey is not null && !_unpreparable.ContainsKey(preparedKey)
             && _demand.GetOrAdd(preparedKey, _ => new WorkerDemand()).Record(now, inUse.Session) is { } wanted)
         {
-            _ = ReplenishLaterAsync(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession));
+            _ = ReplenishLaterAsync(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession), worker.Pid);
         }
 
         return worker;
@@ -355,17 +356,18 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     }
 
     /// <summary>
-    /// Replenishes once the pool that took workers has got going and the machine has CPU
-    /// to spare: starting a worker costs a few hundred ms of CPU (.NET, CPython, the
-    /// environment), which on a small machine would be taken from the running pools' tasks.
+    /// Replenishes once the pool that took <paramref name="takenPid"/> has got going and a
+    /// start takes nothing from its work (see <see cref="SpareCpu"/>): starting a worker
+    /// costs a few hundred ms of CPU (.NET, CPython, the environment), which on a small
+    /// machine would be taken from that pool's tasks.
     /// </summary>
-    private async Task ReplenishLaterAsync(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target)
+    private async Task ReplenishLaterAsync(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target, int takenPid)
     {
         try
         {
             await Task.Delay(ReplenishDelay, _lifetime.ApplicationStopping);
             var started = TimeProvider.System.GetTimestamp();
-            if (!await _spareCpu.WaitAsync(SpareCoresToStart, SpareCpuWait, _lifetime.ApplicationStopping))
+            if (!await _spareCpu.WaitAsync(takenPid, SpareCoresToStart, SpareCpuWait, _lifetime.ApplicationStopping))
             {
                 Log.ReplenishingOnBusyMachine(_logger, key, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
             }
