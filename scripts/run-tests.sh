@@ -11,7 +11,10 @@ export GILBRIDGE_PYTHON="$PWD/.venv/bin/python"
 export GILBRIDGE_HOST_PATH="$PWD/artifacts/host/Bridge.Host"
 
 echo "== xunit"
+# The console logger at "minimal" prints a failed test's message and stack (MSBuild's
+# quiet verbosity alone prints only its name), and nothing for passing ones.
 dotnet test Bridge.sln -c Release --no-build -nologo -v quiet -m:1 \
+  --logger "console;verbosity=minimal" \
   --blame-hang --blame-hang-timeout 5m -- RunConfiguration.TestSessionTimeout=900000
 
 echo "== pytest"
