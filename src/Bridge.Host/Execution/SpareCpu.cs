@@ -1,10 +1,11 @@
+using System.Diagnostics;
 using System.Globalization;
 
 namespace Bridge.Host.Execution;
 
 /// <summary>
 /// Whether starting a worker now would take CPU from work that is running, read from the
-/// kernel's counters (/proc/stat, /proc/PID/stat). Starting a worker costs a few hundred
+/// kernel's counters (/proc/stat, and the taken worker's CPU time). Starting a worker costs a few hundred
 /// ms of CPU (.NET, CPython, imports); while the pool that just took workers keeps every
 /// core busy, that time would come out of its tasks (measured on 2 cores: a warm pool's
 /// 100k-item map 8–20 ms alone, 30–45 ms while two replacement workers started).
@@ -25,34 +26,36 @@ internal sealed class SpareCpu
     /// <summary>
     /// Waits until starting a worker takes nothing from running work: at least
     /// <paramref name="cores"/> cores' worth of CPU went unused over one slice, or the
-    /// worker <paramref name="workerPid"/> (the one just taken, whose work a start would
-    /// slow) was not computing over it; or until <paramref name="limit"/> has passed.
-    /// True when spare CPU was seen (or cannot be measured here), false at the limit.
+    /// <paramref name="worker"/> (the one just taken, whose work a start would slow) was
+    /// not computing over it; or until <paramref name="limit"/> has passed. True when spare
+    /// CPU was seen (or cannot be measured here), false at the limit.
     /// </summary>
-    public async Task<bool> WaitAsync(int workerPid, double cores, TimeSpan limit, CancellationToken cancellationToken)
+    public async Task<bool> WaitAsync(Process worker, double cores, TimeSpan limit, CancellationToken cancellationToken)
     {
-        if (ReadMachine() is not { } before)
+        if (ReadMachine() is not { } before || CpuTime(worker) is not { } workerBefore)
         {
-            return true;
+            return true; // unmeasurable here, or the worker is gone: nothing to slow down
         }
 
-        var workerBefore = ReadProcess(workerPid);
         var started = TimeProvider.System.GetTimestamp();
+        var sliceStart = started;
         while (TimeProvider.System.GetElapsedTime(started) < limit)
         {
             await Task.Delay(Slice, cancellationToken);
-            if (ReadMachine() is not { } now || workerBefore is not { } workerThen || ReadProcess(workerPid) is not { } workerNow)
+            if (ReadMachine() is not { } now || CpuTime(worker) is not { } workerNow)
             {
-                return true; // unmeasurable here, or the worker is gone: nothing to slow down
+                return true;
             }
 
-            if (now.IdleCoresSince(before) >= cores || now.CoresUsedSince(before, workerNow - workerThen) < BusyWorker)
+            var workerCores = (workerNow - workerBefore) / TimeProvider.System.GetElapsedTime(sliceStart);
+            if (now.IdleCoresSince(before) >= cores || workerCores < BusyWorker)
             {
                 return true;
             }
 
             before = now;
             workerBefore = workerNow;
+            sliceStart = TimeProvider.System.GetTimestamp();
         }
 
         return false;
@@ -71,15 +74,15 @@ internal sealed class SpareCpu
         }
     }
 
-    private static long? ReadProcess(int pid)
+    private static TimeSpan? CpuTime(Process process)
     {
         try
         {
-            return CpuTimes.ProcessTicks(File.ReadAllText($"/proc/{pid}/stat"));
+            return process.TotalProcessorTime;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (InvalidOperationException)
         {
-            return null;
+            return null; // it exited
         }
     }
 }
@@ -117,38 +120,10 @@ internal readonly record struct CpuTimes(long Total, long Idle)
         return new CpuTimes(ticks.Sum(), ticks[4] + ticks[5]);
     }
 
-    /// <summary>
-    /// A process's CPU time (user + system, in clock ticks) from its /proc/PID/stat line;
-    /// null when malformed. The command name (field 2) may hold spaces and parentheses, so
-    /// fields are counted after its last ')'.
-    /// </summary>
-    public static long? ProcessTicks(string stat)
-    {
-        var end = stat.LastIndexOf(')');
-        if (end < 0)
-        {
-            return null;
-        }
-
-        // After the name: state (3), ppid (4) ... utime (14), stime (15).
-        var fields = stat[(end + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        return fields.Length > 12
-            && long.TryParse(fields[11], NumberStyles.None, CultureInfo.InvariantCulture, out var user)
-            && long.TryParse(fields[12], NumberStyles.None, CultureInfo.InvariantCulture, out var system)
-            ? user + system
-            : null;
-    }
-
     /// <summary>How many cores were idle on average between <paramref name="earlier"/> and these counts.</summary>
-    public double IdleCoresSince(CpuTimes earlier) => CoresUsedSince(earlier, Idle - earlier.Idle);
-
-    /// <summary>
-    /// How many cores <paramref name="ticks"/> of CPU time (spent between
-    /// <paramref name="earlier"/> and these counts) kept busy on average.
-    /// </summary>
-    public double CoresUsedSince(CpuTimes earlier, long ticks)
+    public double IdleCoresSince(CpuTimes earlier)
     {
         var total = Total - earlier.Total;
-        return total <= 0 ? 0 : (double)ticks / total * Environment.ProcessorCount;
+        return total <= 0 ? 0 : (double)(Idle - earlier.Idle) / total * Environment.ProcessorCount;
     }
 }

@@ -121,13 +121,13 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
         worker ??= TakeIdle(_warm, key) ?? Launch(python, key, preparedFor: null);
         if (!tookPrepared)
         {
-            _ = ReplenishLaterAsync(_warm, key, python, preparedFor: null, warmTarget, worker.Pid);
+            _ = ReplenishLaterAsync(_warm, key, python, preparedFor: null, warmTarget, worker.Process);
         }
 
         if (preparedKey is not null && !_unpreparable.ContainsKey(preparedKey)
             && _demand.GetOrAdd(preparedKey, _ => new WorkerDemand()).Record(now, inUse.Session) is { } wanted)
         {
-            _ = ReplenishLaterAsync(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession), worker.Pid);
+            _ = ReplenishLaterAsync(_prepared, preparedKey, python, preparedFor: preparedKey, Math.Clamp(wanted, _options.WarmWorkers, MaxPreparedPerSession), worker.Process);
         }
 
         return worker;
@@ -356,18 +356,18 @@ internal sealed class WorkerLauncher : IHostedService, IDisposable
     }
 
     /// <summary>
-    /// Replenishes once the pool that took <paramref name="takenPid"/> has got going and a
+    /// Replenishes once the pool that took <paramref name="taken"/> has got going and a
     /// start takes nothing from its work (see <see cref="SpareCpu"/>): starting a worker
     /// costs a few hundred ms of CPU (.NET, CPython, the environment), which on a small
     /// machine would be taken from that pool's tasks.
     /// </summary>
-    private async Task ReplenishLaterAsync(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target, int takenPid)
+    private async Task ReplenishLaterAsync(ConcurrentDictionary<string, ConcurrentQueue<WorkerProcess>> idle, string key, PythonEnvironment? python, string? preparedFor, int target, Process taken)
     {
         try
         {
             await Task.Delay(ReplenishDelay, _lifetime.ApplicationStopping);
             var started = TimeProvider.System.GetTimestamp();
-            if (!await _spareCpu.WaitAsync(takenPid, SpareCoresToStart, SpareCpuWait, _lifetime.ApplicationStopping))
+            if (!await _spareCpu.WaitAsync(taken, SpareCoresToStart, SpareCpuWait, _lifetime.ApplicationStopping))
             {
                 Log.ReplenishingOnBusyMachine(_logger, key, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
             }

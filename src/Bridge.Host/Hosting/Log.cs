@@ -34,7 +34,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 15, Level = LogLevel.Debug, Message = "Worker {Pid} was released by its pool and waits for the next pool of session {SessionId}")]
     public static partial void WorkerReturned(ILogger logger, int pid, string sessionId);
 
-    [LoggerMessage(EventId = 27, Level = LogLevel.Debug, Message = "Replacing idle workers of {Key} although the machine had no spare CPU for {Seconds} s")]
+    [LoggerMessage(EventId = 27, Level = LogLevel.Debug, Message = "Replacing idle workers of {Key} although the machine and the worker taken stayed busy for {Seconds} s")]
     public static partial void ReplenishingOnBusyMachine(ILogger logger, string key, double seconds);
 
     [LoggerMessage(EventId = 18, Level = LogLevel.Debug, Message = "Stopping {Count} idle worker(s) of {Key}: unused for {Seconds} s")]
